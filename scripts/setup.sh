@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Sets up everything Rapport needs on a fresh Debian machine, then nothing else:
+#   ./scripts/setup.sh run    system packages for running, a virtualenv in .venv, the package
+#   ./scripts/setup.sh test   the same plus the real servers and browser the test suite drives
+# Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+profile=${1:-run}
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+
+python=${PYTHON:-python3}
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "setup: Rapport needs Python 3.11 or newer as '$python' (set PYTHON=... to choose one)" >&2
+  exit 1
+fi
+
+packages=()
+# Debian ships venv and ensurepip separately from python3.
+"$python" -c 'import ensurepip, venv' 2>/dev/null || packages+=("python3-venv")
+if [ "$profile" = "test" ]; then
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || packages+=("postgresql")
+  command -v runuser >/dev/null 2>&1 || packages+=("util-linux")
+fi
+if [ ${#packages[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${packages[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+if [ "$profile" = "test" ]; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test,dev]"
+else
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e .
+fi

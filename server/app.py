@@ -1,0 +1,53 @@
+"""`create_app(settings)`: the Flask app factory. Nothing happens at import time."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Flask, Response, g, request
+
+from server.api.errors import register_error_handlers
+from server.app_context import Rapport
+from server.config import Settings, load_settings
+from server.crypto import SecretBox
+from server.db import Database
+
+log = logging.getLogger("server.requests")
+
+
+def create_app(settings: Settings | None = None, *, db: Database | None = None) -> Flask:
+    settings = settings or load_settings()
+    app = Flask(__name__, static_folder=None)
+    app.config.update(JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=50 * 1024 * 1024)
+    app.extensions["rapport"] = Rapport(
+        settings=settings,
+        db=db or Database(settings.database_url),
+        secrets=SecretBox(settings.secret_keys),
+    )
+
+    from server.api import health
+
+    app.register_blueprint(health.bp)
+    register_error_handlers(app)
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _log_request(response: Response) -> Response:
+        elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        log.info(
+            "request",
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "ms": round(elapsed_ms, 1),
+            },
+        )
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
+    return app

@@ -1,0 +1,457 @@
+"""The `rapport` command. Each subcommand parses its options, calls a service, prints the outcome.
+
+Configuration is loaded when a command needs it (so `--help` always works); a configuration error
+prints one line naming the variable and exits with code 2; a refused request (a domain error)
+prints its message and exits with code 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.config import ConfigError, Settings, load_settings
+from server.crm.errors import DomainError
+from server.crm.timeparse import parse_duration, parse_since
+from server.db import Database
+from server.logs import configure_logging
+
+
+class RapportGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            click.echo(f"rapport: {exc.variable}: {exc.message}", err=True)
+            ctx.exit(2)
+        except DomainError as exc:
+            click.echo(f"rapport: {exc.message}", err=True)
+            ctx.exit(1)
+
+
+class Context:
+    """Settings and database, created once per command on first use."""
+
+    def __init__(self) -> None:
+        self.demo = False
+        self._settings: Settings | None = None
+        self._db: Database | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(demo=self.demo)
+            configure_logging(self._settings.log_level, self._settings.log_format)
+        return self._settings
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            self._db = Database(self.settings.database_url)
+        return self._db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self.db.session() as session:
+            yield session
+
+
+pass_ctx = click.make_pass_decorator(Context, ensure=True)
+
+
+@click.group(cls=RapportGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="rapport")
+@click.pass_context
+def main(click_ctx: click.Context) -> None:
+    """Rapport: an Outlook-centric CRM that captures your team's email and meetings."""
+    click_ctx.call_on_close(click_ctx.ensure_object(Context).close)
+
+
+# -- serve ---------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="TCP port.")
+@click.option("--workers", default=2, show_default=True, type=int, help="Worker processes.")
+@pass_ctx
+def serve(ctx: Context, host: str, port: int, workers: int) -> None:
+    """Run the API, the task pane and the admin pages (gunicorn)."""
+    from server.serve import run_server
+
+    settings = ctx.settings
+    _require_current_schema(ctx.db)
+    run_server(settings, host=host, port=port, workers=workers)
+
+
+def _require_current_schema(db: Database) -> None:
+    if db.current_revision() != db.head_revision():
+        raise DomainError("the database schema is not up to date; run `rapport db upgrade` first")
+
+
+# -- demo ---------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--port", default=8000, show_default=True, type=int, help="TCP port.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@pass_ctx
+def demo(ctx: Context, port: int, host: str) -> None:
+    """Set up a demo database (SQLite under ./var/demo by default) and run the server."""
+    from server.demo.setup import prepare_demo
+    from server.serve import run_server
+
+    ctx.demo = True
+    settings = ctx.settings
+    summary = prepare_demo(ctx.db, settings, echo=click.echo)
+    base = f"http://{host}:{port}"
+    click.echo(f"Rapport demo running at {base}  (health: {base}/healthz)")
+    for line in summary:
+        click.echo(f"  {line}")
+    run_server(settings, host=host, port=port, workers=1)
+
+
+# -- capture ------------------------------------------------------------------------------------
+
+
+@main.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--mailbox",
+    "owner",
+    required=True,
+    metavar="OWNER_ADDRESS",
+    help="Whose mailbox these messages were in (decides incoming or outgoing).",
+)
+@click.option(
+    "--since", metavar="DATE|AGE", help="Only messages from this date on: 2026-01-31 or 90d."
+)
+@click.option(
+    "--capture-level",
+    type=click.Choice(["full", "subject", "metadata"]),
+    help="What to keep of each email (default: the owner's import link's level, full).",
+)
+@click.option("--jobs", type=int, help="Parser processes (default: one per core, up to 4).")
+@pass_ctx
+def import_(
+    ctx: Context,
+    paths: tuple[Path, ...],
+    owner: str,
+    since: str | None,
+    capture_level: str | None,
+    jobs: int | None,
+) -> None:
+    """Capture .mbox files, Maildir folders and .eml files as if seen in OWNER's mailbox.
+
+    Importing the same files again captures nothing new; an interrupted import is finished by
+    running it again.
+    """
+    from server.mail_ingest.importer import count_messages, import_files
+    from server.progress import import_progress, print_import_summary
+
+    since_at = _since(since)
+    settings = ctx.settings
+    total = count_messages(paths)
+    with import_progress(total) as advance:
+        result = import_files(
+            ctx.db,
+            settings,
+            paths,
+            owner=owner,
+            since=since_at,
+            capture_level=capture_level,
+            jobs=jobs,
+            on_progress=advance,
+        )
+    print_import_summary(result)
+
+
+def _since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_since(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+
+
+@main.group()
+def capture() -> None:
+    """The capture trace: what happened to an email, and why."""
+
+
+@capture.command("explain")
+@click.argument("message_id")
+@pass_ctx
+def capture_explain(ctx: Context, message_id: str) -> None:
+    """Why the email with MESSAGE_ID was captured, skipped or quarantined, in each mailbox."""
+    from server.crm.trace import explain
+
+    with ctx.session() as session:
+        lines = explain(session, message_id)
+    for line in lines:
+        click.echo(line)
+
+
+@main.group()
+def rule() -> None:
+    """Capture rules: internal domains, blocked senders, never-log lists, policies."""
+
+
+@rule.command("list")
+@pass_ctx
+def rule_list(ctx: Context) -> None:
+    """Show every rule list entry and the capture settings."""
+    from server.crm.settings import all_settings
+    from server.models import CaptureRule, User
+
+    with ctx.session() as session:
+        rows = session.execute(
+            select(CaptureRule, User.email)
+            .outerjoin(User, User.id == CaptureRule.user_id)
+            .order_by(CaptureRule.kind, CaptureRule.value)
+        ).all()
+        for entry, email in rows:
+            scope = f"  (for {email})" if email else ""
+            click.echo(f"{entry.id:>5}  {entry.kind:16} {entry.value}{scope}")
+        for key, value in all_settings(session, "capture.").items():
+            if not key.endswith("_seeded"):
+                click.echo(f"       {key} = {value}")
+
+
+@rule.command("add")
+@click.argument(
+    "kind", type=click.Choice(["internal_domain", "block_address", "block_domain", "never_log"])
+)
+@click.argument("value")
+@click.option("--user", "user_address", help="For never_log: whose list (their own mailboxes).")
+@pass_ctx
+def rule_add(ctx: Context, kind: str, value: str, user_address: str | None) -> None:
+    """Add VALUE (an address or domain) to a rule list; it applies to past captures too."""
+    from server.crm.rule_admin import add_rule
+    from server.crm.users import get_user_by_email
+
+    with ctx.session() as session:
+        user_id = get_user_by_email(session, user_address).id if user_address else None
+        emptied = add_rule(session, kind, value, user_id=user_id)
+    click.echo(f"rule added; {emptied} captured emails emptied by it")
+
+
+@rule.command("remove")
+@click.argument("rule_id", type=int)
+@pass_ctx
+def rule_remove(ctx: Context, rule_id: int) -> None:
+    """Remove a rule list entry (content it removed stays removed)."""
+    from server.crm.rule_admin import remove_rule
+
+    with ctx.session() as session:
+        remove_rule(session, rule_id)
+    click.echo(f"rule {rule_id} removed")
+
+
+@rule.command("set")
+@click.argument(
+    "key",
+    type=click.Choice(
+        [
+            "skip_internal_only",
+            "skip_mailing_lists",
+            "skip_automated",
+            "auto_create_contacts",
+        ]
+    ),
+)
+@click.argument("value")
+@pass_ctx
+def rule_set(ctx: Context, key: str, value: str) -> None:
+    """Set a capture policy: skip_* take on/off; auto_create_contacts takes all, sent or none."""
+    from server.crm.rule_admin import set_capture_setting
+
+    parsed: object = {"on": True, "off": False, "true": True, "false": False}.get(value, value)
+    with ctx.session() as session:
+        set_capture_setting(session, f"capture.{key}", parsed)
+    click.echo(f"capture.{key} = {parsed}")
+
+
+# -- db ------------------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@pass_ctx
+def db_upgrade(ctx: Context) -> None:
+    """Create or migrate the database schema to this version of Rapport."""
+    before = ctx.db.current_revision()
+    ctx.db.upgrade()
+    after = ctx.db.current_revision()
+    click.echo(f"database at {after}" + ("" if before == after else f" (was {before or 'empty'})"))
+
+
+@db.command("status")
+@pass_ctx
+def db_status(ctx: Context) -> None:
+    """Show the schema revision and whether an upgrade is needed."""
+    current, head = ctx.db.current_revision(), ctx.db.head_revision()
+    state = "up to date" if current == head else "needs `rapport db upgrade`"
+    click.echo(f"{ctx.db.engine.dialect.name}: revision {current or 'none'} (head {head}): {state}")
+
+
+# -- users and tokens ----------------------------------------------------------------------------
+
+
+@main.group()
+def user() -> None:
+    """People who use Rapport."""
+
+
+@user.command("add")
+@click.argument("address")
+@click.option("--role", type=click.Choice(["admin", "member"]), required=True)
+@click.option("--name", default="", help="Display name.")
+@pass_ctx
+def user_add(ctx: Context, address: str, role: str, name: str) -> None:
+    """Add a user identified by ADDRESS."""
+    from server.crm.users import add_user
+
+    with ctx.session() as session:
+        created = add_user(session, address, role=role, name=name)
+        click.echo(f"user {created.id} {created.email} ({created.role})")
+
+
+@main.group()
+def token() -> None:
+    """API tokens for the CLI, integrations and people not on Entra ID."""
+
+
+@token.command("create")
+@click.argument("address")
+@click.option("--name", default="", help="What the token is for.")
+@click.option(
+    "--expires",
+    default="90d",
+    show_default=True,
+    help="Lifetime like 30d, 12w, or 'never'.",
+)
+@pass_ctx
+def token_create(ctx: Context, address: str, name: str, expires: str) -> None:
+    """Create a token for the user ADDRESS; it is shown once, only its hash is stored."""
+    from server.crm.users import create_token, get_user_by_email
+
+    lifetime: timedelta | None = None
+    if expires != "never":
+        try:
+            lifetime = parse_duration(expires)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--expires") from None
+    with ctx.session() as session:
+        issued = create_token(
+            session, get_user_by_email(session, address), name=name, expires_in=lifetime
+        )
+        expiry = issued.token.expires_at.isoformat() if issued.token.expires_at else "never"
+        click.echo(f"token {issued.token.id} for {address}, expires {expiry}", err=True)
+        click.echo("store it now: it cannot be shown again", err=True)
+        click.echo(issued.plaintext)
+
+
+@token.command("revoke")
+@click.argument("token_id", type=int)
+@pass_ctx
+def token_revoke(ctx: Context, token_id: int) -> None:
+    """Revoke token TOKEN_ID at once."""
+    from server.crm.users import revoke_token
+
+    with ctx.session() as session:
+        revoke_token(session, token_id)
+    click.echo(f"token {token_id} revoked")
+
+
+# -- secrets -------------------------------------------------------------------------------------
+
+
+@main.group()
+def secrets() -> None:
+    """Encrypted secrets (mailbox passwords, OAuth secrets, token caches)."""
+
+
+@secrets.command("rotate")
+@pass_ctx
+def secrets_rotate(ctx: Context) -> None:
+    """Re-encrypt every stored secret with the first key of RAPPORT_SECRET_KEY."""
+    from server.crm.secrets import rotate_secrets
+    from server.crypto import SecretBox
+
+    box = SecretBox(ctx.settings.secret_keys)
+    with ctx.session() as session:
+        count = rotate_secrets(session, box)
+    click.echo(f"{count} secrets re-encrypted with the current key")
+    if len(ctx.settings.secret_keys) > 1:
+        click.echo("you can now remove the old keys from RAPPORT_SECRET_KEY")
+
+
+# -- backup --------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@pass_ctx
+def backup(ctx: Context, file: Path) -> None:
+    """Write a consistent backup of the whole database to FILE."""
+    from server.backup import backup as run_backup
+
+    run_backup(ctx.db, file)
+    click.echo(f"backup written to {file}")
+
+
+@main.command()
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_ctx
+def restore(ctx: Context, file: Path, yes: bool) -> None:
+    """Replace the database's contents with the backup in FILE."""
+    from server.backup import restore as run_restore
+
+    if not yes:
+        click.confirm("This replaces everything in the database. Continue?", abort=True)
+    run_restore(ctx.db, file)
+    click.echo(f"restored from {file}")
+
+
+# -- jobs ----------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--status",
+    type=click.Choice(["queued", "running", "done", "dead"]),
+    help="Only jobs in this state (default: all but done).",
+)
+@click.option("--limit", default=50, show_default=True)
+@pass_ctx
+def jobs(ctx: Context, status: str | None, limit: int) -> None:
+    """List background jobs, with the last error of failed and dead ones."""
+    from server.models import Job
+
+    query = select(Job).order_by(Job.id.desc()).limit(limit)
+    query = query.where(Job.status == status) if status else query.where(Job.status != "done")
+    with ctx.session() as session:
+        rows = session.scalars(query).all()
+        if not rows:
+            click.echo("no jobs")
+        for job in rows:
+            line = f"{job.id:>6}  {job.status:8} {job.kind:20} attempts {job.attempts}"
+            click.echo(line + (f"  last error: {job.last_error}" if job.last_error else ""))

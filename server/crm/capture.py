@@ -1,0 +1,580 @@
+"""The capture core: prepared mail items for one linked mailbox → activities, exactly once.
+
+Identity. An email is one activity whatever mailbox or folder it was seen in, and however often:
+its `identity` is its message key (normalised Message-ID, or a stable header hash when it has
+none) plus its sender. A Message-ID reused by another sender is therefore another activity, and
+one reused by the same sender at a clearly different date (a broken mailer) gets the date added.
+Each sighting is a `MailboxObservation` (link, folder) → "the set of (mailbox, folder, message)
+observations equals what the mailbox holds".
+
+Levels. What an activity keeps depends on the capture level of the links that saw it (metadata:
+participants and dates; subject: plus subject and attachment names; full: plus snippet, body,
+raw MIME and attachment content). Messages marked private or confidential keep metadata only. A
+fuller link seeing a known email fills in what a sparser one left out — unless a person unlogged
+the email or a rule removed its content: both stick through any later resync or re-import.
+
+Everything for a batch is written in the caller's transaction; the caches here are only valid
+while that transaction's writes are (call `forget()` after a rollback).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from server.crm.addresses import choose_display_name
+from server.crm.blobs import put_blobs
+from server.crm.direction import direction as classify_direction
+from server.crm.people import People, Sighting
+from server.crm.rules import CapturePolicy, in_domains, skip_reason
+from server.crm.thread_store import ThreadStore
+from server.crm.threads import ThreadKeys
+from server.mail_ingest.items import CAPTURE_LEVELS, MailItem
+from server.models import (
+    Activity,
+    ActivityParticipant,
+    Attachment,
+    CaptureDecision,
+    MailboxObservation,
+    QuarantinedItem,
+    utcnow,
+)
+
+SAME_EMAIL_DATE_TOLERANCE = timedelta(days=2)
+STORED_ROLES = ("from", "to", "cc", "bcc")
+PRIVATE_SENSITIVITIES = frozenset({"private", "company-confidential", "confidential", "personal"})
+
+
+@dataclass
+class Prepared:
+    """An item ready for capture: parsed, keyed, and its blobs computed (in a worker process)."""
+
+    folder: str
+    provider_id: str
+    item: MailItem | None = None
+    keys: ThreadKeys | None = None
+    message_key: str = ""
+    raw_blob: dict[str, object] | None = None
+    body_blob: dict[str, object] | None = None
+    attachment_blobs: list[dict[str, object] | None] = field(default_factory=list)
+    # set when the bytes could not be read as an email: they go to quarantine
+    quarantine_reason: str | None = None
+    quarantine_detail: str = ""
+
+
+@dataclass(frozen=True)
+class LinkInfo:
+    id: int
+    owner_addresses: frozenset[str]
+    owner_user_id: int | None
+    capture_level: str
+
+
+@dataclass
+class CaptureCounts:
+    captured: int = 0
+    known: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    quarantined: Counter[str] = field(default_factory=Counter)
+
+    def add(self, other: CaptureCounts) -> None:
+        self.captured += other.captured
+        self.known += other.known
+        self.skipped.update(other.skipped)
+        self.quarantined.update(other.quarantined)
+
+    @property
+    def total(self) -> int:
+        return (
+            self.captured + self.known + sum(self.skipped.values()) + sum(self.quarantined.values())
+        )
+
+
+@dataclass
+class _Known:
+    id: int
+    identity: str
+    message_key: str
+    sender: str
+    occurred_at: datetime
+    content_level: str
+    hidden: bool
+
+
+def level_index(level: str) -> int:
+    return CAPTURE_LEVELS.index(level)
+
+
+def effective_level(item: MailItem, link_level: str) -> str:
+    sensitivity = item.headers.get("sensitivity", "").strip().lower()
+    return "metadata" if sensitivity in PRIVATE_SENSITIVITIES else link_level
+
+
+def _insert(session: Session):  # type: ignore[no-untyped-def]
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+class Capturer:
+    """Captures prepared items seen in one linked mailbox, batch after batch."""
+
+    def __init__(
+        self, link: LinkInfo, policy: CapturePolicy, *, since: datetime | None = None
+    ) -> None:
+        self.link = link
+        self.policy = policy
+        self.since = since
+        self.people = People(policy.auto_create)
+        self.threads = ThreadStore()
+
+    def forget(self) -> None:
+        """Drop cached ids after the batch's transaction rolled back."""
+        self.people.forget()
+        self.threads.forget()
+
+    # -- the batch ------------------------------------------------------------------------------
+
+    def capture_batch(self, session: Session, batch: list[Prepared]) -> CaptureCounts:
+        counts = CaptureCounts()
+        mails = [p for p in batch if p.item is not None and p.quarantine_reason is None]
+        for prepared in batch:
+            if prepared.quarantine_reason is not None:
+                self._quarantine(session, prepared)
+                counts.quarantined[prepared.quarantine_reason] += 1
+        if not mails:
+            return counts
+
+        known = self._known_activities(session, {p.message_key for p in mails})
+        self.threads.prefetch(session, (k for p in mails if p.keys for k in p.keys.all_keys()))
+        self.people.prefetch(session, self._external_addresses(mails))
+
+        rows = _Rows()
+        thread_stats: dict[int, tuple[datetime, datetime, int]] = {}
+        for prepared in mails:
+            outcome = self._capture_one(session, prepared, known, rows, thread_stats)
+            if outcome == "captured":
+                counts.captured += 1
+            elif outcome == "known":
+                counts.known += 1
+            else:
+                counts.skipped[outcome] += 1
+        rows.write(session)
+        self.threads.touch(session, thread_stats)
+        self.people.flush(session)
+        return counts
+
+    def _capture_one(
+        self,
+        session: Session,
+        prepared: Prepared,
+        known: dict[str, list[_Known]],
+        rows: _Rows,
+        thread_stats: dict[int, tuple[datetime, datetime, int]],
+    ) -> str:
+        item = prepared.item
+        assert item is not None
+        assert prepared.keys is not None
+        sender = item.sender.address if item.sender else ""
+        occurred_at = item.date or utcnow()
+        key = prepared.message_key
+
+        if self.since is not None and item.date is not None and item.date < self.since:
+            rows.decision(self.link.id, prepared, "skipped", "older_than_since")
+            return "older_than_since"
+
+        way = classify_direction(
+            sender,
+            item.participants,
+            owner_addresses=self.link.owner_addresses,
+            internal_domains=self.policy.internal_domains,
+        )
+        rule = skip_reason(item, self.policy, owner_user_id=self.link.owner_user_id, direction=way)
+        if rule is not None:
+            rows.decision(self.link.id, prepared, "skipped", rule)
+            return rule
+
+        match = _find_same_email(known.get(key, []), sender, item.date)
+        if match is not None:
+            self._observe(rows, prepared, match.id, way)
+            detail = "unlogged or removed by a rule; kept that way" if match.hidden else ""
+            rows.decision(self.link.id, prepared, "known", None, match.id, detail, only_new=True)
+            if not match.hidden:
+                self._maybe_fill_in(session, match, prepared)
+            return "known"
+
+        identity = f"{key}|{sender}"
+        if any(k.identity == identity for k in known.get(key, [])):
+            identity = f"{identity}|{occurred_at:%Y%m%dT%H%M}"
+        level = effective_level(item, self.link.capture_level)
+        thread_id = self.threads.assign(
+            session, prepared.keys, subject=item.subject, occurred_at=occurred_at
+        )
+        activity_id = self._insert_activity(
+            session, prepared, identity, level, way, thread_id, occurred_at
+        )
+        if activity_id is None:  # another process captured it a moment ago
+            existing = session.scalar(select(Activity.id).where(Activity.identity == identity))
+            assert existing is not None
+            self._observe(rows, prepared, existing, way)
+            rows.decision(self.link.id, prepared, "known", None, existing, only_new=True)
+            return "known"
+        first, last, added = thread_stats.get(thread_id, (occurred_at, occurred_at, 0))
+        thread_stats[thread_id] = (min(first, occurred_at), max(last, occurred_at), added + 1)
+        known.setdefault(key, []).append(
+            _Known(activity_id, identity, key, sender, occurred_at, level, hidden=False)
+        )
+        self._participants(session, rows, item, activity_id, way, occurred_at)
+        if level_index(level) >= 1:
+            self._attachments(rows, prepared, activity_id, level)
+        self._observe(rows, prepared, activity_id, way)
+        rows.decision(self.link.id, prepared, "captured", None, activity_id)
+        return "captured"
+
+    # -- pieces ---------------------------------------------------------------------------------
+
+    def _known_activities(self, session: Session, keys: set[str]) -> dict[str, list[_Known]]:
+        known: dict[str, list[_Known]] = {}
+        key_list = sorted(keys)
+        for start in range(0, len(key_list), 500):
+            chunk = key_list[start : start + 500]
+            rows = session.execute(
+                select(
+                    Activity.id,
+                    Activity.identity,
+                    Activity.message_key,
+                    Activity.sender_address,
+                    Activity.occurred_at,
+                    Activity.content_level,
+                    Activity.unlogged_at,
+                    Activity.content_removed_reason,
+                ).where(Activity.message_key.in_(chunk), Activity.kind == "email")
+            )
+            for row in rows:
+                known.setdefault(row.message_key, []).append(
+                    _Known(
+                        row.id,
+                        row.identity,
+                        row.message_key,
+                        row.sender_address,
+                        row.occurred_at,
+                        row.content_level,
+                        hidden=row.unlogged_at is not None
+                        or row.content_removed_reason is not None,
+                    )
+                )
+        return known
+
+    def _external_addresses(self, mails: list[Prepared]) -> set[str]:
+        addresses: set[str] = set()
+        for prepared in mails:
+            assert prepared.item is not None
+            for p in prepared.item.participants:
+                if p.address and p.role in STORED_ROLES and self._is_external(p.address):
+                    addresses.add(p.address)
+        return addresses
+
+    def _is_external(self, address: str) -> bool:
+        return address not in self.link.owner_addresses and not in_domains(
+            address, self.policy.internal_domains
+        )
+
+    def _insert_activity(
+        self,
+        session: Session,
+        prepared: Prepared,
+        identity: str,
+        level: str,
+        way: str,
+        thread_id: int,
+        occurred_at: datetime,
+    ) -> int | None:
+        item = prepared.item
+        assert item is not None
+        rank = level_index(level)
+        blobs = []
+        if rank == 2:
+            blobs = [b for b in (prepared.raw_blob, prepared.body_blob) if b is not None]
+            put_blobs(session, blobs)
+        now = utcnow()
+        values = {
+            "kind": "email",
+            "identity": identity,
+            "message_key": prepared.message_key,
+            "thread_id": thread_id,
+            "occurred_at": occurred_at,
+            "direction": way,
+            "subject": item.subject[:1000] if rank >= 1 else "",
+            "snippet": item.snippet if rank == 2 else "",
+            "body_blob": _sha(prepared.body_blob) if rank == 2 else None,
+            "raw_blob": _sha(prepared.raw_blob) if rank == 2 else None,
+            "sender_address": item.sender.address if item.sender else "",
+            "sender_name": (item.sender.name if item.sender else "")[:300],
+            "content_level": level,
+            "is_private": effective_level(item, "full") == "metadata",
+            "has_attachments": bool(item.attachments),
+            "size": item.size,
+            "details": {"defects": item.defects[:20]} if item.defects else {},
+            "created_at": now,
+            "updated_at": now,
+            "version": 1,
+        }
+        stmt = (
+            _insert(session)(Activity)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["identity"])
+            .returning(Activity.id)
+        )
+        return session.execute(stmt).scalar_one_or_none()
+
+    def _participants(
+        self,
+        session: Session,
+        rows: _Rows,
+        item: MailItem,
+        activity_id: int,
+        way: str,
+        occurred_at: datetime,
+    ) -> None:
+        seen: set[tuple[str, str]] = set()
+        for p in item.participants:
+            if p.role not in STORED_ROLES or not p.address or (p.role, p.address) in seen:
+                continue
+            seen.add((p.role, p.address))
+            contact_id = None
+            name = choose_display_name([(p.name, occurred_at)], p.address)
+            if self._is_external(p.address):
+                sighting = Sighting(p.address, name, p.role, way, occurred_at)
+                contact_id = self.people.contact_for(session, sighting)
+            rows.participants.append(
+                {
+                    "activity_id": activity_id,
+                    "role": p.role,
+                    "address": p.address,
+                    "name": name[:300],
+                    "contact_id": contact_id,
+                    "occurred_at": occurred_at,
+                }
+            )
+
+    def _attachments(self, rows: _Rows, prepared: Prepared, activity_id: int, level: str) -> None:
+        item = prepared.item
+        assert item is not None
+        for index, attachment in enumerate(item.attachments):
+            blob = (
+                prepared.attachment_blobs[index] if index < len(prepared.attachment_blobs) else None
+            )
+            if level == "full" and blob is not None:
+                rows.blobs.append(blob)
+            rows.attachments.append(
+                {
+                    "activity_id": activity_id,
+                    "filename": attachment.filename[:500],
+                    "content_type": attachment.content_type[:200],
+                    "size": attachment.size,
+                    "sha256": attachment.sha256,
+                    "blob_sha256": _sha(blob) if level == "full" and blob is not None else None,
+                    "inline": attachment.inline,
+                }
+            )
+
+    def _observe(self, rows: _Rows, prepared: Prepared, activity_id: int, way: str) -> None:
+        rows.observations[(prepared.folder, activity_id)] = {
+            "activity_id": activity_id,
+            "link_id": self.link.id,
+            "folder": prepared.folder,
+            "provider_id": prepared.provider_id[:500],
+            "direction": way,
+            "seen_at": utcnow(),
+            "deleted_at": None,
+        }
+
+    def _maybe_fill_in(self, session: Session, match: _Known, prepared: Prepared) -> None:
+        """A fuller link saw an email a sparser one captured: keep the fuller content."""
+        item = prepared.item
+        assert item is not None
+        level = effective_level(item, self.link.capture_level)
+        if level_index(level) <= level_index(match.content_level):
+            return
+        values: dict[str, object] = {"content_level": level, "subject": item.subject[:1000]}
+        if level == "full":
+            blobs = [b for b in (prepared.raw_blob, prepared.body_blob) if b is not None]
+            put_blobs(session, blobs)
+            values.update(
+                snippet=item.snippet,
+                body_blob=_sha(prepared.body_blob),
+                raw_blob=_sha(prepared.raw_blob),
+            )
+        session.execute(update(Activity).where(Activity.id == match.id).values(**values))
+        has_rows = session.scalar(select(Attachment.id).where(Attachment.activity_id == match.id))
+        if has_rows is None:
+            rows_for_fill = _Rows()
+            self._attachments(rows_for_fill, prepared, match.id, level)
+            rows_for_fill.write(session)
+        elif level == "full":
+            contents = [b for b in prepared.attachment_blobs if b is not None]
+            put_blobs(session, contents)
+            for blob in contents:
+                session.execute(
+                    update(Attachment)
+                    .where(
+                        Attachment.activity_id == match.id,
+                        Attachment.sha256 == blob["sha256"],
+                        Attachment.blob_sha256.is_(None),
+                    )
+                    .values(blob_sha256=blob["sha256"])
+                )
+        match.content_level = level
+
+    def _quarantine(self, session: Session, prepared: Prepared) -> None:
+        blob = prepared.raw_blob
+        assert blob is not None
+        put_blobs(session, [blob])
+        sha = _sha(blob)
+        assert sha is not None
+        item_id = session.scalar(
+            _insert(session)(QuarantinedItem)
+            .values(
+                link_id=self.link.id,
+                folder=prepared.folder,
+                provider_id=prepared.provider_id[:500],
+                raw_sha256=sha,
+                reason=prepared.quarantine_reason or "unreadable",
+                detail=prepared.quarantine_detail[:4000],
+                attempts=1,
+                created_at=utcnow(),
+            )
+            .on_conflict_do_update(
+                index_elements=["link_id", "raw_sha256"],
+                set_={"attempts": QuarantinedItem.attempts + 1, "resolved_at": None},
+            )
+            .returning(QuarantinedItem.id)
+        )
+        row = _decision_row(
+            self.link.id,
+            prepared,
+            "quarantined",
+            prepared.quarantine_reason,
+            None,
+            prepared.quarantine_detail,
+        )
+        row["quarantined_item_id"] = item_id
+        _upsert_decisions(session, [row])
+
+
+def _sha(blob: dict[str, object] | None) -> str | None:
+    return None if blob is None else str(blob["sha256"])
+
+
+def _find_same_email(candidates: list[_Known], sender: str, date: datetime | None) -> _Known | None:
+    for known in candidates:
+        if known.sender != sender:
+            continue
+        if date is None or abs(known.occurred_at - date) <= SAME_EMAIL_DATE_TOLERANCE:
+            return known
+    return None
+
+
+def _decision_row(
+    link_id: int,
+    prepared: Prepared,
+    decision: str,
+    rule: str | None,
+    activity_id: int | None = None,
+    detail: str = "",
+) -> dict[str, object]:
+    return {
+        "link_id": link_id,
+        "folder": prepared.folder,
+        "message_key": prepared.message_key,
+        "provider_id": prepared.provider_id[:500],
+        "decision": decision,
+        "rule": rule,
+        "detail": detail[:4000],
+        "activity_id": activity_id,
+        "quarantined_item_id": None,
+        "decided_at": utcnow(),
+    }
+
+
+def _upsert_decisions(
+    session: Session, rows: list[dict[str, object]], *, keep: bool = False
+) -> None:
+    if not rows:
+        return
+    stmt = _insert(session)(CaptureDecision)
+    index = ["link_id", "folder", "message_key"]
+    if keep:
+        session.execute(stmt.on_conflict_do_nothing(index_elements=index), rows)
+        return
+    excluded = stmt.excluded
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=index,
+            set_={
+                "decision": excluded.decision,
+                "rule": excluded.rule,
+                "detail": excluded.detail,
+                "activity_id": excluded.activity_id,
+                "quarantined_item_id": excluded.quarantined_item_id,
+                "provider_id": excluded.provider_id,
+                "decided_at": excluded.decided_at,
+            },
+        ),
+        rows,
+    )
+
+
+@dataclass
+class _Rows:
+    """Rows gathered during a batch, written with one multi-row statement per table."""
+
+    participants: list[dict[str, object]] = field(default_factory=list)
+    attachments: list[dict[str, object]] = field(default_factory=list)
+    blobs: list[dict[str, object]] = field(default_factory=list)
+    observations: dict[tuple[str, int], dict[str, object]] = field(default_factory=dict)
+    decisions: dict[tuple[str, str], dict[str, object]] = field(default_factory=dict)
+    known_decisions: dict[tuple[str, str], dict[str, object]] = field(default_factory=dict)
+
+    def decision(
+        self,
+        link_id: int,
+        prepared: Prepared,
+        decision: str,
+        rule: str | None,
+        activity_id: int | None = None,
+        detail: str = "",
+        *,
+        only_new: bool = False,
+    ) -> None:
+        row = _decision_row(link_id, prepared, decision, rule, activity_id, detail)
+        key = (prepared.folder, prepared.message_key)
+        if only_new:
+            # "Already known" must not overwrite the trace of how the email was first captured.
+            if key not in self.decisions:
+                self.known_decisions[key] = row
+        else:
+            self.known_decisions.pop(key, None)
+            self.decisions[key] = row
+
+    def write(self, session: Session) -> None:
+        put_blobs(session, self.blobs)
+        if self.participants:
+            session.execute(insert(ActivityParticipant), self.participants)
+        if self.attachments:
+            session.execute(insert(Attachment), self.attachments)
+        if self.observations:
+            stmt = _insert(session)(MailboxObservation)
+            session.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["link_id", "folder", "activity_id"],
+                    set_={"provider_id": stmt.excluded.provider_id, "deleted_at": None},
+                ),
+                list(self.observations.values()),
+            )
+        _upsert_decisions(session, list(self.decisions.values()))
+        _upsert_decisions(session, list(self.known_decisions.values()), keep=True)

@@ -1,0 +1,212 @@
+"""Turning the external addresses of captured mail into contacts and companies.
+
+A person with several addresses is one contact (addresses are unique across contacts); a company
+is keyed by its registrable domains (never a free-mail domain). Whether capture creates a contact
+for a new address is the auto-create policy:
+  all  — everyone external who takes part in captured mail;
+  sent — people the team has written to and who then wrote back (a two-way relationship);
+  none — nobody: capture only links mail to contacts people created.
+Participants are stored with their address whatever the policy, so creating a contact later
+(by hand, or when the policy's condition becomes true) links its whole history at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from server.crm.domains import company_domain_for, company_name_from_domain
+from server.crm.rules import AutoCreate
+from server.models import (
+    Activity,
+    ActivityParticipant,
+    Company,
+    CompanyDomain,
+    Contact,
+    ContactEmail,
+    utcnow,
+)
+
+RECIPIENT_ROLES = ("to", "cc", "bcc", "attendee")
+
+
+@dataclass
+class Sighting:
+    """One external address seen in one captured item, with what capture needs to decide."""
+
+    address: str
+    name: str
+    role: str
+    direction: str
+    occurred_at: datetime
+
+
+class People:
+    """Address → contact id (cached for a capture run; call `forget()` after a rollback)."""
+
+    def __init__(self, policy: AutoCreate) -> None:
+        self.policy = policy
+        self._contacts: dict[str, int | None] = {}
+        self._companies: dict[str, int] = {}
+        self._written_to: set[str] = set()
+        self._wrote_back: set[str] = set()
+        self._history_loaded: set[str] = set()
+        self._last_contacted: dict[int, datetime] = {}
+        self._names: dict[int, tuple[str, datetime]] = {}
+
+    def forget(self) -> None:
+        self.__init__(self.policy)  # type: ignore[misc]
+
+    def prefetch(self, session: Session, addresses: Iterable[str]) -> None:
+        missing = [a for a in set(addresses) if a not in self._contacts]
+        for start in range(0, len(missing), 500):
+            chunk = missing[start : start + 500]
+            found = dict(
+                session.execute(
+                    select(ContactEmail.address, ContactEmail.contact_id).where(
+                        ContactEmail.address.in_(chunk)
+                    )
+                ).all()
+            )
+            for address in chunk:
+                self._contacts[address] = found.get(address)
+        if self.policy == "sent":
+            self._load_history(session, addresses)
+
+    def _load_history(self, session: Session, addresses: Iterable[str]) -> None:
+        """Whether the team wrote to each address, and whether it wrote back, from past mail."""
+        missing = [a for a in set(addresses) if a not in self._history_loaded]
+        for start in range(0, len(missing), 500):
+            chunk = missing[start : start + 500]
+            rows = session.execute(
+                select(ActivityParticipant.address, ActivityParticipant.role)
+                .join(Activity, Activity.id == ActivityParticipant.activity_id)
+                .where(
+                    ActivityParticipant.address.in_(chunk),
+                    or_(
+                        and_(
+                            ActivityParticipant.role.in_(RECIPIENT_ROLES),
+                            Activity.direction == "outgoing",
+                        ),
+                        and_(ActivityParticipant.role == "from", Activity.direction == "incoming"),
+                    ),
+                )
+                .distinct()
+            )
+            for address, role in rows:
+                if address is not None:
+                    (self._wrote_back if role == "from" else self._written_to).add(address)
+            self._history_loaded.update(chunk)
+
+    def contact_for(self, session: Session, seen: Sighting) -> int | None:
+        """The contact for this sighting, created when the policy says so."""
+        if seen.direction == "outgoing" and seen.role in RECIPIENT_ROLES:
+            self._written_to.add(seen.address)
+        elif seen.direction == "incoming" and seen.role == "from":
+            self._wrote_back.add(seen.address)
+        contact_id = self._contacts.get(seen.address)
+        if contact_id is None and self._should_create(seen.address):
+            contact_id = self._create(session, seen)
+        if contact_id is not None:
+            self._note(contact_id, seen)
+        return contact_id
+
+    def _should_create(self, address: str) -> bool:
+        if self.policy == "all":
+            return True
+        if self.policy == "sent":
+            return address in self._written_to and address in self._wrote_back
+        return False
+
+    def _create(self, session: Session, seen: Sighting) -> int:
+        company_id = self._company_for(session, seen.address)
+        now = utcnow()
+        contact_id = session.execute(
+            insert(Contact)
+            .values(
+                name=seen.name,
+                company_id=company_id,
+                source="capture",
+                name_seen_at=seen.occurred_at if seen.name else None,
+                lifecycle_stage="lead",
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(Contact.id)
+        ).scalar_one()
+        session.execute(
+            insert(ContactEmail).values(
+                contact_id=contact_id, address=seen.address, is_primary=True
+            )
+        )
+        # Mail captured before the contact existed (another policy, an earlier pass) joins it.
+        session.execute(
+            update(ActivityParticipant)
+            .where(
+                ActivityParticipant.address == seen.address,
+                ActivityParticipant.contact_id.is_(None),
+            )
+            .values(contact_id=contact_id)
+        )
+        self._contacts[seen.address] = contact_id
+        return contact_id
+
+    def _company_for(self, session: Session, address: str) -> int | None:
+        domain = company_domain_for(address)
+        if domain is None:
+            return None
+        if domain not in self._companies:
+            company_id = session.scalar(
+                select(CompanyDomain.company_id).where(CompanyDomain.domain == domain)
+            )
+            if company_id is None:
+                now = utcnow()
+                company_id = session.execute(
+                    insert(Company)
+                    .values(name=company_name_from_domain(domain), created_at=now, updated_at=now)
+                    .returning(Company.id)
+                ).scalar_one()
+                session.execute(insert(CompanyDomain).values(company_id=company_id, domain=domain))
+            self._companies[domain] = company_id
+        return self._companies[domain]
+
+    def _note(self, contact_id: int, seen: Sighting) -> None:
+        last = self._last_contacted.get(contact_id)
+        if last is None or seen.occurred_at > last:
+            self._last_contacted[contact_id] = seen.occurred_at
+        if seen.name and seen.name != seen.address:
+            current = self._names.get(contact_id)
+            if current is None or seen.occurred_at > current[1]:
+                self._names[contact_id] = (seen.name, seen.occurred_at)
+
+    def flush(self, session: Session) -> None:
+        """Write last-contacted dates and newer captured names gathered during the batch."""
+        for contact_id, when in self._last_contacted.items():
+            session.execute(
+                update(Contact)
+                .where(
+                    Contact.id == contact_id,
+                    or_(Contact.last_contacted_at.is_(None), Contact.last_contacted_at < when),
+                )
+                .values(last_contacted_at=when)
+            )
+        # Only names capture chose itself (name_seen_at set) are replaced, and only by newer ones.
+        for contact_id, (name, when) in self._names.items():
+            session.execute(
+                update(Contact)
+                .where(
+                    Contact.id == contact_id,
+                    Contact.source == "capture",
+                    or_(
+                        Contact.name == "",
+                        and_(Contact.name_seen_at.is_not(None), Contact.name_seen_at < when),
+                    ),
+                )
+                .values(name=name[:300], name_seen_at=when)
+            )
+        self._last_contacted.clear()
+        self._names.clear()

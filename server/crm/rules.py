@@ -1,0 +1,161 @@
+"""Capture rules: which mail Rapport keeps, and at what level of detail.
+
+The rules live in the database (`CaptureRule` list entries plus `capture.*` settings) and are
+loaded once per capture run into a frozen `CapturePolicy`; deciding is a pure function of an item
+and that policy, so it is table-tested without a database. `RAPPORT_INTERNAL_DOMAINS` seeds the
+internal-domains rule the first time rules are loaded; after that the database is the truth.
+
+Order of the checks (the first that matches names the decision in the capture trace):
+  never_log (the mailbox owner's own list) → blocked_address / blocked_domain (any participant)
+  → mailing_list / bulk / automated_sender → internal_only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.crm.addresses import domain_of, normalise_address, normalise_domain
+from server.crm.bulk import bulk_reason
+from server.crm.errors import DomainError
+from server.crm.settings import get_setting, set_setting
+from server.mail_ingest.items import MailItem, Participant
+from server.models import CaptureRule
+
+AutoCreate = Literal["all", "sent", "none"]
+SEEDED_FLAG = "capture.internal_domains_seeded"
+ADDRESS_ROLES = frozenset({"from", "sender", "to", "cc", "bcc", "reply_to"})
+LIST_KINDS = {
+    "internal_domain": "domain",
+    "block_address": "address",
+    "block_domain": "domain",
+    "never_log": "address_or_domain",
+}
+
+
+@dataclass(frozen=True)
+class CapturePolicy:
+    internal_domains: frozenset[str] = frozenset()
+    blocked_addresses: frozenset[str] = frozenset()
+    blocked_domains: frozenset[str] = frozenset()
+    never_log: Mapping[int, frozenset[str]] = field(default_factory=dict)
+    skip_internal_only: bool = True
+    skip_mailing_lists: bool = True
+    skip_automated: bool = True
+    auto_create: AutoCreate = "all"
+
+
+def in_domains(address: str, domains: Collection[str]) -> bool:
+    """True when the address's domain, or a parent domain of it, is listed."""
+    domain = domain_of(address)
+    while domain:
+        if domain in domains:
+            return True
+        _, _, domain = domain.partition(".")
+    return False
+
+
+def matches_entry(address: str, entries: Collection[str]) -> bool:
+    """An entry is an address (exact) or a domain (that domain and its subdomains)."""
+    return address in entries or in_domains(address, entries)
+
+
+def blocked_by(participants: Iterable[Participant], policy: CapturePolicy) -> str | None:
+    for p in participants:
+        if p.role not in ADDRESS_ROLES or not p.address:
+            continue
+        if p.address in policy.blocked_addresses:
+            return "blocked_address"
+        if in_domains(p.address, policy.blocked_domains):
+            return "blocked_domain"
+    return None
+
+
+def skip_reason(
+    item: MailItem,
+    policy: CapturePolicy,
+    *,
+    owner_user_id: int | None,
+    direction: str,
+) -> str | None:
+    """The rule that skips this email for this mailbox, or None to capture it."""
+    never = policy.never_log.get(owner_user_id or -1, frozenset())
+    if never and any(
+        p.address and matches_entry(p.address, never)
+        for p in item.participants
+        if p.role in ADDRESS_ROLES
+    ):
+        return "never_log"
+    blocked = blocked_by(item.participants, policy)
+    if blocked:
+        return blocked
+    if policy.skip_mailing_lists or policy.skip_automated:
+        reason = bulk_reason(item, own_domains=policy.internal_domains)
+        if reason == "mailing_list" and policy.skip_mailing_lists:
+            return reason
+        if reason in {"bulk", "automated_sender"} and policy.skip_automated:
+            return reason
+    if direction == "internal" and policy.skip_internal_only:
+        return "internal_only"
+    return None
+
+
+# -- loading and editing ----------------------------------------------------------------------
+
+
+def seed_internal_domains(session: Session, domains: Iterable[str]) -> None:
+    """Copy RAPPORT_INTERNAL_DOMAINS into the rule once; later edits in the database win."""
+    if get_setting(session, SEEDED_FLAG):
+        return
+    existing = set(
+        session.scalars(select(CaptureRule.value).where(CaptureRule.kind == "internal_domain"))
+    )
+    for domain in domains:
+        if domain not in existing:
+            session.add(CaptureRule(kind="internal_domain", value=domain))
+    set_setting(session, SEEDED_FLAG, True)
+    session.flush()
+
+
+def load_policy(session: Session) -> CapturePolicy:
+    lists: dict[str, set[str]] = {kind: set() for kind in LIST_KINDS}
+    never: dict[int, set[str]] = {}
+    for rule in session.scalars(select(CaptureRule)):
+        if rule.kind == "never_log" and rule.user_id is not None:
+            never.setdefault(rule.user_id, set()).add(rule.value)
+        elif rule.kind in lists:
+            lists[rule.kind].add(rule.value)
+    auto_create = get_setting(session, "capture.auto_create_contacts")
+    return CapturePolicy(
+        internal_domains=frozenset(lists["internal_domain"]),
+        blocked_addresses=frozenset(lists["block_address"]),
+        blocked_domains=frozenset(lists["block_domain"]),
+        never_log={user: frozenset(values) for user, values in never.items()},
+        skip_internal_only=bool(get_setting(session, "capture.skip_internal_only")),
+        skip_mailing_lists=bool(get_setting(session, "capture.skip_mailing_lists")),
+        skip_automated=bool(get_setting(session, "capture.skip_automated")),
+        auto_create=auto_create if auto_create in ("all", "sent", "none") else "all",
+    )
+
+
+def normalise_rule_value(kind: str, value: str) -> str:
+    """Check and normalise a list entry for its kind; DomainError says what is wrong."""
+    if kind not in LIST_KINDS:
+        raise DomainError(f"unknown rule kind '{kind}'; use one of {', '.join(LIST_KINDS)}")
+    shape = LIST_KINDS[kind]
+    raw = value.strip().lstrip("@")
+    if shape in ("address", "address_or_domain") and "@" in raw:
+        address = normalise_address(raw)
+        if address is None:
+            raise DomainError(f"'{value}' is not an email address", field="value")
+        return address
+    if shape == "address":
+        raise DomainError(f"'{value}' is not an email address", field="value")
+    domain = normalise_domain(raw)
+    if domain is None:
+        raise DomainError(f"'{value}' is not a domain name", field="value")
+    return domain

@@ -1,0 +1,37 @@
+"""Run-time settings an admin edits (capture policy and later retention, signals...), as JSON rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.models import Setting
+
+DEFAULTS: dict[str, Any] = {
+    "capture.skip_internal_only": True,
+    "capture.skip_mailing_lists": True,
+    "capture.skip_automated": True,
+    "capture.auto_create_contacts": "all",  # all, sent, none
+}
+
+
+def get_setting(session: Session, key: str) -> Any:
+    row = session.scalar(select(Setting).where(Setting.key == key))
+    return DEFAULTS.get(key) if row is None else row.value
+
+
+def set_setting(session: Session, key: str, value: Any) -> None:
+    row = session.get(Setting, key)
+    if row is None:
+        session.add(Setting(key=key, value=value))
+    else:
+        row.value = value
+
+
+def all_settings(session: Session, prefix: str = "") -> dict[str, Any]:
+    values = {k: v for k, v in DEFAULTS.items() if k.startswith(prefix)}
+    for row in session.scalars(select(Setting).where(Setting.key.startswith(prefix))):
+        values[row.key] = row.value
+    return values

@@ -1,0 +1,115 @@
+"""Assigning captured items to threads in the database, from the keys `threads.thread_keys` gives.
+
+Every key an item carries (its own Message-ID, the ids it references, the provider's conversation
+id) is registered as pointing at the item's thread. So a reply that arrives before its parent
+registers the parent's id; when the parent arrives, its own key finds that thread. When one item's
+keys point at two threads (two branches that were captured apart), the threads are merged into
+the older one. The subject key is only a guarded fallback: used when an item has no strong key
+at all, and only while the thread it points at is recent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from server.crm.threads import ThreadKeys
+from server.models import Activity, Thread, ThreadKey
+
+SUBJECT_FALLBACK_WINDOW = timedelta(days=45)
+
+
+class ThreadStore:
+    """Key → thread id, cached for a capture run (call `forget()` after a rollback)."""
+
+    def __init__(self) -> None:
+        self._threads: dict[str, int] = {}
+        self._last_at: dict[int, datetime | None] = {}
+
+    def forget(self) -> None:
+        self._threads.clear()
+        self._last_at.clear()
+
+    def prefetch(self, session: Session, keys: Iterable[str]) -> None:
+        missing = [k for k in set(keys) if k not in self._threads]
+        for start in range(0, len(missing), 500):
+            chunk = missing[start : start + 500]
+            rows = session.execute(
+                select(ThreadKey.key, ThreadKey.thread_id, Thread.last_at)
+                .join(Thread, Thread.id == ThreadKey.thread_id)
+                .where(ThreadKey.key.in_(chunk))
+            )
+            for key, thread_id, last_at in rows:
+                self._threads[key] = thread_id
+                self._last_at[thread_id] = last_at
+
+    def assign(
+        self, session: Session, keys: ThreadKeys, *, subject: str, occurred_at: datetime
+    ) -> int:
+        """The thread id for an item with these keys, creating or merging threads as needed."""
+        strong = keys.strong_keys()
+        found = sorted({self._threads[k] for k in strong if k in self._threads})
+        if not found and not strong and keys.subject and keys.subject in self._threads:
+            candidate = self._threads[keys.subject]
+            last_at = self._last_at.get(candidate)
+            if last_at is None or abs(occurred_at - last_at) <= SUBJECT_FALLBACK_WINDOW:
+                found = [candidate]
+        if found:
+            thread_id = found[0]
+            if len(found) > 1:
+                self._merge(session, thread_id, found[1:])
+        else:
+            thread_id = session.execute(
+                insert(Thread)
+                .values(subject=subject[:1000], first_at=occurred_at, last_at=occurred_at)
+                .returning(Thread.id)
+            ).scalar_one()
+        self._register(session, thread_id, keys.all_keys())
+        previous = self._last_at.get(thread_id)
+        if previous is None or occurred_at > previous:
+            self._last_at[thread_id] = occurred_at
+        return thread_id
+
+    def _register(self, session: Session, thread_id: int, keys: list[str]) -> None:
+        new = [k for k in keys if self._threads.get(k) != thread_id]
+        if not new:
+            return
+        dialect = session.get_bind().dialect.name
+        stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(ThreadKey)
+        # A key another thread already owns stays with it (the merge above took care of the ones
+        # this item brought together); a subject key moves to the newest thread using it.
+        session.execute(
+            stmt.on_conflict_do_nothing(index_elements=["key"]),
+            [{"key": k, "thread_id": thread_id} for k in new],
+        )
+        for key in new:
+            self._threads.setdefault(key, thread_id)
+
+    def _merge(self, session: Session, keep: int, others: list[int]) -> None:
+        session.execute(
+            update(Activity).where(Activity.thread_id.in_(others)).values(thread_id=keep)
+        )
+        session.execute(
+            update(ThreadKey).where(ThreadKey.thread_id.in_(others)).values(thread_id=keep)
+        )
+        session.execute(delete(Thread).where(Thread.id.in_(others)))
+        for key, thread_id in self._threads.items():
+            if thread_id in others:
+                self._threads[key] = keep
+        for other in others:
+            self._last_at.pop(other, None)
+
+    def touch(self, session: Session, stats: dict[int, tuple[datetime, datetime, int]]) -> None:
+        """Update each thread's first/last dates and activity count after a batch."""
+        for thread_id, (first, last, added) in stats.items():
+            thread = session.get(Thread, thread_id)
+            if thread is None:
+                continue
+            thread.first_at = first if thread.first_at is None else min(thread.first_at, first)
+            thread.last_at = last if thread.last_at is None else max(thread.last_at, last)
+            thread.activity_count += added

@@ -1,0 +1,61 @@
+"""`rapport demo`: a demo database filled the real way — generated mailboxes captured through the
+same import path as `rapport import` — and demo users to sign in as."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from server.config import Settings
+from server.crm.rule_admin import add_rule
+from server.crm.rules import seed_internal_domains
+from server.crm.users import add_user, create_token
+from server.db import Database
+from server.demo.generator import generate_demo
+from server.mail_ingest.importer import import_files
+from server.models import CaptureRule, User, utcnow
+
+DONE_MARKER = "demo-imported"
+TOKEN_FILE = "demo-admin-token"  # noqa: S105 - a file name
+
+
+def prepare_demo(db: Database, settings: Settings, *, echo: Callable[[str], None]) -> list[str]:
+    """Create (once) and return a few lines telling a person what they can use."""
+    db.upgrade()
+    marker = settings.data_dir / DONE_MARKER
+    if not marker.exists():
+        dataset = generate_demo(settings.data_dir / "mail", now=utcnow())
+        with db.session() as session:
+            seed_internal_domains(session, settings.internal_domains)
+            known = set(
+                session.scalars(
+                    select(CaptureRule.value).where(CaptureRule.kind == "internal_domain")
+                )
+            )
+            if dataset.company_domain not in known:
+                add_rule(session, "internal_domain", dataset.company_domain)
+            for index, mailbox in enumerate(dataset.staff):
+                if session.scalar(select(User.id).where(User.email == mailbox.owner)) is None:
+                    role = "admin" if index == 0 else "member"
+                    add_user(session, mailbox.owner, role=role, name=mailbox.name)
+        for mailbox in dataset.staff:
+            echo(f"capturing the demo mailbox of {mailbox.owner} ...")
+            import_files(db, settings, [mailbox.path], owner=mailbox.owner)
+        if dataset.extra_files:
+            echo("capturing the demo archive files ...")
+            import_files(db, settings, dataset.extra_files, owner=dataset.staff[0].owner)
+        with db.session() as session:
+            admin = session.scalars(select(User).where(User.role == "admin")).first()
+            assert admin is not None
+            issued = create_token(session, admin, name="demo", expires_in=timedelta(days=365))
+        (settings.data_dir / TOKEN_FILE).write_text(issued.plaintext + "\n")
+        marker.write_text(f"{dataset.message_count} messages\n")
+    with db.session() as session:
+        users = session.scalars(select(User).order_by(User.id)).all()
+        lines = [f"demo users: {', '.join(f'{u.email} ({u.role})' for u in users)}"]
+    token = (settings.data_dir / TOKEN_FILE).read_text().strip()
+    lines.append(f"API token of the demo admin: {token}")
+    lines.append(f"demo data: {settings.data_dir}")
+    return lines

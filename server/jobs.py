@@ -1,0 +1,217 @@
+"""The durable job queue: mail sync, webhook deliveries and digests all run through it.
+
+A job is claimed with a lease (a random token and an expiry). The handler's work and the job's
+completion commit in ONE transaction, and completion only succeeds while the runner still holds
+the lease token, so a runner whose lease expired (and whose job another runner took over) rolls
+its work back instead of committing it a second time. On PostgreSQL runners claim with
+`FOR UPDATE SKIP LOCKED`; on SQLite the write lock taken at BEGIN serialises claims.
+
+    queued ──claim──▶ running ──complete──▶ done
+      ▲                 │  └──lease expires──▶ (claimable again)
+      └──fail (retry)───┘──fail (attempts used up)──▶ dead
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import secrets
+import socket
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from server.db import Database
+from server.models import Job, utcnow
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LEASE = timedelta(minutes=5)
+BACKOFF_BASE_SECONDS = 30.0
+BACKOFF_CAP_SECONDS = 3600.0
+
+Handler = Callable[[Session, Mapping[str, Any]], None]
+
+
+class LeaseLost(Exception):
+    """The runner no longer holds the job's lease: its work must not be committed."""
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    max_attempts: int
+    lease_token: str
+
+
+def runner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def enqueue(
+    session: Session,
+    kind: str,
+    payload: Mapping[str, Any] | None = None,
+    *,
+    run_after: datetime | None = None,
+    unique_key: str | None = None,
+    max_attempts: int = 8,
+) -> Job | None:
+    """Add a job; with `unique_key`, nothing is added while a job with that key is pending."""
+    if unique_key is not None:
+        existing = session.scalar(select(Job.id).where(Job.unique_key == unique_key))
+        if existing is not None:
+            return None
+    job = Job(
+        kind=kind,
+        payload=dict(payload or {}),
+        run_after=run_after or utcnow(),
+        unique_key=unique_key,
+        max_attempts=max_attempts,
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def claim(
+    db: Database,
+    *,
+    owner: str,
+    kinds: Collection[str] | None = None,
+    lease: timedelta = DEFAULT_LEASE,
+    now: datetime | None = None,
+) -> ClaimedJob | None:
+    """Lease the next due job (or one whose previous runner's lease ran out), or None."""
+    now = now or utcnow()
+    due = or_(
+        and_(Job.status == "queued", Job.run_after <= now),
+        and_(Job.status == "running", Job.lease_expires_at < now),
+    )
+    query = select(Job).where(due).order_by(Job.run_after, Job.id).limit(1)
+    if kinds is not None:
+        query = query.where(Job.kind.in_(list(kinds)))
+    if not db.is_sqlite:
+        query = query.with_for_update(skip_locked=True)
+    with db.session() as session:
+        job = session.scalar(query)
+        if job is None:
+            return None
+        token = secrets.token_hex(16)
+        job.status = "running"
+        job.lease_token = token
+        job.lease_owner = owner
+        job.lease_expires_at = now + lease
+        job.attempts += 1
+        return ClaimedJob(
+            job.id, job.kind, dict(job.payload), job.attempts, job.max_attempts, token
+        )
+
+
+def renew(db: Database, job: ClaimedJob, *, lease: timedelta = DEFAULT_LEASE) -> bool:
+    """Extend a long job's lease; False when it was lost (stop working on it)."""
+    with db.session() as session:
+        result = session.execute(
+            update(Job)
+            .where(Job.id == job.id, Job.lease_token == job.lease_token, Job.status == "running")
+            .values(lease_expires_at=utcnow() + lease)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def complete(session: Session, job: ClaimedJob) -> None:
+    """Mark the job done inside the handler's transaction; LeaseLost if the lease is gone."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.lease_token == job.lease_token, Job.status == "running")
+        .values(status="done", finished_at=utcnow(), lease_token=None, unique_key=None)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        raise LeaseLost(f"job {job.id} ({job.kind}) was taken over after its lease expired")
+
+
+def backoff(attempts: int, *, rng: random.Random | None = None) -> timedelta:
+    """Exponential backoff with jitter, so many failing jobs do not retry in lockstep."""
+    base = min(BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0), BACKOFF_CAP_SECONDS)
+    return timedelta(seconds=base * (rng or random).uniform(0.5, 1.5))
+
+
+def fail(db: Database, job: ClaimedJob, error: str, *, retry_in: timedelta | None = None) -> str:
+    """Record a failure: queue a retry with backoff, or mark the job dead. Returns the status."""
+    dead = job.attempts >= job.max_attempts
+    status = "dead" if dead else "queued"
+    values: dict[str, Any] = {
+        "status": status,
+        "last_error": error[:4000],
+        "lease_token": None,
+        "lease_expires_at": None,
+        "lease_owner": None,
+    }
+    if dead:
+        values.update(finished_at=utcnow(), unique_key=None)
+    else:
+        values["run_after"] = utcnow() + (retry_in or backoff(job.attempts))
+    with db.session() as session:
+        session.execute(
+            update(Job).where(Job.id == job.id, Job.lease_token == job.lease_token).values(**values)
+        )
+    if dead:
+        log.error("job dead", extra={"job_id": job.id, "kind": job.kind, "error": error[:500]})
+    return status
+
+
+class Runner:
+    """Claims jobs and runs their handlers, one at a time, until told to stop."""
+
+    def __init__(
+        self,
+        db: Database,
+        handlers: Mapping[str, Handler],
+        *,
+        owner: str | None = None,
+        lease: timedelta = DEFAULT_LEASE,
+    ) -> None:
+        self.db = db
+        self.handlers = dict(handlers)
+        self.owner = owner or runner_id()
+        self.lease = lease
+        self.stopping = False
+
+    def run_one(self) -> ClaimedJob | None:
+        """Claim and run one due job; returns it, or None when nothing was due."""
+        job = claim(self.db, owner=self.owner, kinds=self.handlers.keys(), lease=self.lease)
+        if job is None:
+            return None
+        handler = self.handlers[job.kind]
+        try:
+            with self.db.session() as session:
+                handler(session, job.payload)
+                complete(session, job)
+        except LeaseLost:
+            log.warning("lease lost, work rolled back", extra={"job_id": job.id})
+        except Exception as exc:
+            log.exception("job failed", extra={"job_id": job.id, "kind": job.kind})
+            fail(self.db, job, f"{type(exc).__name__}: {exc}")
+        return job
+
+    def run(self, *, idle_sleep: float = 1.0, once: bool = False) -> int:
+        """Run jobs until `stopping` (or, with once, until nothing is due). Returns jobs run."""
+        count = 0
+        while not self.stopping:
+            job = self.run_one()
+            if job is not None:
+                count += 1
+                continue
+            if once:
+                break
+            time.sleep(idle_sleep)
+        return count

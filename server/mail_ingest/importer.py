@@ -1,0 +1,70 @@
+"""`rapport import`: mail archives on disk captured as if seen in one owner's mailbox."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from server.config import Settings
+from server.crm.capture import CaptureCounts
+from server.crm.mailboxes import import_link, link_info
+from server.crm.rules import load_policy, seed_internal_domains
+from server.db import Database
+from server.mail_ingest.pipeline import (
+    CaptureRun,
+    PrepareOptions,
+    capture,
+    default_jobs,
+    prepared_stream,
+)
+from server.mail_ingest.sources.files import FileWalk, RawMessage, Unreadable
+
+
+@dataclass
+class ImportResult:
+    run: CaptureRun
+    link_id: int
+    unreadable: list[Unreadable] = field(default_factory=list)
+
+
+def import_files(
+    db: Database,
+    settings: Settings,
+    paths: Sequence[Path],
+    *,
+    owner: str,
+    since: datetime | None = None,
+    capture_level: str | None = None,
+    jobs: int | None = None,
+    on_progress: Callable[[CaptureCounts], None] | None = None,
+) -> ImportResult:
+    with db.session() as session:
+        seed_internal_domains(session, settings.internal_domains)
+        link = import_link(session, owner, capture_level=capture_level)
+        info = link_info(link)
+        policy = load_policy(session)
+    unreadable: list[Unreadable] = []
+
+    def messages() -> Iterator[RawMessage]:
+        for entry in FileWalk(paths).messages():
+            if isinstance(entry, Unreadable):
+                unreadable.append(entry)
+            elif entry.kind == "calendar":
+                unreadable.append(Unreadable(entry.provider_id, ".ics import is not available yet"))
+            else:
+                yield entry
+
+    options = PrepareOptions(
+        level=info.capture_level,
+        internal_domains=policy.internal_domains,
+        owner_addresses=info.owner_addresses,
+    )
+    stream = prepared_stream(messages(), options, jobs=jobs or default_jobs())
+    run = capture(db, info, policy, stream, since=since, on_progress=on_progress)
+    return ImportResult(run=run, link_id=info.id, unreadable=unreadable)
+
+
+def count_messages(paths: Sequence[Path]) -> int:
+    return FileWalk(paths).count()

@@ -1,0 +1,263 @@
+"""capture(items) → database: batched, idempotent, with parsing spread over the machine's cores.
+
+Sources hand over raw messages (or ready `MailItem`s); `prepare_*` turns each into a `Prepared`
+(parsed at the depth the capture level needs, keyed, blobs compressed) — pure work that runs in
+worker processes; the capture core then writes each batch in one transaction. Re-running over
+the same input captures nothing new, so a crash or Ctrl-C at any point is repaired by running
+again. Bad input is quarantined with its reason; a bug of ours on one item is recorded for that
+item (reason "internal_error") and the rest of the batch still lands.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
+
+from server.crm.blobs import blob_row, unpack_blob_row
+from server.crm.capture import CaptureCounts, Capturer, LinkInfo, Prepared
+from server.crm.rules import CapturePolicy
+from server.crm.threads import message_key, thread_keys
+from server.db import Database
+from server.mail_ingest.errors import BadItem
+from server.mail_ingest.items import MailItem
+from server.mail_ingest.mime import parse_message
+from server.mail_ingest.sources.files import RawMessage
+from server.models import MailboxLink, utcnow
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 400
+CHUNK_SIZE = 64
+_MESSAGE_ID = re.compile(rb"^message-id:[ \t]*<?([^\s>]+)>?", re.IGNORECASE | re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    level: str
+    internal_domains: frozenset[str]
+    owner_addresses: frozenset[str]
+
+
+def _quarantined(raw: bytes, folder: str, provider_id: str, reason: str, detail: str) -> Prepared:
+    blob = blob_row(raw)
+    header_end = raw.find(b"\n\n")
+    found = _MESSAGE_ID.search(raw[: header_end if header_end > 0 else 65536])
+    key = (
+        f"mid:{found.group(1).decode('ascii', 'replace').lower()}"
+        if found
+        else f"raw:{blob['sha256']}"
+    )
+    return Prepared(
+        folder=folder,
+        provider_id=provider_id,
+        message_key=key,
+        raw_blob=blob,
+        quarantine_reason=reason,
+        quarantine_detail=detail,
+    )
+
+
+def prepare_raw(message: RawMessage, options: PrepareOptions) -> Prepared:
+    """Parse, key and pack one raw message (runs in a worker process)."""
+    if message.too_large:
+        return _quarantined(
+            message.raw,
+            message.folder,
+            message.provider_id,
+            "too_large",
+            "message over 200 MB; its first megabyte is kept",
+        )
+    try:
+        item = parse_message(
+            message.raw,
+            want_subject=options.level != "metadata",
+            want_body=options.level == "full",
+            provider_id=message.provider_id,
+            folder=message.folder,
+        )
+    except BadItem as exc:
+        return _quarantined(
+            message.raw, message.folder, message.provider_id, exc.reason, exc.message
+        )
+    except Exception as exc:  # a bug of ours: keep the bytes, say so loudly
+        log.exception("parser failed", extra={"provider_id": message.provider_id})
+        return _quarantined(
+            message.raw, message.folder, message.provider_id, "internal_error", repr(exc)[:2000]
+        )
+    return prepare_item(item, options)
+
+
+def prepare_item(item: MailItem, options: PrepareOptions) -> Prepared:
+    """Key and pack a parsed item (from `prepare_raw`, or straight from an API-based source)."""
+    full = options.level == "full"
+    prepared = Prepared(
+        folder=item.folder,
+        provider_id=item.provider_id,
+        item=item,
+        keys=thread_keys(
+            item,
+            internal_domains=options.internal_domains,
+            owner_addresses=options.owner_addresses,
+        ),
+        message_key=message_key(item),
+        raw_blob=blob_row(item.raw) if full and item.raw else None,
+        body_blob=blob_row(item.text.encode("utf-8")) if full and item.text else None,
+        attachment_blobs=[
+            blob_row(a.content, a.sha256) if full and a.content is not None else None
+            for a in item.attachments
+        ],
+    )
+    # What crosses back from the worker process is only what capture needs.
+    item.raw = None
+    item.text = None
+    item.attachments = [
+        type(a)(a.filename, a.content_type, a.size, a.sha256, a.inline) for a in item.attachments
+    ]
+    return prepared
+
+
+def _prepare_chunk(chunk: list[RawMessage], options: PrepareOptions) -> list[Prepared]:
+    return [prepare_raw(m, options) for m in chunk]
+
+
+def prepared_stream(
+    messages: Iterable[RawMessage], options: PrepareOptions, *, jobs: int
+) -> Iterator[Prepared]:
+    """Prepare messages in order, on `jobs` worker processes, with a bounded window in flight."""
+    if jobs <= 1:
+        for message in messages:
+            yield prepare_raw(message, options)
+        return
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        window: deque[Future[list[Prepared]]] = deque()
+        chunk: list[RawMessage] = []
+        try:
+            for message in messages:
+                chunk.append(message)
+                if len(chunk) >= CHUNK_SIZE:
+                    window.append(pool.submit(_prepare_chunk, chunk, options))
+                    chunk = []
+                    if len(window) >= jobs * 3:
+                        yield from window.popleft().result()
+            if chunk:
+                window.append(pool.submit(_prepare_chunk, chunk, options))
+            while window:
+                yield from window.popleft().result()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def default_jobs() -> int:
+    return max(1, min(4, (os.cpu_count() or 1)))
+
+
+@dataclass
+class CaptureRun:
+    """Counts and timing of one capture run, for the summary and the benchmark."""
+
+    counts: CaptureCounts = field(default_factory=CaptureCounts)
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+
+    @property
+    def elapsed(self) -> float:
+        return (self.finished or time.monotonic()) - self.started
+
+    @property
+    def rate(self) -> float:
+        return self.counts.total / self.elapsed if self.elapsed > 0 else 0.0
+
+
+def capture(
+    db: Database,
+    link: LinkInfo,
+    policy: CapturePolicy,
+    prepared: Iterable[Prepared],
+    *,
+    since: datetime | None = None,
+    batch_size: int = BATCH_SIZE,
+    on_progress: Callable[[CaptureCounts], None] | None = None,
+) -> CaptureRun:
+    """Capture prepared items for one link, committing batch by batch."""
+    run = CaptureRun()
+    capturer = Capturer(link, policy, since=since)
+    batch: list[Prepared] = []
+    for item in prepared:
+        batch.append(item)
+        if len(batch) >= batch_size:
+            _commit_batch(db, capturer, batch, run, on_progress)
+            batch = []
+    if batch:
+        _commit_batch(db, capturer, batch, run, on_progress)
+    run.finished = time.monotonic()
+    return run
+
+
+def _commit_batch(
+    db: Database,
+    capturer: Capturer,
+    batch: list[Prepared],
+    run: CaptureRun,
+    on_progress: Callable[[CaptureCounts], None] | None,
+) -> None:
+    try:
+        counts = _write(db, capturer, batch)
+    except OperationalError:
+        capturer.forget()
+        raise  # the database itself is unreachable: nothing to isolate, stop with the error
+    except Exception:
+        capturer.forget()
+        log.exception("capture batch failed; isolating the failing item")
+        counts = CaptureCounts()
+        for prepared in batch:
+            try:
+                counts.add(_write(db, capturer, [prepared]))
+            except OperationalError:
+                capturer.forget()
+                raise
+            except Exception as exc:
+                capturer.forget()
+                log.exception("capture failed for one item", extra={"key": prepared.message_key})
+                counts.add(_write(db, capturer, [_as_internal_error(prepared, exc)]))
+    run.counts.add(counts)
+    if on_progress is not None:
+        on_progress(counts)
+
+
+def _write(db: Database, capturer: Capturer, batch: list[Prepared]) -> CaptureCounts:
+    with db.session() as session:
+        counts = capturer.capture_batch(session, batch)
+        session.execute(
+            update(MailboxLink)
+            .where(MailboxLink.id == capturer.link.id)
+            .values(
+                messages_captured=MailboxLink.messages_captured + counts.captured,
+                last_success_at=utcnow(),
+            )
+        )
+        return counts
+
+
+def _as_internal_error(prepared: Prepared, exc: Exception) -> Prepared:
+    """Record a bug of ours on one item; the raw bytes are kept when the level stored them, and
+    either way the item is tried again by the next run over the same source."""
+    raw = unpack_blob_row(prepared.raw_blob) if prepared.raw_blob else b""
+    raw = raw or f"capture failed for {prepared.message_key}".encode()
+    quarantined = _quarantined(
+        raw, prepared.folder, prepared.provider_id, "internal_error", repr(exc)[:2000]
+    )
+    quarantined.message_key = prepared.message_key or quarantined.message_key
+    return quarantined

@@ -1,0 +1,450 @@
+"""Capture through `rapport import`, on both databases: identity, threads, contacts, rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from server.config import Settings
+from server.crm.activities import unlog
+from server.crm.rule_admin import add_rule, set_capture_setting
+from server.crm.users import add_user
+from server.db import Database
+from server.mail_ingest.importer import ImportResult, import_files
+from server.models import (
+    Activity,
+    ActivityParticipant,
+    Attachment,
+    Blob,
+    CaptureDecision,
+    CompanyDomain,
+    Contact,
+    ContactEmail,
+    MailboxObservation,
+    QuarantinedItem,
+    Thread,
+)
+from tests.conftest import Cli
+from tests.support.mail import BASE_DATE, days, make_email, write_maildir, write_mbox
+
+ANNA = "anna@northwind-supplies.com"
+BEN = "ben@northwind-supplies.com"
+CLARA = "Clara Jensen <clara@brightline-dental.co.uk>"
+CLARA_ADDR = "clara@brightline-dental.co.uk"
+
+
+def run_import(
+    db: Database, settings: Settings, path: Path, owner: str = ANNA, **kwargs: object
+) -> ImportResult:
+    return import_files(db, settings, [path], owner=owner, jobs=1, **kwargs)  # type: ignore[arg-type]
+
+
+def count(db: Database, model: type, *where: object) -> int:
+    with db.session() as session:
+        return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+def test_same_message_in_two_mailboxes_is_one_activity(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    email = make_email(sender=CLARA, to=[ANNA, BEN], message_id="<q1@brightline-dental.co.uk>")
+    first = run_import(db, settings, write_maildir(tmp_path / "anna", [email]), ANNA)
+    second = run_import(db, settings, write_maildir(tmp_path / "ben", [email]), BEN)
+    assert (first.run.counts.captured, second.run.counts.known) == (1, 1)
+    assert count(db, Activity) == 1
+    assert count(db, MailboxObservation) == 2
+
+
+def test_reimport_captures_nothing_new(db: Database, settings: Settings, tmp_path: Path) -> None:
+    emails = [make_email(sender=CLARA, to=ANNA, subject=f"Order {n}") for n in range(5)]
+    box = write_maildir(tmp_path / "anna", emails)
+    assert run_import(db, settings, box).run.counts.captured == 5
+    again = run_import(db, settings, box)
+    assert (again.run.counts.captured, again.run.counts.known) == (0, 5)
+    assert count(db, Activity) == 5
+    assert count(db, ActivityParticipant) == 10
+    assert count(db, MailboxObservation) == 5
+    assert count(db, CaptureDecision, CaptureDecision.decision == "captured") == 5
+
+
+def test_reply_before_parent_joins_one_thread(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    parent = make_email(sender=ANNA, to=CLARA, message_id="<p@nw>", subject="Chairs")
+    reply = make_email(
+        sender=CLARA,
+        to=ANNA,
+        message_id="<r@bl>",
+        subject="Re: Chairs",
+        in_reply_to="<p@nw>",
+        references=["<p@nw>"],
+        date=BASE_DATE + days(1),
+    )
+    second_reply = make_email(
+        sender=ANNA,
+        to=CLARA,
+        message_id="<r2@nw>",
+        subject="Re: Chairs",
+        in_reply_to="<r@bl>",
+        references=["<p@nw>", "<r@bl>"],
+        date=BASE_DATE + days(2),
+    )
+    run_import(db, settings, write_maildir(tmp_path / "a", [reply]))
+    run_import(db, settings, write_maildir(tmp_path / "b", [second_reply]))
+    run_import(db, settings, write_maildir(tmp_path / "c", [parent]))
+    with db.session() as session:
+        threads = set(session.scalars(select(Activity.thread_id)))
+        assert len(threads) == 1 and None not in threads
+        thread = session.get(Thread, threads.pop())
+        assert thread is not None and thread.activity_count == 3
+
+
+def test_a_message_id_reused_by_another_sender_is_another_activity(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    one = make_email(sender=CLARA, to=ANNA, message_id="<1234@localhost>")
+    other = make_email(
+        sender="Bo <bo@harbour-freight.example>", to=ANNA, message_id="<1234@localhost>"
+    )
+    run_import(db, settings, write_maildir(tmp_path / "a", [one, other]))
+    assert count(db, Activity) == 2
+
+
+def test_email_without_message_id_is_keyed_by_its_headers(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    email = make_email(sender=CLARA, to=[ANNA, BEN], message_id=None)
+    run_import(db, settings, write_maildir(tmp_path / "a", [email]), ANNA)
+    run_import(db, settings, write_maildir(tmp_path / "b", [email]), BEN)
+    with db.session() as session:
+        keys = set(session.scalars(select(Activity.message_key)))
+    assert len(keys) == 1 and keys.pop().startswith("hash:")
+
+
+def test_direction_contacts_and_companies(db: Database, settings: Settings, tmp_path: Path) -> None:
+    emails = [
+        make_email(sender=ANNA, to=[CLARA, "Dev Patel <dev.patel@gmail.com>"], subject="Proposal"),
+        make_email(sender=CLARA, to=ANNA, subject="Re: Proposal", date=BASE_DATE + days(1)),
+    ]
+    run_import(db, settings, write_maildir(tmp_path / "a", emails))
+    with db.session() as session:
+        directions = dict(session.execute(select(Activity.subject, Activity.direction)).all())
+        assert directions == {"Proposal": "outgoing", "Re: Proposal": "incoming"}
+        clara = session.scalar(
+            select(Contact).join(ContactEmail).where(ContactEmail.address == CLARA_ADDR)
+        )
+        assert clara is not None and clara.name == "Clara Jensen"
+        assert clara.last_contacted_at == BASE_DATE + days(1)
+        assert clara.company is not None and clara.company.name == "Brightline Dental"
+        domains = set(session.scalars(select(CompanyDomain.domain)))
+        assert domains == {"brightline-dental.co.uk"}, "free-mail and own domains are no company"
+        staff = session.scalar(select(ContactEmail).where(ContactEmail.address == ANNA))
+        assert staff is None, "our own people are not contacts"
+
+
+def test_a_person_with_two_addresses_is_one_contact(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    run_import(db, settings, write_maildir(tmp_path / "a", [make_email(sender=CLARA, to=ANNA)]))
+    with db.session() as session:
+        contact = session.scalars(select(Contact)).one()
+        contact.emails.append(ContactEmail(address="clara.jensen@gmail.com"))
+    later = make_email(sender="Clara J <clara.jensen@gmail.com>", to=ANNA, date=BASE_DATE + days(3))
+    run_import(db, settings, write_maildir(tmp_path / "b", [later]))
+    assert count(db, Contact) == 1
+    with db.session() as session:
+        linked = set(
+            session.scalars(
+                select(ActivityParticipant.contact_id).where(ActivityParticipant.role == "from")
+            )
+        )
+        assert linked == {contact.id}
+
+
+def test_names_follow_the_most_recent_but_never_overwrite_a_typed_name(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    older = make_email(sender="clara@brightline-dental.co.uk", to=ANNA, date=BASE_DATE)
+    newer = make_email(
+        sender="Clara Jensen-Holm <clara@brightline-dental.co.uk>",
+        to=ANNA,
+        date=BASE_DATE + days(5),
+    )
+    run_import(db, settings, write_maildir(tmp_path / "a", [older, newer]))
+    with db.session() as session:
+        contact = session.scalars(select(Contact)).one()
+        assert contact.name == "Clara Jensen-Holm"
+        contact.name, contact.name_seen_at = "Dr. Clara Jensen", None  # typed by a person
+    newest = make_email(
+        sender="CJ <clara@brightline-dental.co.uk>", to=ANNA, date=BASE_DATE + days(9)
+    )
+    run_import(db, settings, write_maildir(tmp_path / "b", [newest]))
+    with db.session() as session:
+        assert session.scalars(select(Contact.name)).one() == "Dr. Clara Jensen"
+
+
+@pytest.mark.parametrize(
+    ("headers", "sender", "rule"),
+    [
+        (
+            {"List-Id": "<news.lists.example>", "List-Unsubscribe": "<mailto:u@x>"},
+            CLARA,
+            "mailing_list",
+        ),
+        (
+            {"Precedence": "bulk", "List-Unsubscribe": "<https://x/u>", "Feedback-ID": "1:2:3"},
+            "news@shop.example",
+            "bulk",
+        ),
+        ({"Auto-Submitted": "auto-replied"}, CLARA, "automated_sender"),
+        ({}, "noreply@notifications.example", "automated_sender"),
+    ],
+    ids=["list", "bulk", "auto-reply", "no-reply"],
+)
+def test_bulk_and_automated_mail_is_skipped_and_traced(
+    db: Database,
+    settings: Settings,
+    tmp_path: Path,
+    headers: dict[str, str],
+    sender: str,
+    rule: str,
+) -> None:
+    email = make_email(sender=sender, to=ANNA, headers=headers, message_id="<skip@x>")
+    result = run_import(db, settings, write_maildir(tmp_path / "a", [email]))
+    assert result.run.counts.skipped == {rule: 1}
+    assert count(db, Activity) == 0
+    with db.session() as session:
+        decision = session.scalars(select(CaptureDecision)).one()
+        assert (decision.decision, decision.rule, decision.message_key) == (
+            "skipped",
+            rule,
+            "mid:skip@x",
+        )
+
+
+def test_internal_only_mail_is_skipped(db: Database, settings: Settings, tmp_path: Path) -> None:
+    email = make_email(sender=ANNA, to=BEN, subject="Lunch?")
+    result = run_import(db, settings, write_maildir(tmp_path / "a", [email]))
+    assert result.run.counts.skipped == {"internal_only": 1}
+
+
+def test_blocked_domain_and_never_log(db: Database, settings: Settings, tmp_path: Path) -> None:
+    with db.session() as session:
+        anna = add_user(session, ANNA, role="member")
+        add_rule(session, "block_domain", "harbour-freight.example")
+        add_rule(session, "never_log", "doctor@clinic.example", user_id=anna.id)
+    emails = [
+        make_email(sender="Bo <bo@eu.harbour-freight.example>", to=ANNA),
+        make_email(sender="doctor@clinic.example", to=ANNA),
+        make_email(sender=CLARA, to=ANNA),
+    ]
+    result = run_import(db, settings, write_maildir(tmp_path / "a", emails))
+    assert result.run.counts.skipped == {"blocked_domain": 1, "never_log": 1}
+    assert result.run.counts.captured == 1
+    # Ben's never-log list is Ben's: Anna's copy of the doctor's mail is... still Anna's rule.
+    ben_copy = make_email(sender="doctor@clinic.example", to=BEN, message_id="<doc@clinic>")
+    assert (
+        run_import(db, settings, write_maildir(tmp_path / "b", [ben_copy]), BEN).run.counts.captured
+        == 1
+    )
+
+
+def test_a_rule_added_later_empties_what_was_captured(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    emails = [make_email(sender=CLARA, to=ANNA, subject="Private matter", body="Sensitive details")]
+    run_import(db, settings, write_maildir(tmp_path / "a", emails))
+    assert count(db, Blob) > 0
+    with db.session() as session:
+        emptied = add_rule(session, "block_domain", "brightline-dental.co.uk")
+    assert emptied == 1
+    with db.session() as session:
+        activity = session.scalars(select(Activity)).one()
+        assert (activity.subject, activity.snippet, activity.raw_blob) == ("", "", None)
+        assert activity.content_removed_reason == "block_domain: brightline-dental.co.uk"
+    assert count(db, Blob) == 0, "removed content leaves no blob behind"
+
+
+def test_an_unlogged_email_stays_unlogged_through_reimport(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    box = write_maildir(tmp_path / "a", [make_email(sender=CLARA, to=ANNA, subject="Personal")])
+    run_import(db, settings, box)
+    with db.session() as session:
+        user = add_user(session, ANNA, role="member")
+        unlog(session, session.scalars(select(Activity.id)).one(), user)
+    again = run_import(db, settings, box, capture_level="full")
+    assert again.run.counts.known == 1
+    with db.session() as session:
+        activity = session.scalars(select(Activity)).one()
+        assert activity.unlogged_at is not None
+        assert activity.subject == "" and activity.raw_blob is None
+
+
+@pytest.mark.parametrize(
+    ("level", "subject", "snippet", "stored"),
+    [
+        ("metadata", "", "", False),
+        ("subject", "Quote for 40 chairs", "", False),
+        ("full", "Quote for 40 chairs", "Could you send me a quote?", True),
+    ],
+)
+def test_capture_levels_keep_what_they_promise(
+    db: Database,
+    settings: Settings,
+    tmp_path: Path,
+    level: str,
+    subject: str,
+    snippet: str,
+    stored: bool,
+) -> None:
+    box = write_maildir(tmp_path / "a", [make_email(sender=CLARA, to=ANNA)])
+    run_import(db, settings, box, capture_level=level)
+    with db.session() as session:
+        activity = session.scalars(select(Activity)).one()
+        assert activity.subject == subject
+        assert snippet in activity.snippet and (snippet or activity.snippet == "")
+        assert (activity.raw_blob is not None) == stored
+        assert activity.content_level == level
+
+
+def test_private_messages_are_captured_as_metadata_only(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    email = make_email(
+        sender=CLARA, to=ANNA, subject="My health", headers={"Sensitivity": "Private"}
+    )
+    run_import(db, settings, write_maildir(tmp_path / "a", [email]))
+    with db.session() as session:
+        activity = session.scalars(select(Activity)).one()
+        assert (activity.subject, activity.content_level, activity.is_private) == (
+            "",
+            "metadata",
+            True,
+        )
+
+
+def test_a_fuller_mailbox_fills_in_what_a_sparser_one_left_out(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    email = make_email(sender=CLARA, to=[ANNA, BEN])
+    run_import(db, settings, write_maildir(tmp_path / "a", [email]), ANNA, capture_level="metadata")
+    run_import(db, settings, write_maildir(tmp_path / "b", [email]), BEN, capture_level="full")
+    with db.session() as session:
+        activity = session.scalars(select(Activity)).one()
+        assert (activity.content_level, activity.subject) == ("full", "Quote for 40 chairs")
+
+
+def test_auto_create_policy_sent_needs_a_two_way_exchange(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    with db.session() as session:
+        set_capture_setting(session, "capture.auto_create_contacts", "sent")
+    cold = make_email(sender="Sam <sam@cold-caller.example>", to=ANNA, subject="Buy our stuff")
+    ours = make_email(sender=ANNA, to=CLARA, subject="Offer", message_id="<o@nw>")
+    back = make_email(
+        sender=CLARA, to=ANNA, subject="Re: Offer", in_reply_to="<o@nw>", date=BASE_DATE + days(1)
+    )
+    run_import(db, settings, write_maildir(tmp_path / "a", [cold, ours]))
+    assert count(db, Contact) == 0
+    run_import(db, settings, write_maildir(tmp_path / "b", [back]))
+    with db.session() as session:
+        addresses = set(session.scalars(select(ContactEmail.address)))
+        assert addresses == {CLARA_ADDR}
+        linked = session.scalars(
+            select(ActivityParticipant.contact_id).where(ActivityParticipant.address == CLARA_ADDR)
+        ).all()
+        assert len(linked) == 2 and None not in linked, "the earlier email joins the new contact"
+
+
+def test_auto_create_none_links_only_existing_contacts(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    with db.session() as session:
+        set_capture_setting(session, "capture.auto_create_contacts", "none")
+    run_import(db, settings, write_maildir(tmp_path / "a", [make_email(sender=CLARA, to=ANNA)]))
+    assert count(db, Contact) == 0
+    assert count(db, ActivityParticipant, ActivityParticipant.address == CLARA_ADDR) == 1
+
+
+def test_bad_input_is_quarantined_and_explained_and_the_rest_lands(
+    db: Database, settings: Settings, tmp_path: Path, cli: Cli
+) -> None:
+    good = make_email(sender=CLARA, to=ANNA, message_id="<good@x>")
+    box = write_maildir(tmp_path / "a", [b"", b"\x00\x01\x02 not mail at all \xff" * 20, good])
+    result = run_import(db, settings, box)
+    assert result.run.counts.captured == 1
+    assert sum(result.run.counts.quarantined.values()) == 2
+    assert count(db, QuarantinedItem) == 2
+    with db.session() as session:
+        items = session.scalars(select(QuarantinedItem)).all()
+        assert all(item.reason and item.raw_sha256 for item in items)
+        decision = session.scalars(
+            select(CaptureDecision).where(CaptureDecision.decision == "quarantined")
+        ).first()
+        assert decision is not None
+        key = decision.message_key
+    explained = cli("capture", "explain", key)
+    assert "quarantined" in explained.output and "raw message is kept" in explained.output
+
+
+def test_capture_explain_tells_why(
+    db: Database, settings: Settings, tmp_path: Path, cli: Cli
+) -> None:
+    email = make_email(sender=ANNA, to=BEN, message_id="<Lunch-42@Northwind-Supplies.com>")
+    run_import(db, settings, write_maildir(tmp_path / "a", [email]))
+    output = cli("capture", "explain", "<lunch-42@northwind-supplies.com>").output
+    assert "skipped by rule internal_only" in output
+    assert "anna@northwind-supplies.com (import), folder INBOX" in output
+    unknown = cli("capture", "explain", "<never@seen>").output
+    assert "never seen by any linked mailbox" in unknown
+
+
+def test_mbox_maildir_and_eml_all_import(
+    db: Database, settings: Settings, tmp_path: Path, cli: Cli
+) -> None:
+    mbox = write_mbox(
+        tmp_path / "archive.mbox",
+        [make_email(sender=CLARA, to=ANNA, body="From here on\nok") for _ in range(3)],
+    )
+    maildir = write_maildir(tmp_path / "md", [make_email(sender=CLARA, to=ANNA)])
+    write_maildir(maildir, [make_email(sender=ANNA, to=CLARA)], folder="Sent")
+    eml = tmp_path / "one.eml"
+    eml.write_bytes(make_email(sender=CLARA, to=ANNA))
+    result = cli("import", str(mbox), str(maildir), str(eml), "--mailbox", ANNA, "--jobs", "1")
+    assert result.exit_code == 0, result.output
+    assert "captured" in result.output and "6" in result.output
+    with db.session() as session:
+        folders = set(session.scalars(select(MailboxObservation.folder)))
+    assert folders == {"archive.mbox", "INBOX", "Sent", tmp_path.name}
+    assert count(db, Activity) == 6
+
+
+def test_attachments_metadata_always_content_only_at_full(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    from email.message import EmailMessage
+
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = CLARA, ANNA, "Drawings"
+    msg["Message-ID"] = "<att@x>"
+    msg["Date"] = "Tue, 01 Sep 2026 09:00:00 +0000"
+    msg.set_content("See attached.")
+    msg.add_attachment(
+        b"%PDF-1.4 drawing" * 100, maintype="application", subtype="pdf", filename="plan.pdf"
+    )
+    raw = msg.as_bytes()
+    run_import(db, settings, write_maildir(tmp_path / "a", [raw]), capture_level="subject")
+    with db.session() as session:
+        attachment = session.scalars(select(Attachment)).one()
+        assert (attachment.filename, attachment.size, attachment.blob_sha256) == (
+            "plan.pdf",
+            1600,
+            None,
+        )
+    run_import(db, settings, write_maildir(tmp_path / "b", [raw]), BEN, capture_level="full")
+    with db.session() as session:
+        attachment = session.scalars(select(Attachment)).one()
+        assert attachment.blob_sha256 == attachment.sha256

@@ -1,0 +1,91 @@
+"""An import killed (SIGKILL) at random points, then re-run, ends with every email exactly once."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from server.db import Database
+from server.models import Activity, ActivityParticipant, CaptureDecision, MailboxObservation
+from tests.support.mail import BASE_DATE, days, make_email, write_maildir
+
+OWNER = "anna@northwind-supplies.com"
+MESSAGES = 900
+
+
+def build_mailbox(root: Path) -> Path:
+    emails = []
+    for n in range(MESSAGES):
+        customer = f"Customer {n % 40} <c{n % 40}@client{n % 12}.example>"
+        if n % 3 == 0:
+            emails.append(
+                make_email(
+                    sender=OWNER, to=customer, subject=f"Offer {n}", date=BASE_DATE + days(n / 50)
+                )
+            )
+        else:
+            emails.append(
+                make_email(
+                    sender=customer,
+                    to=OWNER,
+                    subject=f"Question {n}",
+                    date=BASE_DATE + days(n / 50),
+                )
+            )
+    return write_maildir(root, emails)
+
+
+def counts(db: Database) -> tuple[int, ...]:
+    with db.session() as session:
+        return tuple(
+            int(session.scalar(select(func.count()).select_from(model)) or 0)
+            for model in (Activity, ActivityParticipant, MailboxObservation, CaptureDecision)
+        )
+
+
+def test_killed_imports_finish_with_every_email_exactly_once(
+    db: Database, env: dict[str, str], tmp_path: Path
+) -> None:
+    mailbox = build_mailbox(tmp_path / "mailbox")
+    command = [
+        sys.executable,
+        "-m",
+        "server",
+        "import",
+        str(mailbox),
+        "--mailbox",
+        OWNER,
+        "--jobs",
+        "2",
+    ]
+    full_env = {**os.environ, **env}
+    rng = random.Random(20261125)
+    kills = 0
+    for _ in range(4):
+        proc = subprocess.Popen(
+            command, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        time.sleep(rng.uniform(0.8, 2.5))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait(timeout=60)
+    assert kills >= 2, "the import finished before it could be killed: make it bigger"
+    partial = counts(db)
+    final = subprocess.run(
+        command, env=full_env, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert final.returncode == 0, final.stderr
+    assert counts(db) == (MESSAGES, 2 * MESSAGES, MESSAGES, MESSAGES), f"after kills: {partial}"
+    with db.session() as session:
+        duplicated = session.execute(
+            select(Activity.message_key).group_by(Activity.message_key).having(func.count() > 1)
+        ).all()
+    assert duplicated == []
