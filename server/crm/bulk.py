@@ -24,8 +24,8 @@ from server.mail_ingest.items import MailItem
 _LIST_HEADERS = ("list-id", "list-post", "mailing-list", "x-beenthere")
 
 # Headers set by marketing platforms (Amazon SES, Mailchimp/Mandrill, Mailgun, Salesforce Marketing
-# Cloud, SendGrid, the CSA whitelist...). Several of them are also on transactional or even one-to-one mail
-# sent through the same platform, so they only count together with List-Unsubscribe.
+# Cloud, SendGrid, the CSA whitelist...). Several of them are also on transactional or even
+# one-to-one mail sent through the same platform, so they only count together with List-Unsubscribe.
 _MARKETING_HEADERS = (
     "feedback-id",
     "x-campaign",

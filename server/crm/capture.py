@@ -22,8 +22,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -98,13 +99,26 @@ class CaptureCounts:
 
 @dataclass
 class _Known:
-    id: int
+    """An email activity, stored or about to be (then `id` is filled after the batch insert)."""
+
+    id: int | None
     identity: str
     message_key: str
     sender: str
     occurred_at: datetime
     content_level: str
     hidden: bool
+    values: dict[str, object] = field(default_factory=dict)
+    blobs: list[dict[str, object]] = field(default_factory=list)
+    raced: bool = False  # another process inserted the same identity first
+
+
+@dataclass
+class _Planned:
+    prepared: Prepared
+    outcome: str  # "captured", "known", or the rule that skips it
+    way: str = "incoming"
+    target: _Known | None = None
 
 
 def level_index(level: str) -> int:
@@ -118,6 +132,11 @@ def effective_level(item: MailItem, link_level: str) -> str:
 
 def _insert(session: Session):  # type: ignore[no-untyped-def]
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+ACTIVITIES = cast(Table, Activity.__table__)
+PARTICIPANTS = cast(Table, ActivityParticipant.__table__)
+ATTACHMENTS = cast(Table, Attachment.__table__)
 
 
 class Capturer:
@@ -140,6 +159,8 @@ class Capturer:
     # -- the batch ------------------------------------------------------------------------------
 
     def capture_batch(self, session: Session, batch: list[Prepared]) -> CaptureCounts:
+        """Decide every item in order, insert the new activities in one statement, then write
+        their participants, attachments, observations and decisions in one statement each."""
         counts = CaptureCounts()
         mails = [p for p in batch if p.item is not None and p.quarantine_reason is None]
         for prepared in batch:
@@ -153,10 +174,17 @@ class Capturer:
         self.threads.prefetch(session, (k for p in mails if p.keys for k in p.keys.all_keys()))
         self.people.prefetch(session, self._external_addresses(mails))
 
+        plan: list[_Planned] = [self._plan(session, prepared, known) for prepared in mails]
         rows = _Rows()
+        new = [s.target for s in plan if s.outcome == "captured" and s.target is not None]
+        rows.blobs.extend(b for target in new for b in target.blobs)
+        put_blobs(session, rows.blobs)
+        rows.blobs.clear()
+        self._insert_activities(session, new)
+
         thread_stats: dict[int, tuple[datetime, datetime, int]] = {}
-        for prepared in mails:
-            outcome = self._capture_one(session, prepared, known, rows, thread_stats)
+        for step in plan:
+            outcome = self._apply(session, step, rows, thread_stats)
             if outcome == "captured":
                 counts.captured += 1
             elif outcome == "known":
@@ -168,25 +196,18 @@ class Capturer:
         self.people.flush(session)
         return counts
 
-    def _capture_one(
-        self,
-        session: Session,
-        prepared: Prepared,
-        known: dict[str, list[_Known]],
-        rows: _Rows,
-        thread_stats: dict[int, tuple[datetime, datetime, int]],
-    ) -> str:
+    def _plan(
+        self, session: Session, prepared: Prepared, known: dict[str, list[_Known]]
+    ) -> _Planned:
+        """What to do with one item: skip it, note another sighting, or create an activity."""
         item = prepared.item
         assert item is not None
         assert prepared.keys is not None
         sender = item.sender.address if item.sender else ""
         occurred_at = item.date or utcnow()
         key = prepared.message_key
-
         if self.since is not None and item.date is not None and item.date < self.since:
-            rows.decision(self.link.id, prepared, "skipped", "older_than_since")
-            return "older_than_since"
-
+            return _Planned(prepared, "older_than_since")
         way = classify_direction(
             sender,
             item.participants,
@@ -195,17 +216,10 @@ class Capturer:
         )
         rule = skip_reason(item, self.policy, owner_user_id=self.link.owner_user_id, direction=way)
         if rule is not None:
-            rows.decision(self.link.id, prepared, "skipped", rule)
-            return rule
-
+            return _Planned(prepared, rule)
         match = _find_same_email(known.get(key, []), sender, item.date)
         if match is not None:
-            self._observe(rows, prepared, match.id, way)
-            detail = "unlogged or removed by a rule; kept that way" if match.hidden else ""
-            rows.decision(self.link.id, prepared, "known", None, match.id, detail, only_new=True)
-            if not match.hidden:
-                self._maybe_fill_in(session, match, prepared)
-            return "known"
+            return _Planned(prepared, "known", way, match)
 
         identity = f"{key}|{sender}"
         if any(k.identity == identity for k in known.get(key, [])):
@@ -214,25 +228,68 @@ class Capturer:
         thread_id = self.threads.assign(
             session, prepared.keys, subject=item.subject, occurred_at=occurred_at
         )
-        activity_id = self._insert_activity(
-            session, prepared, identity, level, way, thread_id, occurred_at
+        target = _Known(None, identity, key, sender, occurred_at, level, hidden=False)
+        target.values = self._activity_values(
+            prepared, identity, level, way, thread_id, occurred_at
         )
-        if activity_id is None:  # another process captured it a moment ago
-            existing = session.scalar(select(Activity.id).where(Activity.identity == identity))
-            assert existing is not None
-            self._observe(rows, prepared, existing, way)
-            rows.decision(self.link.id, prepared, "known", None, existing, only_new=True)
+        if level == "full":
+            target.blobs = [b for b in (prepared.raw_blob, prepared.body_blob) if b is not None]
+        known.setdefault(key, []).append(target)
+        return _Planned(prepared, "captured", way, target)
+
+    def _insert_activities(self, session: Session, new: list[_Known]) -> None:
+        """One multi-row INSERT; an identity another process inserted a moment ago is looked up."""
+        if not new:
+            return
+        stmt = (
+            _insert(session)(ACTIVITIES)
+            .on_conflict_do_nothing(index_elements=["identity"])
+            .returning(ACTIVITIES.c.identity, ACTIVITIES.c.id)
+        )
+        connection = session.connection()
+        ids = dict(connection.execute(stmt, [t.values for t in new]).all())
+        for target in new:
+            target.id = ids.get(target.identity)
+            if target.id is None:
+                target.raced = True
+                target.id = connection.execute(
+                    select(ACTIVITIES.c.id).where(ACTIVITIES.c.identity == target.identity)
+                ).scalar_one()
+
+    def _apply(
+        self,
+        session: Session,
+        step: _Planned,
+        rows: _Rows,
+        thread_stats: dict[int, tuple[datetime, datetime, int]],
+    ) -> str:
+        prepared, target = step.prepared, step.target
+        if step.outcome not in ("known", "captured"):
+            rows.decision(self.link.id, prepared, "skipped", step.outcome)
+            return step.outcome
+        assert target is not None and target.id is not None
+        self._observe(rows, prepared, target.id, step.way)
+        if step.outcome == "known" or target.raced:
+            detail = "unlogged or removed by a rule; kept that way" if target.hidden else ""
+            rows.decision(self.link.id, prepared, "known", None, target.id, detail, only_new=True)
+            if not target.hidden and not target.raced:
+                self._maybe_fill_in(session, target, prepared)
             return "known"
-        first, last, added = thread_stats.get(thread_id, (occurred_at, occurred_at, 0))
-        thread_stats[thread_id] = (min(first, occurred_at), max(last, occurred_at), added + 1)
-        known.setdefault(key, []).append(
-            _Known(activity_id, identity, key, sender, occurred_at, level, hidden=False)
+        item = prepared.item
+        assert item is not None
+        thread_id = int(target.values["thread_id"])  # type: ignore[call-overload]
+        first, last, added = thread_stats.get(
+            thread_id, (target.occurred_at, target.occurred_at, 0)
         )
-        self._participants(session, rows, item, activity_id, way, occurred_at)
-        if level_index(level) >= 1:
-            self._attachments(rows, prepared, activity_id, level)
-        self._observe(rows, prepared, activity_id, way)
-        rows.decision(self.link.id, prepared, "captured", None, activity_id)
+        thread_stats[thread_id] = (
+            min(first, target.occurred_at),
+            max(last, target.occurred_at),
+            added + 1,
+        )
+        self._participants(session, rows, item, target.id, step.way, target.occurred_at)
+        if level_index(target.content_level) >= 1:
+            self._attachments(rows, prepared, target.id, target.content_level)
+        rows.decision(self.link.id, prepared, "captured", None, target.id)
         return "captured"
 
     # -- pieces ---------------------------------------------------------------------------------
@@ -283,25 +340,20 @@ class Capturer:
             address, self.policy.internal_domains
         )
 
-    def _insert_activity(
+    def _activity_values(
         self,
-        session: Session,
         prepared: Prepared,
         identity: str,
         level: str,
         way: str,
         thread_id: int,
         occurred_at: datetime,
-    ) -> int | None:
+    ) -> dict[str, object]:
         item = prepared.item
         assert item is not None
         rank = level_index(level)
-        blobs = []
-        if rank == 2:
-            blobs = [b for b in (prepared.raw_blob, prepared.body_blob) if b is not None]
-            put_blobs(session, blobs)
         now = utcnow()
-        values = {
+        return {
             "kind": "email",
             "identity": identity,
             "message_key": prepared.message_key,
@@ -310,6 +362,7 @@ class Capturer:
             "direction": way,
             "subject": item.subject[:1000] if rank >= 1 else "",
             "snippet": item.snippet if rank == 2 else "",
+            "body_text": None,
             "body_blob": _sha(prepared.body_blob) if rank == 2 else None,
             "raw_blob": _sha(prepared.raw_blob) if rank == 2 else None,
             "sender_address": item.sender.address if item.sender else "",
@@ -323,13 +376,6 @@ class Capturer:
             "updated_at": now,
             "version": 1,
         }
-        stmt = (
-            _insert(session)(Activity)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["identity"])
-            .returning(Activity.id)
-        )
-        return session.execute(stmt).scalar_one_or_none()
 
     def _participants(
         self,
@@ -397,6 +443,7 @@ class Capturer:
         """A fuller link saw an email a sparser one captured: keep the fuller content."""
         item = prepared.item
         assert item is not None
+        assert match.id is not None
         level = effective_level(item, self.link.capture_level)
         if level_index(level) <= level_index(match.content_level):
             return
@@ -563,10 +610,11 @@ class _Rows:
 
     def write(self, session: Session) -> None:
         put_blobs(session, self.blobs)
+        connection = session.connection()
         if self.participants:
-            session.execute(insert(ActivityParticipant), self.participants)
+            connection.execute(insert(PARTICIPANTS), self.participants)
         if self.attachments:
-            session.execute(insert(Attachment), self.attachments)
+            connection.execute(insert(ATTACHMENTS), self.attachments)
         if self.observations:
             stmt = _insert(session)(MailboxObservation)
             session.execute(

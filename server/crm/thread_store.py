@@ -12,14 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Table, bindparam, case, delete, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from server.crm.threads import ThreadKeys
 from server.models import Activity, Thread, ThreadKey
+from server.models.base import UTCDateTime
 
 SUBJECT_FALLBACK_WINDOW = timedelta(days=45)
 
@@ -64,11 +66,14 @@ class ThreadStore:
             if len(found) > 1:
                 self._merge(session, thread_id, found[1:])
         else:
-            thread_id = session.execute(
-                insert(Thread)
-                .values(subject=subject[:1000], first_at=occurred_at, last_at=occurred_at)
-                .returning(Thread.id)
-            ).scalar_one()
+            thread_id = (
+                session.connection()
+                .execute(
+                    _NEW_THREAD,
+                    {"subject": subject[:1000], "first_at": occurred_at, "last_at": occurred_at},
+                )
+                .scalar_one()
+            )
         self._register(session, thread_id, keys.all_keys())
         previous = self._last_at.get(thread_id)
         if previous is None or occurred_at > previous:
@@ -106,10 +111,29 @@ class ThreadStore:
 
     def touch(self, session: Session, stats: dict[int, tuple[datetime, datetime, int]]) -> None:
         """Update each thread's first/last dates and activity count after a batch."""
-        for thread_id, (first, last, added) in stats.items():
-            thread = session.get(Thread, thread_id)
-            if thread is None:
-                continue
-            thread.first_at = first if thread.first_at is None else min(thread.first_at, first)
-            thread.last_at = last if thread.last_at is None else max(thread.last_at, last)
-            thread.activity_count += added
+        if stats:
+            session.connection().execute(
+                _TOUCH,
+                [{"tid": t, "first": f, "last": la, "added": n} for t, (f, la, n) in stats.items()],
+            )
+
+
+THREADS = cast(Table, Thread.__table__)
+_NEW_THREAD = insert(THREADS).returning(THREADS.c.id)
+_first = bindparam("first", type_=UTCDateTime())
+_last = bindparam("last", type_=UTCDateTime())
+_TOUCH = (
+    update(THREADS)
+    .where(THREADS.c.id == bindparam("tid"))
+    .values(
+        first_at=case(
+            (or_(THREADS.c.first_at.is_(None), THREADS.c.first_at > _first), _first),
+            else_=THREADS.c.first_at,
+        ),
+        last_at=case(
+            (or_(THREADS.c.last_at.is_(None), THREADS.c.last_at < _last), _last),
+            else_=THREADS.c.last_at,
+        ),
+        activity_count=THREADS.c.activity_count + bindparam("added"),
+    )
+)

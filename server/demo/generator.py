@@ -1225,9 +1225,9 @@ class _Demo:
                 hannah,
                 [ANNA],
                 [TOM],
-                "We're opening a second practice in Salford in June and will "
-                "need a full opening order. Could we meet to go through it? Tom, I've copied you as "
-                "you handled our last delivery.",
+                "We're opening a second practice in Salford in June and will need a full opening "
+                "order. Could we meet to go through it? Tom, I've copied you as you handled our "
+                "last delivery.",
             ),
             (
                 ANNA,
@@ -1289,7 +1289,7 @@ class _Demo:
         self.w.post(thread, PRIYA, [niamh], [], body, self.day(15), kinds=["customer"])
 
     def role_address(self) -> None:
-        """A small customer's owner writes from the shop's info@ address: person mail all the same."""
+        """A small customer's owner writes from the shop's info@ address: still person mail."""
         rosie = SALTMARSH.people[0]
         thread = _Thread("Extra bags for Friday")
         when = self.day(6, rosie.tz)
@@ -1306,8 +1306,8 @@ class _Demo:
                 ANNA,
                 BRIGHTLINE.people[0],
                 "Automatic reply: ",
-                "I'm out of the office until "
-                "Monday with limited access to email. For urgent orders please contact Chloe Barnes.",
+                "I'm out of the office until Monday with limited access to email. For urgent "
+                "orders please contact Chloe Barnes.",
                 [
                     ("Auto-Submitted", "auto-replied"),
                     ("X-Auto-Response-Suppress", "All"),
@@ -1319,9 +1319,8 @@ class _Demo:
                 TOM,
                 KESTRELMOOR.people[0],
                 "Abwesenheitsnotiz: ",
-                "Vielen Dank für Ihre "
-                "Nachricht. Ich bin bis einschließlich Freitag nicht im Büro. In dringenden Fällen "
-                "wenden Sie sich bitte an Katrin Brandt.",
+                "Vielen Dank für Ihre Nachricht. Ich bin bis einschließlich Freitag nicht im "
+                "Büro. In dringenden Fällen wenden Sie sich bitte an Katrin Brandt.",
                 [("Auto-Submitted", "auto-replied"), ("X-Auto-Response-Suppress", "All")],
                 33,
             ),
@@ -1329,8 +1328,8 @@ class _Demo:
                 MARCO,
                 CLAIRVAL.people[0],
                 "Réponse automatique : ",
-                "Je suis absente du bureau "
-                "jusqu'au 14. Pour toute urgence, merci de contacter Amélie Dupont.",
+                "Je suis absente du bureau jusqu'au 14. Pour toute urgence, merci de contacter "
+                "Amélie Dupont.",
                 [("Auto-Submitted", "auto-replied")],
                 52,
             ),

@@ -24,7 +24,8 @@ import pytest
 
 from server.crm.bulk import bulk_reason
 from server.demo.generator import DemoDataset, generate_demo
-from tests.unit.test_bulk import parse
+from server.mail_ingest.errors import BadItem
+from server.mail_ingest.mime import parse_message
 
 NOW = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
 DOMAIN = "northwind-supplies.com"
@@ -167,6 +168,13 @@ def test_messages_are_well_formed(stored: list[Stored], now: datetime) -> None:
     assert without_id == 1
 
 
+def test_the_broken_message_is_quarantined_by_the_parser(stored: list[Stored]) -> None:
+    broken = [s.raw for s in stored if _is_broken(s.msg)]
+    assert len(broken) == 1
+    with pytest.raises(BadItem):
+        parse_message(broken[0])
+
+
 def test_mailboxes_hold_the_right_copies(stored: list[Stored]) -> None:
     for item in stored:
         msg = item.msg
@@ -302,7 +310,7 @@ def test_bulk_rules_agree_with_the_demo(stored: list[Stored]) -> None:
             or msg["Auto-Submitted"] is not None
             or msg.get_content_type() == "multipart/report"
         )
-        reason = bulk_reason(parse(item.raw))
+        reason = bulk_reason(parse_message(item.raw))
         if (reason is not None) != machine:
             wrong.append(f"{msg['Subject']!s} from {sender}: {reason}")
     assert not wrong, wrong
