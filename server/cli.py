@@ -142,6 +142,13 @@ def demo(ctx: Context, port: int, host: str) -> None:
     type=click.Choice(["full", "subject", "metadata"]),
     help="What to keep of each email (default: the owner's import link's level, full).",
 )
+@click.option(
+    "--alias",
+    "aliases",
+    multiple=True,
+    metavar="ADDRESS",
+    help="Another address of the owner (repeatable); mail from it counts as outgoing.",
+)
 @click.option("--jobs", type=int, help="Parser processes (default: one per core, up to 4).")
 @pass_ctx
 def import_(
@@ -150,6 +157,7 @@ def import_(
     owner: str,
     since: str | None,
     capture_level: str | None,
+    aliases: tuple[str, ...],
     jobs: int | None,
 ) -> None:
     """Capture .mbox files, Maildir folders and .eml files as if seen in OWNER's mailbox.
@@ -171,6 +179,7 @@ def import_(
             owner=owner,
             since=since_at,
             capture_level=capture_level,
+            aliases=aliases,
             jobs=jobs,
             on_progress=advance,
         )
@@ -202,6 +211,22 @@ def capture_explain(ctx: Context, message_id: str) -> None:
         lines = explain(session, message_id)
     for line in lines:
         click.echo(line)
+
+
+@capture.command("retry")
+@click.option("--link", "link_id", type=int, help="Only this mailbox link's quarantined items.")
+@pass_ctx
+def capture_retry(ctx: Context, link_id: int | None) -> None:
+    """Parse quarantined messages again (after an upgrade) and capture those that now parse."""
+    from server.mail_ingest.quarantine import retry_quarantined
+
+    result = retry_quarantined(ctx.db, link_id=link_id)
+    click.echo(
+        f"{result.tried} quarantined messages retried: {result.resolved} now read "
+        f"({result.counts.captured} captured, {result.counts.known} already known, "
+        f"{sum(result.counts.skipped.values())} skipped by rules), "
+        f"{result.tried - result.resolved} still quarantined"
+    )
 
 
 @main.group()

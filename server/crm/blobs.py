@@ -13,10 +13,9 @@ import zlib
 from collections.abc import Iterable
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from server.crm.sql import insert_ignore
 from server.models import Blob, utcnow
 
 MIN_COMPRESS_SIZE = 256
@@ -52,10 +51,9 @@ def put_blobs(session: Session, rows: Iterable[dict[str, object]]) -> None:
     if not unique:
         return
     now = utcnow()
-    values = [{**row, "created_at": now} for row in unique.values()]
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    session.execute(insert(Blob).on_conflict_do_nothing(index_elements=["sha256"]), values)
+    insert_ignore(
+        session, "blobs", ["sha256"], [{**row, "created_at": now} for row in unique.values()]
+    )
 
 
 def put_blob(session: Session, data: bytes) -> str:

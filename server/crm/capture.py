@@ -34,6 +34,7 @@ from server.crm.blobs import put_blobs
 from server.crm.direction import direction as classify_direction
 from server.crm.people import People, Sighting
 from server.crm.rules import CapturePolicy, in_domains, skip_reason
+from server.crm.sql import insert_ignore, insert_ignore_returning, upsert
 from server.crm.thread_store import ThreadStore
 from server.crm.threads import ThreadKeys
 from server.mail_ingest.items import CAPTURE_LEVELS, MailItem
@@ -41,8 +42,6 @@ from server.models import (
     Activity,
     ActivityParticipant,
     Attachment,
-    CaptureDecision,
-    MailboxObservation,
     QuarantinedItem,
     utcnow,
 )
@@ -241,19 +240,16 @@ class Capturer:
         """One multi-row INSERT; an identity another process inserted a moment ago is looked up."""
         if not new:
             return
-        stmt = (
-            _insert(session)(ACTIVITIES)
-            .on_conflict_do_nothing(index_elements=["identity"])
-            .returning(ACTIVITIES.c.identity, ACTIVITIES.c.id)
+        inserted = insert_ignore_returning(
+            session, "activities", ["identity"], ["identity", "id"], [t.values for t in new]
         )
-        connection = session.connection()
-        ids = dict(connection.execute(stmt, [t.values for t in new]).all())
+        ids = dict(inserted)
         for target in new:
             target.id = ids.get(target.identity)
             if target.id is None:
                 target.raced = True
-                target.id = connection.execute(
-                    select(ACTIVITIES.c.id).where(ACTIVITIES.c.identity == target.identity)
+                target.id = session.execute(
+                    select(Activity.id).where(Activity.identity == target.identity)
                 ).scalar_one()
 
     def _apply(
@@ -548,32 +544,25 @@ def _decision_row(
     }
 
 
+DECISION_KEY = ("link_id", "folder", "message_key")
+DECISION_FIELDS = (
+    "decision",
+    "rule",
+    "detail",
+    "activity_id",
+    "quarantined_item_id",
+    "provider_id",
+    "decided_at",
+)
+
+
 def _upsert_decisions(
     session: Session, rows: list[dict[str, object]], *, keep: bool = False
 ) -> None:
-    if not rows:
-        return
-    stmt = _insert(session)(CaptureDecision)
-    index = ["link_id", "folder", "message_key"]
     if keep:
-        session.execute(stmt.on_conflict_do_nothing(index_elements=index), rows)
-        return
-    excluded = stmt.excluded
-    session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=index,
-            set_={
-                "decision": excluded.decision,
-                "rule": excluded.rule,
-                "detail": excluded.detail,
-                "activity_id": excluded.activity_id,
-                "quarantined_item_id": excluded.quarantined_item_id,
-                "provider_id": excluded.provider_id,
-                "decided_at": excluded.decided_at,
-            },
-        ),
-        rows,
-    )
+        insert_ignore(session, "capture_decisions", DECISION_KEY, rows)
+    else:
+        upsert(session, "capture_decisions", DECISION_KEY, DECISION_FIELDS, rows)
 
 
 @dataclass
@@ -615,14 +604,12 @@ class _Rows:
             connection.execute(insert(PARTICIPANTS), self.participants)
         if self.attachments:
             connection.execute(insert(ATTACHMENTS), self.attachments)
-        if self.observations:
-            stmt = _insert(session)(MailboxObservation)
-            session.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["link_id", "folder", "activity_id"],
-                    set_={"provider_id": stmt.excluded.provider_id, "deleted_at": None},
-                ),
-                list(self.observations.values()),
-            )
+        upsert(
+            session,
+            "mailbox_observations",
+            ("link_id", "folder", "activity_id"),
+            ("provider_id", "deleted_at"),
+            list(self.observations.values()),
+        )
         _upsert_decisions(session, list(self.decisions.values()))
         _upsert_decisions(session, list(self.known_decisions.values()), keep=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -27,8 +29,14 @@ def check_level(level: str) -> str:
     return level
 
 
-def import_link(session: Session, owner: str, *, capture_level: str | None = None) -> MailboxLink:
-    """The owner's file-import link (one per owner), created on first use."""
+def import_link(
+    session: Session,
+    owner: str,
+    *,
+    capture_level: str | None = None,
+    aliases: Sequence[str] = (),
+) -> MailboxLink:
+    """The owner's file-import link (one per owner), created on first use; new aliases add up."""
     address = owner_address(owner)
     link = session.scalar(
         select(MailboxLink).where(
@@ -48,6 +56,9 @@ def import_link(session: Session, owner: str, *, capture_level: str | None = Non
         session.flush()
     elif capture_level is not None:
         link.capture_level = check_level(capture_level)
+    added = [owner_address(a) for a in aliases]
+    if added:
+        link.aliases = sorted({*map(str, link.aliases), *added})
     return link
 
 

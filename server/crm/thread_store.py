@@ -15,10 +15,9 @@ from datetime import datetime, timedelta
 from typing import cast
 
 from sqlalchemy import Table, bindparam, case, delete, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from server.crm.sql import insert_ignore
 from server.crm.threads import ThreadKeys
 from server.models import Activity, Thread, ThreadKey
 from server.models.base import UTCDateTime
@@ -84,13 +83,10 @@ class ThreadStore:
         new = [k for k in keys if self._threads.get(k) != thread_id]
         if not new:
             return
-        dialect = session.get_bind().dialect.name
-        stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(ThreadKey)
         # A key another thread already owns stays with it (the merge above took care of the ones
-        # this item brought together); a subject key moves to the newest thread using it.
-        session.execute(
-            stmt.on_conflict_do_nothing(index_elements=["key"]),
-            [{"key": k, "thread_id": thread_id} for k in new],
+        # this item brought together).
+        insert_ignore(
+            session, "thread_keys", ["key"], [{"key": k, "thread_id": thread_id} for k in new]
         )
         for key in new:
             self._threads.setdefault(key, thread_id)

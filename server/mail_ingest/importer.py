@@ -37,12 +37,13 @@ def import_files(
     owner: str,
     since: datetime | None = None,
     capture_level: str | None = None,
+    aliases: Sequence[str] = (),
     jobs: int | None = None,
     on_progress: Callable[[CaptureCounts], None] | None = None,
 ) -> ImportResult:
     with db.session() as session:
         seed_internal_domains(session, settings.internal_domains)
-        link = import_link(session, owner, capture_level=capture_level)
+        link = import_link(session, owner, capture_level=capture_level, aliases=aliases)
         info = link_info(link)
         policy = load_policy(session)
     unreadable: list[Unreadable] = []

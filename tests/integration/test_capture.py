@@ -448,3 +448,46 @@ def test_attachments_metadata_always_content_only_at_full(
     with db.session() as session:
         attachment = session.scalars(select(Attachment)).one()
         assert attachment.blob_sha256 == attachment.sha256
+
+
+def test_quarantined_mail_is_captured_by_a_retry_after_a_fix(
+    db: Database, settings: Settings, tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.mail_ingest import pipeline
+    from server.mail_ingest.errors import BadItem
+
+    real_parse = pipeline.parse_message
+
+    def old_buggy_parser(raw: bytes, **kwargs: object) -> object:
+        if b"Tricky" in raw:
+            raise BadItem("not_an_email", "this version could not read it")
+        return real_parse(raw, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "parse_message", old_buggy_parser)
+    emails = [
+        make_email(sender=CLARA, to=ANNA, subject="Tricky one"),
+        make_email(sender=CLARA, to=ANNA),
+    ]
+    first = run_import(db, settings, write_maildir(tmp_path / "a", emails))
+    assert (first.run.counts.captured, sum(first.run.counts.quarantined.values())) == (1, 1)
+
+    monkeypatch.setattr(pipeline, "parse_message", real_parse)  # the "upgrade"
+    result = cli("capture", "retry")
+    assert result.exit_code == 0, result.output
+    assert "1 quarantined messages retried: 1 now read (1 captured" in result.output
+    assert count(db, Activity) == 2
+    assert count(db, QuarantinedItem, QuarantinedItem.resolved_at.is_(None)) == 0
+    assert "0 quarantined messages retried" in cli("capture", "retry").output
+
+
+def test_aliases_make_mail_outgoing(
+    db: Database, settings: Settings, tmp_path: Path, cli: Cli
+) -> None:
+    email = make_email(sender="Anna <anna.s@northwind.example>", to=CLARA)
+    box = write_maildir(tmp_path / "a", [email])
+    result = cli(
+        "import", str(box), "--mailbox", ANNA, "--alias", "anna.s@northwind.example", "--jobs", "1"
+    )
+    assert result.exit_code == 0, result.output
+    with db.session() as session:
+        assert session.scalars(select(Activity.direction)).one() == "outgoing"
