@@ -66,3 +66,5 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root.addHandler(handler)
     root.setLevel(level)
+    # Alembic narrates every migration-state check (each /healthz) at INFO.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
