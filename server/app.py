@@ -26,9 +26,13 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         secrets=SecretBox(settings.secret_keys),
     )
 
-    from server.api import health
+    from server.api import auth, health, lookup
+    from server.api.spec import api
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(lookup.bp)
+    api.register(app)
+    auth.init_app(app)
     register_error_handlers(app)
 
     @app.before_request

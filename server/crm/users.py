@@ -15,6 +15,7 @@ from server.crm.errors import Conflict, DomainError, NotFound
 from server.models import ApiToken, MailboxLink, User, utcnow
 from server.models.users import ROLES
 
+LAST_USED_GRANULARITY = timedelta(minutes=5)
 TOKEN_PREFIX = "rpt_"  # noqa: S105 - a visible prefix, not a secret
 
 
@@ -95,5 +96,7 @@ def authenticate_token(session: Session, plaintext: str, *, now: datetime | None
         raise NotFound("token expired; create a new one with `rapport token create`")
     if token.user.disabled_at is not None:
         raise NotFound("this user is disabled")
-    token.last_used_at = now
+    # Written at most every few minutes, so that reading the API is not a write per request.
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_GRANULARITY:
+        token.last_used_at = now
     return token.user

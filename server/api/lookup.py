@@ -1,0 +1,71 @@
+"""GET /api/v1/lookup — the task pane's main call, one round trip."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app
+from pydantic import BaseModel, Field
+from spectree import Response
+
+from server.api.auth import current_viewer
+from server.api.schemas import (
+    ActivityOut,
+    CompanyOut,
+    ContactOut,
+    DealOut,
+    ErrorOut,
+    FollowUpOut,
+    UnknownPersonOut,
+    company_out,
+    contact_out,
+)
+from server.api.spec import api
+from server.app_context import rapport
+from server.crm.lookup import lookup as lookup_people
+from server.crm.rules import load_policy
+
+bp = Blueprint("lookup", __name__, url_prefix="/api/v1")
+
+
+class LookupQuery(BaseModel):
+    email: list[str] = Field(min_length=1, max_length=50, description="Addresses on the email")
+    limit: int = Field(20, ge=1, le=100, description="Timeline entries per page")
+    cursor: str | None = Field(None, description="next_cursor of the previous page")
+
+
+class LookupOut(BaseModel):
+    contacts: list[ContactOut]
+    companies: list[CompanyOut]
+    unknown: list[UnknownPersonOut]
+    timeline: list[ActivityOut]
+    next_cursor: str | None
+    deals: list[DealOut]
+    follow_ups: list[FollowUpOut]
+
+
+@bp.get("/lookup")
+@api.validate(
+    query=LookupQuery,
+    resp=Response(HTTP_200=LookupOut, HTTP_401=ErrorOut, HTTP_422=ErrorOut),
+    tags=["task pane"],
+)
+def lookup(query: LookupQuery) -> LookupOut:
+    """Everything about the people on an email: contacts, companies, timeline, deals, follow-ups."""
+    with rapport(current_app).db.read_session() as session:
+        policy = load_policy(session)
+        result = lookup_people(
+            session,
+            current_viewer(),
+            query.email,
+            limit=query.limit,
+            cursor=query.cursor,
+            own_domains=sorted(policy.internal_domains),
+        )
+        return LookupOut(
+            contacts=[contact_out(c) for c in result.contacts],
+            companies=[company_out(c) for c in result.companies],
+            unknown=[UnknownPersonOut.model_validate(u) for u in result.unknown],
+            timeline=[ActivityOut.model_validate(a) for a in result.timeline.items],
+            next_cursor=result.timeline.next_cursor,
+            deals=[DealOut.model_validate(d) for d in result.deals],
+            follow_ups=[FollowUpOut.model_validate(f) for f in result.follow_ups],
+        )
