@@ -22,6 +22,7 @@ packages=()
 if [ "$profile" = "test" ]; then
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || packages+=("postgresql")
   command -v runuser >/dev/null 2>&1 || packages+=("util-linux")
+  [ -x /usr/sbin/dovecot ] || packages+=("dovecot-imapd")
 fi
 if [ ${#packages[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${packages[*]}"

@@ -22,6 +22,7 @@ from server.app import create_app
 from server.cli import main
 from server.config import Settings, load_settings
 from server.db import Database
+from tests.support.dovecot_fixtures import dovecot, dovecot_server, imap_account  # noqa: F401
 from tests.support.postgres import PostgresServer
 
 SECRET_KEY = "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
