@@ -309,6 +309,260 @@ def rule_set(ctx: Context, key: str, value: str) -> None:
     click.echo(f"capture.{key} = {parsed}")
 
 
+# -- mailboxes and the worker -------------------------------------------------------------------
+
+
+@main.group()
+def mailbox() -> None:
+    """Linked mailboxes: add, list, sync, pause, resume, remove."""
+
+
+def _read_secret(stdin: bool, env_var: str | None, what: str) -> str:
+    import os
+    import sys
+
+    value: str
+    if stdin:
+        value = sys.stdin.readline().rstrip("\r\n")
+    elif env_var:
+        value = os.environ.get(env_var, "")
+        if not value:
+            raise click.BadParameter(f"{env_var} is not set or empty", param_hint="--password-env")
+    else:
+        raise click.UsageError(f"give the {what} with --password-stdin or --password-env VAR")
+    if not value:
+        raise click.UsageError(f"the {what} is empty")
+    return value
+
+
+@mailbox.group("add")
+def mailbox_add() -> None:
+    """Link a mailbox: imap or drop (graph and ews arrive with their sources)."""
+
+
+@mailbox_add.command("imap")
+@click.option("--owner", required=True, metavar="ADDRESS", help="Whose mailbox it is.")
+@click.option("--host", required=True)
+@click.option("--port", type=int, help="Default 993 for ssl, 143 for starttls.")
+@click.option(
+    "--security", type=click.Choice(["ssl", "starttls"]), default="ssl", show_default=True
+)
+@click.option("--user", "username", required=True, help="The IMAP login.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--password-env", metavar="VAR", help="Read the password from this variable.")
+@click.option("--folders", help="Comma-separated; default INBOX and the Sent folder.")
+@click.option("--since", metavar="DATE|AGE", help="Only mail from then on: 2026-01-31 or 90d.")
+@click.option("--capture-level", type=click.Choice(["full", "subject", "metadata"]), default="full")
+@click.option(
+    "--alias", "aliases", multiple=True, metavar="ADDRESS", help="Another address of the owner."
+)
+@click.option(
+    "--visibility", type=click.Choice(["team", "private"]), default="team", show_default=True
+)
+@pass_ctx
+def mailbox_add_imap(
+    ctx: Context,
+    owner: str,
+    host: str,
+    port: int | None,
+    security: str,
+    username: str,
+    password_stdin: bool,
+    password_env: str | None,
+    folders: str | None,
+    since: str | None,
+    capture_level: str,
+    aliases: tuple[str, ...],
+    visibility: str,
+) -> None:
+    """Link an IMAP mailbox; the connection is tested before anything is saved."""
+    from server.crm.mailboxes import add_link
+    from server.crypto import SecretBox
+    from server.mail_ingest.errors import SourceError
+    from server.mail_ingest.sources import imap
+
+    password = _read_secret(password_stdin, password_env, "password")
+    if since is not None:
+        _since(since)
+    chosen = [f.strip() for f in folders.split(",") if f.strip()] if folders else None
+    port = port or (993 if security == "ssl" else 143)
+    settings = imap.ImapSettings(
+        host=host,
+        port=port,
+        security=security,  # type: ignore[arg-type]
+        user=username,
+        password=password,
+        folders=chosen,
+        ca_bundle=ctx.settings.ca_bundle,
+    )
+    try:
+        found = imap.test_connection(settings)
+    except SourceError as exc:
+        raise DomainError(f"the link was not saved: {exc.message}") from None
+    config = {"host": host, "port": port, "security": security, "user": username, "folders": chosen}
+    if since:
+        config["since"] = since
+    with ctx.session() as session:
+        link = add_link(
+            session,
+            SecretBox(ctx.settings.secret_keys),
+            kind="imap",
+            owner=owner,
+            settings=config,
+            secret={"password": password},
+            capture_level=capture_level,
+            aliases=aliases,
+            visibility=visibility,
+        )
+        click.echo(
+            f"mailbox link {link.id}: {link.owner_address} via IMAP {host}:{port}, folders {', '.join(found)}"
+        )
+    click.echo("`rapport worker` captures it from now on; `rapport mailbox sync ID` runs it now")
+
+
+@mailbox_add.command("drop")
+@click.option("--owner", required=True, metavar="ADDRESS", help="Whose mail it is.")
+@pass_ctx
+def mailbox_add_drop(ctx: Context, owner: str) -> None:
+    """Give OWNER a personal drop address: mail BCC'd or forwarded to it is captured as theirs."""
+    from server.crm.mailboxes import add_drop_link
+
+    with ctx.session() as session:
+        link, address = add_drop_link(session, owner=owner, domain=ctx.settings.drop_domain)
+        click.echo(f"mailbox link {link.id}: drop address for {link.owner_address}")
+    click.echo(address)
+
+
+@mailbox.command("rotate")
+@click.argument("link_id", type=int)
+@pass_ctx
+def mailbox_rotate(ctx: Context, link_id: int) -> None:
+    """Give a drop link a new address (the old one is refused from now on)."""
+    from server.crm.mailboxes import rotate_drop_token
+
+    with ctx.session() as session:
+        address = rotate_drop_token(session, link_id, ctx.settings.drop_domain)
+    click.echo(address)
+
+
+@mailbox.command("list")
+@pass_ctx
+def mailbox_list(ctx: Context) -> None:
+    """Every link: kind, owner, status, last success, last error and what to do, counts."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from server.crm.mailboxes import list_links
+
+    table = Table(show_lines=False)
+    for column in (
+        "id",
+        "kind",
+        "owner",
+        "status",
+        "last success",
+        "last error",
+        "captured",
+        "backlog",
+    ):
+        table.add_column(column, overflow="fold")
+    with ctx.session() as session:
+        for link in list_links(session):
+            when = (
+                link.last_success_at.strftime("%Y-%m-%d %H:%M") if link.last_success_at else "never"
+            )
+            error = link.status_reason or link.last_error or ""
+            table.add_row(
+                str(link.id),
+                link.kind,
+                link.owner_address,
+                link.status.replace("_", " "),
+                when,
+                error,
+                str(link.messages_captured),
+                str(link.backlog),
+            )
+    Console(width=200).print(table)
+
+
+@mailbox.command("sync")
+@click.argument("link_id", type=int)
+@pass_ctx
+def mailbox_sync(ctx: Context, link_id: int) -> None:
+    """Sync one link now, with a progress bar."""
+    from server.crm.mailboxes import get_link
+    from server.jobs import complete
+    from server.mail_ingest.sync import sync_link
+    from server.mail_ingest.worker import claim_sync_now
+    from server.progress import sync_progress
+
+    with ctx.session() as session:
+        get_link(session, link_id)
+    job = claim_sync_now(ctx.db, link_id)
+    with sync_progress() as advance:
+        result = sync_link(ctx.db, ctx.settings, link_id, job=job, on_progress=advance)
+    with ctx.session() as session:
+        complete(session, job)
+    counts = result.counts
+    click.echo(
+        f"link {link_id}: {counts.captured} captured, {counts.known} already known, "
+        f"{sum(counts.skipped.values())} skipped by rules, {sum(counts.quarantined.values())} quarantined"
+    )
+    if result.error:
+        raise DomainError(result.error)
+
+
+def _link_action(action: str, link_id: int, ctx: Context, **kwargs: object) -> None:
+    from server.crm import mailboxes
+
+    with ctx.session() as session:
+        getattr(mailboxes, f"{action}_link")(session, link_id, **kwargs)
+
+
+@mailbox.command("pause")
+@click.argument("link_id", type=int)
+@pass_ctx
+def mailbox_pause(ctx: Context, link_id: int) -> None:
+    """Stop capturing from a link until resumed."""
+    _link_action("pause", link_id, ctx)
+    click.echo(f"link {link_id} paused")
+
+
+@mailbox.command("resume")
+@click.argument("link_id", type=int)
+@pass_ctx
+def mailbox_resume(ctx: Context, link_id: int) -> None:
+    """Capture again (also after fixing what made a link need attention)."""
+    _link_action("resume", link_id, ctx)
+    click.echo(f"link {link_id} active; due now")
+
+
+@mailbox.command("remove")
+@click.argument("link_id", type=int)
+@click.option("--purge", is_flag=True, help="Also delete the mail only this link captured.")
+@pass_ctx
+def mailbox_remove(ctx: Context, link_id: int, purge: bool) -> None:
+    """Stop capturing and forget the credentials; captured history stays unless --purge."""
+    from server.crm.mailboxes import remove_link
+
+    with ctx.session() as session:
+        purged = remove_link(session, link_id, purge=purge)
+    click.echo(f"link {link_id} removed" + (f"; {purged} activities purged" if purge else ""))
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="One pass over what is due, then exit.")
+@pass_ctx
+def worker(ctx: Context, once: bool) -> None:
+    """Capture from every linked mailbox that is due; run the drop-address SMTP listener."""
+    from server.mail_ingest.worker import Worker
+
+    _require_current_schema(ctx.db)
+    ran = Worker(ctx.db, ctx.settings).run(once=once)
+    if once:
+        click.echo(f"{ran} jobs run")
+
+
 # -- db ------------------------------------------------------------------------------------------
 
 

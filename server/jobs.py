@@ -37,10 +37,18 @@ BACKOFF_BASE_SECONDS = 30.0
 BACKOFF_CAP_SECONDS = 3600.0
 
 Handler = Callable[[Session, Mapping[str, Any]], None]
+# A long job (a mailbox sync) commits in several transactions of its own, each of which calls
+# `heartbeat` so that a runner whose lease expired cannot commit anything more.
+LongHandler = Callable[[Database, "ClaimedJob"], None]
 
 
 class LeaseLost(Exception):
     """The runner no longer holds the job's lease: its work must not be committed."""
+
+
+class Requeue(Exception):
+    """Raised by a handler that stopped part-way on purpose (the worker is shutting down): the
+    job goes back to the queue at once, and the attempt does not count as a failure."""
 
 
 @dataclass(frozen=True)
@@ -90,8 +98,10 @@ def claim(
     kinds: Collection[str] | None = None,
     lease: timedelta = DEFAULT_LEASE,
     now: datetime | None = None,
+    unique_key: str | None = None,
 ) -> ClaimedJob | None:
-    """Lease the next due job (or one whose previous runner's lease ran out), or None."""
+    """Lease the next due job (or one whose previous runner's lease ran out), or None; with
+    `unique_key`, only that job."""
     now = now or utcnow()
     due = or_(
         and_(Job.status == "queued", Job.run_after <= now),
@@ -100,6 +110,8 @@ def claim(
     query = select(Job).where(due).order_by(Job.run_after, Job.id).limit(1)
     if kinds is not None:
         query = query.where(Job.kind.in_(list(kinds)))
+    if unique_key is not None:
+        query = query.where(Job.unique_key == unique_key)
     if not db.is_sqlite:
         query = query.with_for_update(skip_locked=True)
     with db.session() as session:
@@ -128,6 +140,18 @@ def renew(db: Database, job: ClaimedJob, *, lease: timedelta = DEFAULT_LEASE) ->
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def heartbeat(session: Session, job: ClaimedJob, *, lease: timedelta = DEFAULT_LEASE) -> None:
+    """Inside a long job's transaction: prove the lease is still ours (and extend it), or raise
+    LeaseLost so that the transaction, and the work in it, rolls back."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.lease_token == job.lease_token, Job.status == "running")
+        .values(lease_expires_at=utcnow() + lease)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        raise LeaseLost(f"job {job.id} ({job.kind}) was taken over after its lease expired")
+
+
 def complete(session: Session, job: ClaimedJob) -> None:
     """Mark the job done inside the handler's transaction; LeaseLost if the lease is gone."""
     result = session.execute(
@@ -137,6 +161,23 @@ def complete(session: Session, job: ClaimedJob) -> None:
     )
     if not result.rowcount:  # type: ignore[attr-defined]
         raise LeaseLost(f"job {job.id} ({job.kind}) was taken over after its lease expired")
+
+
+def release(db: Database, job: ClaimedJob) -> None:
+    """Give a claimed job back to the queue, due now, without counting the attempt."""
+    with db.session() as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == job.id, Job.lease_token == job.lease_token)
+            .values(
+                status="queued",
+                run_after=utcnow(),
+                attempts=Job.attempts - 1,
+                lease_token=None,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+        )
 
 
 def backoff(attempts: int, *, rng: random.Random | None = None) -> timedelta:
@@ -177,27 +218,36 @@ class Runner:
         db: Database,
         handlers: Mapping[str, Handler],
         *,
+        long_handlers: Mapping[str, LongHandler] | None = None,
         owner: str | None = None,
         lease: timedelta = DEFAULT_LEASE,
     ) -> None:
         self.db = db
         self.handlers = dict(handlers)
+        self.long_handlers = dict(long_handlers or {})
         self.owner = owner or runner_id()
         self.lease = lease
         self.stopping = False
 
     def run_one(self) -> ClaimedJob | None:
         """Claim and run one due job; returns it, or None when nothing was due."""
-        job = claim(self.db, owner=self.owner, kinds=self.handlers.keys(), lease=self.lease)
+        kinds = [*self.handlers, *self.long_handlers]
+        job = claim(self.db, owner=self.owner, kinds=kinds, lease=self.lease)
         if job is None:
             return None
-        handler = self.handlers[job.kind]
         try:
-            with self.db.session() as session:
-                handler(session, job.payload)
-                complete(session, job)
+            if job.kind in self.long_handlers:
+                self.long_handlers[job.kind](self.db, job)
+                with self.db.session() as session:
+                    complete(session, job)
+            else:
+                with self.db.session() as session:
+                    self.handlers[job.kind](session, job.payload)
+                    complete(session, job)
         except LeaseLost:
             log.warning("lease lost, work rolled back", extra={"job_id": job.id})
+        except Requeue:
+            release(self.db, job)
         except Exception as exc:
             log.exception("job failed", extra={"job_id": job.id, "kind": job.kind})
             fail(self.db, job, f"{type(exc).__name__}: {exc}")

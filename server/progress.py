@@ -47,6 +47,28 @@ def import_progress(total: int) -> Iterator[Callable[[CaptureCounts], None]]:
         yield advance
 
 
+@contextmanager
+def sync_progress() -> Iterator[Callable[[CaptureCounts], None]]:
+    """A running count for `rapport mailbox sync` (a mailbox's size is unknown up front)."""
+    progress = Progress(
+        TextColumn("[bold]syncing"),
+        TextColumn("{task.completed} messages"),
+        TextColumn("{task.fields[rate]:>6.0f} msg/s"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    with progress:
+        task = progress.add_task("sync", total=None, rate=0.0)
+
+        def advance(counts: CaptureCounts) -> None:
+            progress.advance(task, counts.total)
+            elapsed = progress.tasks[task].elapsed or 0
+            done = progress.tasks[task].completed
+            progress.update(task, rate=done / elapsed if elapsed else 0.0)
+
+        yield advance
+
+
 def print_import_summary(result: ImportResult) -> None:
     counts, run = result.run.counts, result.run
     out = Console()

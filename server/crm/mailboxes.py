@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import random
+import secrets
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from server.crm.addresses import normalise_address
 from server.crm.capture import LinkInfo
-from server.crm.errors import DomainError
+from server.crm.errors import Conflict, DomainError, NotFound
+from server.crypto import SecretBox
 from server.mail_ingest.items import CAPTURE_LEVELS
-from server.models import MailboxLink, User
+from server.models import Activity, MailboxLink, MailboxObservation, User, utcnow
 
 
 def owner_address(raw: str) -> str:
@@ -70,3 +74,209 @@ def link_info(link: MailboxLink) -> LinkInfo:
         owner_user_id=link.owner_user_id,
         capture_level=link.capture_level,
     )
+
+
+# -- linked mailboxes: creation, status and its changes ------------------------------------------
+
+POLL_INTERVAL = timedelta(minutes=2)
+ATTENTION_KINDS = ("AuthExpired", "PermissionDenied")
+
+
+def _owner_user_id(session: Session, address: str) -> int | None:
+    return session.scalar(select(User.id).where(User.email == address))
+
+
+def add_link(
+    session: Session,
+    box: SecretBox,
+    *,
+    kind: str,
+    owner: str,
+    settings: Mapping[str, object],
+    secret: Mapping[str, object] | None,
+    capture_level: str = "full",
+    aliases: Sequence[str] = (),
+    visibility: str = "team",
+) -> MailboxLink:
+    """A new link, due for its first sync at once; its secret stored encrypted."""
+    address = owner_address(owner)
+    if visibility not in ("team", "private"):
+        raise DomainError("visibility must be team or private", field="visibility")
+    link = MailboxLink(
+        kind=kind,
+        owner_address=address,
+        owner_user_id=_owner_user_id(session, address),
+        aliases=sorted({owner_address(a) for a in aliases}),
+        settings=dict(settings),
+        secret=box.encrypt_json(dict(secret)) if secret is not None else None,
+        capture_level=check_level(capture_level),
+        visibility=visibility,
+        status="active",
+        next_run_at=utcnow(),
+    )
+    session.add(link)
+    session.flush()
+    return link
+
+
+def add_drop_link(session: Session, *, owner: str, domain: str | None) -> tuple[MailboxLink, str]:
+    """A personal drop address for `owner`: mail BCC'd or forwarded to it is captured as theirs."""
+    if domain is None:
+        raise DomainError(
+            "set RAPPORT_DROP_DOMAIN (the domain your drop addresses live under) first",
+            field="RAPPORT_DROP_DOMAIN",
+        )
+    address = owner_address(owner)
+    existing = session.scalar(
+        select(MailboxLink).where(
+            MailboxLink.kind == "drop",
+            MailboxLink.owner_address == address,
+            MailboxLink.status != "removed",
+        )
+    )
+    if existing is not None:
+        raise Conflict(
+            f"{address} already has a drop address (link {existing.id}); "
+            f"rotate it with `rapport mailbox rotate {existing.id}`"
+        )
+    link = MailboxLink(
+        kind="drop",
+        owner_address=address,
+        owner_user_id=_owner_user_id(session, address),
+        drop_token=new_drop_token(),
+        capture_level="full",
+        status="active",
+    )
+    session.add(link)
+    session.flush()
+    return link, drop_address(link, domain)
+
+
+def new_drop_token() -> str:
+    # Lower-case letters and digits only: mail systems may change the case of a local part.
+    return secrets.token_hex(10)
+
+
+def drop_address(link: MailboxLink, domain: str) -> str:
+    return f"crm+{link.drop_token}@{domain}"
+
+
+def rotate_drop_token(session: Session, link_id: int, domain: str | None) -> str:
+    link = get_link(session, link_id)
+    if link.kind != "drop" or domain is None:
+        raise DomainError("only drop links have an address to rotate (and RAPPORT_DROP_DOMAIN set)")
+    link.drop_token = new_drop_token()
+    return drop_address(link, domain)
+
+
+def get_link(session: Session, link_id: int) -> MailboxLink:
+    link = session.get(MailboxLink, link_id)
+    if link is None or link.status == "removed":
+        raise NotFound(f"no mailbox link {link_id}; `rapport mailbox list` shows them")
+    return link
+
+
+def list_links(session: Session) -> list[MailboxLink]:
+    return list(
+        session.scalars(
+            select(MailboxLink).where(MailboxLink.status != "removed").order_by(MailboxLink.id)
+        )
+    )
+
+
+def pause_link(session: Session, link_id: int) -> MailboxLink:
+    link = get_link(session, link_id)
+    link.status = "paused"
+    link.next_run_at = None
+    return link
+
+
+def resume_link(session: Session, link_id: int) -> MailboxLink:
+    """Back to active and due at once (also how an admin retries after fixing a problem)."""
+    link = get_link(session, link_id)
+    link.status = "active"
+    link.status_reason = None
+    link.consecutive_failures = 0
+    link.next_run_at = utcnow()
+    return link
+
+
+def remove_link(session: Session, link_id: int, *, purge: bool = False) -> int:
+    """Stop capturing; history stays unless `purge`, which deletes what only this link saw.
+    Returns the number of activities purged."""
+    link = get_link(session, link_id)
+    purged = 0
+    if purge:
+        only_here = select(MailboxObservation.activity_id).where(
+            MailboxObservation.link_id == link.id
+        )
+        elsewhere = select(MailboxObservation.activity_id).where(
+            MailboxObservation.link_id != link.id
+        )
+        ids = list(
+            session.scalars(
+                select(Activity.id).where(Activity.id.in_(only_here), Activity.id.not_in(elsewhere))
+            )
+        )
+        for start in range(0, len(ids), 500):
+            session.execute(delete(Activity).where(Activity.id.in_(ids[start : start + 500])))
+        purged = len(ids)
+        session.execute(delete(MailboxObservation).where(MailboxObservation.link_id == link.id))
+        from server.crm.activities import collect_orphan_blobs
+
+        collect_orphan_blobs(session)
+    link.status = "removed"
+    link.next_run_at = None
+    link.secret = None
+    link.drop_token = None
+    return purged
+
+
+def record_success(session: Session, link_id: int, *, backlog: int = 0) -> None:
+    link = session.get(MailboxLink, link_id)
+    if link is None:
+        return
+    now = utcnow()
+    link.last_success_at = now
+    link.consecutive_failures = 0
+    link.backlog = backlog
+    if link.status in ("active", "error"):
+        link.status = "active"
+        link.status_reason = None
+        poll = int(link.settings.get("poll_seconds", POLL_INTERVAL.total_seconds()))
+        link.next_run_at = now + timedelta(seconds=poll)
+
+
+def record_failure(
+    session: Session,
+    link_id: int,
+    *,
+    kind: str,
+    message: str,
+    retry_after: float | None = None,
+    rng: random.Random | None = None,
+) -> None:
+    """What the admin sees, and when the link runs again, decided from the error's kind alone."""
+    link = session.get(MailboxLink, link_id)
+    if link is None:
+        return
+    now = utcnow()
+    link.last_error = message[:4000]
+    link.last_error_at = now
+    link.consecutive_failures += 1
+    if link.status == "paused":
+        return
+    if kind in ATTENTION_KINDS:
+        # Retrying a revoked password or a missing permission only locks accounts: stop.
+        link.status = "needs_attention"
+        link.status_reason = f"{message} — fix it, then `rapport mailbox resume {link.id}`"
+        link.next_run_at = None
+        return
+    link.status = "error"
+    link.status_reason = message
+    if retry_after is not None:
+        delay = retry_after
+    else:
+        base = min(30 * 2 ** min(link.consecutive_failures - 1, 10), 3600)
+        delay = base * (rng or random).uniform(0.5, 1.5)
+    link.next_run_at = now + timedelta(seconds=delay)

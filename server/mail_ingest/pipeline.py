@@ -23,12 +23,14 @@ from datetime import datetime
 
 from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from server.crm.blobs import blob_row, unpack_blob_row
 from server.crm.capture import CaptureCounts, Capturer, LinkInfo, Prepared
 from server.crm.rules import CapturePolicy
 from server.crm.threads import message_key, thread_keys
 from server.db import Database
+from server.jobs import LeaseLost
 from server.mail_ingest.errors import BadItem
 from server.mail_ingest.items import MailItem
 from server.mail_ingest.mime import parse_message
@@ -160,6 +162,35 @@ def prepared_stream(
             raise
 
 
+class Preparer:
+    """Prepares pages of messages on a pool of worker processes kept for a whole sync."""
+
+    def __init__(self, options: PrepareOptions, *, jobs: int) -> None:
+        self.options = options
+        self.jobs = jobs
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> Preparer:
+        if self.jobs > 1:
+            context = multiprocessing.get_context("forkserver")
+            self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=context)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def prepare(self, messages: list[RawMessage]) -> list[Prepared]:
+        if self._pool is None or len(messages) < CHUNK_SIZE:
+            return [prepare_raw(m, self.options) for m in messages]
+        size = max(CHUNK_SIZE // 2, -(-len(messages) // (self.jobs * 2)))
+        futures = [
+            self._pool.submit(_prepare_chunk, messages[i : i + size], self.options)
+            for i in range(0, len(messages), size)
+        ]
+        return [p for future in futures for p in future.result()]
+
+
 def default_jobs() -> int:
     return max(1, min(4, (os.cpu_count() or 1)))
 
@@ -213,32 +244,60 @@ def _commit_batch(
     run: CaptureRun,
     on_progress: Callable[[CaptureCounts], None] | None,
 ) -> None:
-    try:
-        counts = _write(db, capturer, batch)
-    except OperationalError:
-        capturer.forget()
-        raise  # the database itself is unreachable: nothing to isolate, stop with the error
-    except Exception:
-        capturer.forget()
-        log.exception("capture batch failed; isolating the failing item")
-        counts = CaptureCounts()
-        for prepared in batch:
-            try:
-                counts.add(_write(db, capturer, [prepared]))
-            except OperationalError:
-                capturer.forget()
-                raise
-            except Exception as exc:
-                capturer.forget()
-                log.exception("capture failed for one item", extra={"key": prepared.message_key})
-                counts.add(_write(db, capturer, [_as_internal_error(prepared, exc)]))
+    counts = commit_batch(db, capturer, batch)
     run.counts.add(counts)
     if on_progress is not None:
         on_progress(counts)
 
 
-def _write(db: Database, capturer: Capturer, batch: list[Prepared]) -> CaptureCounts:
+# Failures that say nothing about one item: stop, do not isolate.
+_STOP = (OperationalError, LeaseLost)
+
+
+def commit_batch(
+    db: Database,
+    capturer: Capturer,
+    batch: list[Prepared],
+    *,
+    also: Callable[[Session], None] | None = None,
+) -> CaptureCounts:
+    """Capture a batch in one transaction, together with `also` (a sync checkpoint, a lease
+    check). If one item breaks the batch, the items are captured one by one (the culprit is
+    recorded as an internal error), and `also` runs in a last transaction of its own."""
+    try:
+        return _write(db, capturer, batch, also)
+    except _STOP:
+        capturer.forget()
+        raise  # the database or the lease is gone: nothing to isolate, stop with the error
+    except Exception:
+        capturer.forget()
+        log.exception("capture batch failed; isolating the failing item")
+    counts = CaptureCounts()
+    for prepared in batch:
+        try:
+            counts.add(_write(db, capturer, [prepared], None))
+        except _STOP:
+            capturer.forget()
+            raise
+        except Exception as exc:
+            capturer.forget()
+            log.exception("capture failed for one item", extra={"key": prepared.message_key})
+            counts.add(_write(db, capturer, [_as_internal_error(prepared, exc)], None))
+    if also is not None:
+        with db.session() as session:
+            also(session)
+    return counts
+
+
+def _write(
+    db: Database,
+    capturer: Capturer,
+    batch: list[Prepared],
+    also: Callable[[Session], None] | None,
+) -> CaptureCounts:
     with db.session() as session:
+        if also is not None:
+            also(session)
         counts = capturer.capture_batch(session, batch)
         session.execute(
             update(MailboxLink)

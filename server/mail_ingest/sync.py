@@ -1,0 +1,259 @@
+"""Syncing one linked mailbox: its source's pages → capture, each page with its checkpoint.
+
+A page's messages, its removals and the folder's new checkpoint commit in ONE transaction, which
+also proves (heartbeat) that this worker still holds the sync job's lease. So a crash at any
+point loses nothing and repeats nothing: the next run resumes from the last committed checkpoint,
+and re-seen messages are recognised by their identity. Errors are turned into the link's status
+by their kind (see `server.crm.mailboxes.record_failure`), never by their text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from server.config import Settings
+from server.crm.capture import CaptureCounts, Capturer
+from server.crm.mailboxes import link_info, record_failure, record_success
+from server.crm.rules import load_policy, seed_internal_domains
+from server.crm.sql import upsert
+from server.crm.timeparse import parse_since
+from server.crypto import SecretBox
+from server.db import Database
+from server.jobs import ClaimedJob, heartbeat
+from server.mail_ingest.errors import SourceError
+from server.mail_ingest.pipeline import PrepareOptions, Preparer, commit_batch, default_jobs
+from server.mail_ingest.sources.files import RawMessage
+from server.mail_ingest.sources.imap import ImapSettings, ImapSource
+from server.models import MailboxLink, MailboxObservation, SyncCheckpoint, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class Page(Protocol):
+    @property
+    def folder(self) -> str: ...
+    @property
+    def messages(self) -> list[RawMessage]: ...
+    @property
+    def removed(self) -> list[str]: ...
+    @property
+    def failures(self) -> list[tuple[str, str]]: ...
+    @property
+    def state(self) -> Mapping[str, Any]: ...
+    @property
+    def validity_changed(self) -> bool: ...
+
+
+class Source(Protocol):
+    def folders(self) -> list[str]: ...
+
+    def sync_folder(
+        self,
+        folder: str,
+        state: Mapping[str, object] | None,
+        known_ids: Callable[[], Iterable[str]] | None = None,
+    ) -> Iterator[Page]: ...
+
+    def close(self) -> None: ...
+
+
+SourceFactory = Callable[[MailboxLink, dict[str, Any], Settings], Source]
+
+
+def imap_source(link: MailboxLink, secret: dict[str, Any], settings: Settings) -> Source:
+    config = link.settings
+    return ImapSource(
+        ImapSettings(
+            host=str(config["host"]),
+            port=int(config["port"]),
+            security=config.get("security", "ssl"),
+            user=str(config["user"]),
+            password=secret.get("password"),
+            oauth_token=secret.get("oauth_token"),
+            folders=config.get("folders"),
+            ca_bundle=settings.ca_bundle,
+        )
+    )
+
+
+# One line per source kind; the rest of the worker never branches on the provider.
+SOURCES: dict[str, SourceFactory] = {"imap": imap_source}
+
+
+@dataclass
+class SyncResult:
+    link_id: int
+    counts: CaptureCounts = field(default_factory=CaptureCounts)
+    pages: int = 0
+    error: str | None = None
+
+
+def sync_link(
+    db: Database,
+    settings: Settings,
+    link_id: int,
+    *,
+    job: ClaimedJob | None = None,
+    jobs: int | None = None,
+    stop: Callable[[], bool] = lambda: False,
+    on_progress: Callable[[CaptureCounts], None] | None = None,
+) -> SyncResult:
+    """One pass over every folder of a link. Errors end up in the link's status, not raised."""
+    box = SecretBox(settings.secret_keys)
+    with db.session() as session:
+        seed_internal_domains(session, settings.internal_domains)
+        link = session.get(MailboxLink, link_id)
+        if link is None or link.kind not in SOURCES or link.status not in ("active", "error"):
+            return SyncResult(link_id, error="not an active link with a source")
+        info = link_info(link)
+        policy = load_policy(session)
+        secret = box.decrypt_json(link.secret) if link.secret else {}
+        since = parse_since(link.settings["since"]) if link.settings.get("since") else None
+        source = SOURCES[link.kind](link, secret, settings)
+    result = SyncResult(link_id)
+    capturer = Capturer(info, policy, since=since)
+    options = PrepareOptions(info.capture_level, policy.internal_domains, info.owner_addresses)
+    try:
+        with Preparer(options, jobs=jobs or default_jobs()) as preparer:
+            for folder in source.folders():
+                if stop():
+                    break
+                for page in source.sync_folder(
+                    folder,
+                    _checkpoint(db, link_id, folder),
+                    known_ids=_known_ids(db, link_id, folder),
+                ):
+                    prepared = preparer.prepare(page.messages)
+                    counts = commit_batch(
+                        db, capturer, prepared, also=_page_commit(link_id, page, job)
+                    )
+                    result.counts.add(counts)
+                    result.pages += 1
+                    if on_progress is not None:
+                        on_progress(counts)
+                    if stop():
+                        break
+        with db.session() as session:
+            record_success(session, link_id)
+    except SourceError as exc:
+        result.error = exc.message
+        log.warning(
+            "sync failed",
+            extra={"link_id": link_id, "kind": type(exc).__name__, "error": exc.message},
+        )
+        with db.session() as session:
+            record_failure(
+                session,
+                link_id,
+                kind=type(exc).__name__,
+                message=exc.message,
+                retry_after=getattr(exc, "retry_after", None),
+            )
+    finally:
+        source.close()
+    return result
+
+
+def _checkpoint(db: Database, link_id: int, folder: str) -> dict[str, Any]:
+    with db.read_session() as session:
+        row = session.scalar(
+            select(SyncCheckpoint).where(
+                SyncCheckpoint.link_id == link_id, SyncCheckpoint.folder == folder
+            )
+        )
+        return dict(row.state) if row is not None else {}
+
+
+def _known_ids(db: Database, link_id: int, folder: str) -> Callable[[], Iterator[str]]:
+    """The provider ids we hold for a folder, streamed (never a whole mailbox in memory)."""
+
+    def stream() -> Iterator[str]:
+        with db.read_session() as session:
+            rows = session.execute(
+                select(MailboxObservation.provider_id)
+                .where(
+                    MailboxObservation.link_id == link_id,
+                    MailboxObservation.folder == folder,
+                    MailboxObservation.deleted_at.is_(None),
+                )
+                .execution_options(yield_per=2000)
+            )
+            for (provider_id,) in rows:
+                yield provider_id
+
+    return stream
+
+
+def _page_commit(link_id: int, page: Page, job: ClaimedJob | None) -> Callable[[Session], None]:
+    """What commits with a page besides its messages: lease proof, removals, checkpoint."""
+
+    def also(session: Session) -> None:
+        if job is not None:
+            heartbeat(session, job)
+        now = utcnow()
+        in_folder = (MailboxObservation.link_id == link_id) & (
+            MailboxObservation.folder == page.folder
+        )
+        if page.validity_changed:
+            # Every id we held is void; the resync re-finds (and undeletes) what is still there.
+            session.execute(
+                update(MailboxObservation)
+                .where(in_folder, MailboxObservation.deleted_at.is_(None))
+                .values(deleted_at=now)
+            )
+        for start in range(0, len(page.removed), 500):
+            chunk = page.removed[start : start + 500]
+            session.execute(
+                update(MailboxObservation)
+                .where(in_folder, MailboxObservation.provider_id.in_(chunk))
+                .values(deleted_at=now)
+            )
+        for provider_id, reason in page.failures:
+            _record_fetch_failure(session, link_id, page.folder, provider_id, reason)
+        _save_checkpoint(session, link_id, page.folder, page.state)
+
+    return also
+
+
+def _record_fetch_failure(
+    session: Session, link_id: int, folder: str, provider_id: str, reason: str
+) -> None:
+    upsert(
+        session,
+        "capture_decisions",
+        ("link_id", "folder", "message_key"),
+        ("decision", "rule", "detail", "decided_at"),
+        [
+            {
+                "link_id": link_id,
+                "folder": folder,
+                "message_key": f"provider:{provider_id}",
+                "provider_id": provider_id,
+                "decision": "quarantined",
+                "rule": "fetch_failed",
+                "detail": reason[:4000],
+                "decided_at": utcnow(),
+            }
+        ],
+    )
+
+
+def _save_checkpoint(session: Session, link_id: int, folder: str, state: Mapping[str, Any]) -> None:
+    row = session.scalar(
+        select(SyncCheckpoint).where(
+            SyncCheckpoint.link_id == link_id, SyncCheckpoint.folder == folder
+        )
+    )
+    if row is None:
+        session.add(
+            SyncCheckpoint(link_id=link_id, folder=folder, state=state, updated_at=utcnow())
+        )
+    else:
+        row.state = dict(state)
+        row.updated_at = utcnow()
