@@ -26,11 +26,11 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         secrets=SecretBox(settings.secret_keys),
     )
 
-    from server.api import auth, health, lookup
+    from server.api import auth, blueprints
     from server.api.spec import api
 
-    app.register_blueprint(health.bp)
-    app.register_blueprint(lookup.bp)
+    for blueprint in blueprints():
+        app.register_blueprint(blueprint)
     api.register(app)
     auth.init_app(app)
     register_error_handlers(app)
