@@ -79,6 +79,13 @@ def print_import_summary(result: ImportResult) -> None:
         table.add_row(f"skipped: {rule}", f"{n}  ({RULE_TEXT.get(rule, rule)})")
     for reason, n in sorted(counts.quarantined.items()):
         table.add_row(f"quarantined: {reason}", str(n))
+    if counts.meetings:
+        seen = ", ".join(
+            f"{counts.meetings[k]} {k}"
+            for k in ("new", "updated", "unchanged", "skipped")
+            if counts.meetings[k]
+        )
+        table.add_row("meetings", seen)
     table.add_row("elapsed", f"{run.elapsed:.1f} s")
     table.add_row("rate", f"{run.rate:.0f} messages/s")
     out.print(table)

@@ -13,12 +13,17 @@ raw MIME and attachment content). Messages marked private or confidential keep m
 fuller link seeing a known email fills in what a sparser one left out — unless a person unlogged
 the email or a rule removed its content: both stick through any later resync or re-import.
 
+Meetings. Calendar items (an email's text/calendar parts, .ics files) are captured after the
+batch's emails by `server.crm.meetings`, with the same rules and levels; an email that carries an
+invite is captured as an email and its meeting as a meeting.
+
 Everything for a batch is written in the caller's transaction; the caches here are only valid
 while that transaction's writes are (call `forget()` after a rollback).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -32,12 +37,13 @@ from sqlalchemy.orm import Session
 from server.crm.addresses import choose_display_name
 from server.crm.blobs import put_blobs
 from server.crm.direction import direction as classify_direction
+from server.crm.meetings import CalendarSighting, MeetingBatch, MeetingCapture
 from server.crm.people import People, Sighting
 from server.crm.rules import CapturePolicy, in_domains, skip_reason
 from server.crm.sql import insert_ignore, insert_ignore_returning, upsert
 from server.crm.thread_store import ThreadStore
 from server.crm.threads import ThreadKeys
-from server.mail_ingest.items import CAPTURE_LEVELS, MailItem
+from server.mail_ingest.items import CAPTURE_LEVELS, CalendarItem, MailItem
 from server.models import (
     Activity,
     ActivityParticipant,
@@ -53,11 +59,15 @@ PRIVATE_SENSITIVITIES = frozenset({"private", "company-confidential", "confident
 
 @dataclass
 class Prepared:
-    """An item ready for capture: parsed, keyed, and its blobs computed (in a worker process)."""
+    """An item ready for capture: parsed, keyed, and its blobs computed (in a worker process).
+
+    `item` is the email (None for an .ics file); `calendar` the meetings it carries, or the
+    file's events."""
 
     folder: str
     provider_id: str
     item: MailItem | None = None
+    calendar: list[CalendarItem] = field(default_factory=list)
     keys: ThreadKeys | None = None
     message_key: str = ""
     raw_blob: dict[str, object] | None = None
@@ -82,12 +92,16 @@ class CaptureCounts:
     known: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     quarantined: Counter[str] = field(default_factory=Counter)
+    # What calendar items did: "new", "updated", "unchanged" or "skipped" meetings. Not part of
+    # `total`, which counts messages and files (the progress bar's unit).
+    meetings: Counter[str] = field(default_factory=Counter)
 
     def add(self, other: CaptureCounts) -> None:
         self.captured += other.captured
         self.known += other.known
         self.skipped.update(other.skipped)
         self.quarantined.update(other.quarantined)
+        self.meetings.update(other.meetings)
 
     @property
     def total(self) -> int:
@@ -120,6 +134,14 @@ class _Planned:
     target: _Known | None = None
 
 
+def email_identity(message_key: str, sender: str) -> str:
+    """Message key and sender: the same email however many mailboxes saw it. A very long sender
+    address is hashed so the identity always fits its column (700 characters)."""
+    if len(message_key) + len(sender) > 640:
+        sender = "sha256:" + hashlib.sha256(sender.encode()).hexdigest()
+    return f"{message_key}|{sender}"
+
+
 def level_index(level: str) -> int:
     return CAPTURE_LEVELS.index(level)
 
@@ -149,39 +171,59 @@ class Capturer:
         self.since = since
         self.people = People(policy.auto_create)
         self.threads = ThreadStore()
+        self.meetings = MeetingCapture(link, policy, self.people, since=since)
 
     def forget(self) -> None:
         """Drop cached ids after the batch's transaction rolled back."""
         self.people.forget()
         self.threads.forget()
+        self.meetings.forget()
 
     # -- the batch ------------------------------------------------------------------------------
 
     def capture_batch(self, session: Session, batch: list[Prepared]) -> CaptureCounts:
-        """Decide every item in order, insert the new activities in one statement, then write
-        their participants, attachments, observations and decisions in one statement each."""
+        """Decide every email in order, insert the new activities in one statement, then the
+        meetings the batch carries; write participants, attachments, observations and decisions
+        in one statement each."""
         counts = CaptureCounts()
-        mails = [p for p in batch if p.item is not None and p.quarantine_reason is None]
         for prepared in batch:
             if prepared.quarantine_reason is not None:
                 self._quarantine(session, prepared)
                 counts.quarantined[prepared.quarantine_reason] += 1
-        if not mails:
-            return counts
+        live = [p for p in batch if p.quarantine_reason is None]
+        mails = [p for p in live if p.item is not None]
+        calendars = [p for p in live if p.item is None or p.calendar]
+        rows = _Rows()
+        thread_stats: dict[int, tuple[datetime, datetime, int]] = {}
+        skipped_by: dict[int, str] = {}
+        if mails:
+            skipped_by = self._capture_mails(session, mails, rows, counts, thread_stats)
+        if calendars:
+            self._capture_meetings(session, calendars, skipped_by, rows, counts)
+        rows.write(session)
+        self.threads.touch(session, thread_stats)
+        self.people.flush(session)
+        return counts
 
+    def _capture_mails(
+        self,
+        session: Session,
+        mails: list[Prepared],
+        rows: _Rows,
+        counts: CaptureCounts,
+        thread_stats: dict[int, tuple[datetime, datetime, int]],
+    ) -> dict[int, str]:
+        """Capture the emails; return the rule that skipped each skipped one (by `id()`)."""
         known = self._known_activities(session, {p.message_key for p in mails})
         self.threads.prefetch(session, (k for p in mails if p.keys for k in p.keys.all_keys()))
         self.people.prefetch(session, self._external_addresses(mails))
 
         plan: list[_Planned] = [self._plan(session, prepared, known) for prepared in mails]
-        rows = _Rows()
         new = [s.target for s in plan if s.outcome == "captured" and s.target is not None]
-        rows.blobs.extend(b for target in new for b in target.blobs)
-        put_blobs(session, rows.blobs)
-        rows.blobs.clear()
+        put_blobs(session, [b for target in new for b in target.blobs])
         self._insert_activities(session, new)
 
-        thread_stats: dict[int, tuple[datetime, datetime, int]] = {}
+        skipped_by: dict[int, str] = {}
         for step in plan:
             outcome = self._apply(session, step, rows, thread_stats)
             if outcome == "captured":
@@ -190,10 +232,39 @@ class Capturer:
                 counts.known += 1
             else:
                 counts.skipped[outcome] += 1
-        rows.write(session)
-        self.threads.touch(session, thread_stats)
-        self.people.flush(session)
-        return counts
+                skipped_by[id(step.prepared)] = outcome
+        return skipped_by
+
+    def _capture_meetings(
+        self,
+        session: Session,
+        calendars: list[Prepared],
+        skipped_by: dict[int, str],
+        rows: _Rows,
+        counts: CaptureCounts,
+    ) -> None:
+        """Capture the calendar items of emails and .ics files (an .ics file also counts as a
+        message: captured when it brought a new meeting, known, or skipped by its first rule)."""
+        sightings = [
+            CalendarSighting(item, p.folder, p.provider_id, skipped_by.get(id(p)))
+            for p in calendars
+            for item in p.calendar
+        ]
+        result = self.meetings.capture(session, sightings)
+        rows.add_meetings(result)
+        counts.meetings.update(result.counts)
+        position = 0
+        for prepared in calendars:
+            outcomes = result.outcomes[position : position + len(prepared.calendar)]
+            position += len(prepared.calendar)
+            if prepared.item is not None:
+                continue  # the email carrying them was counted
+            if "captured" in outcomes:
+                counts.captured += 1
+            elif "known" in outcomes:
+                counts.known += 1
+            else:
+                counts.skipped[outcomes[0] if outcomes else "empty_calendar"] += 1
 
     def _plan(
         self, session: Session, prepared: Prepared, known: dict[str, list[_Known]]
@@ -220,7 +291,7 @@ class Capturer:
         if match is not None:
             return _Planned(prepared, "known", way, match)
 
-        identity = f"{key}|{sender}"
+        identity = email_identity(key, sender)
         if any(k.identity == identity for k in known.get(key, [])):
             identity = f"{identity}|{occurred_at:%Y%m%dT%H%M}"
         level = effective_level(item, self.link.capture_level)
@@ -588,7 +659,19 @@ class _Rows:
         only_new: bool = False,
     ) -> None:
         row = _decision_row(link_id, prepared, decision, rule, activity_id, detail)
-        key = (prepared.folder, prepared.message_key)
+        self.add_decision(row, only_new=only_new)
+
+    def add_meetings(self, batch: MeetingBatch) -> None:
+        for observation in batch.observations:
+            key = (str(observation["folder"]), int(observation["activity_id"]))  # type: ignore[call-overload]
+            self.observations[key] = observation
+        for row in batch.decisions:
+            self.add_decision(row)
+        for row in batch.known_decisions:
+            self.add_decision(row, only_new=True)
+
+    def add_decision(self, row: dict[str, object], *, only_new: bool = False) -> None:
+        key = (str(row["folder"]), str(row["message_key"]))
         if only_new:
             # "Already known" must not overwrite the trace of how the email was first captured.
             if key not in self.decisions:

@@ -102,14 +102,17 @@ class People:
                     (self._wrote_back if role == "from" else self._written_to).add(address)
             self._history_loaded.update(chunk)
 
-    def contact_for(self, session: Session, seen: Sighting) -> int | None:
-        """The contact for this sighting, created when the policy says so."""
+    def contact_for(
+        self, session: Session, seen: Sighting, *, may_create: bool = True
+    ) -> int | None:
+        """The contact for this sighting, created when the policy says so (and `may_create`:
+        an all-hands meeting's thousand attendees link to existing contacts only)."""
         if seen.direction == "outgoing" and seen.role in RECIPIENT_ROLES:
             self._written_to.add(seen.address)
         elif seen.direction == "incoming" and seen.role == "from":
             self._wrote_back.add(seen.address)
         contact_id = self._contacts.get(seen.address)
-        if contact_id is None and self._should_create(seen.address):
+        if contact_id is None and may_create and self._should_create(seen.address):
             contact_id = self._create(session, seen)
         if contact_id is not None:
             self._note(contact_id, seen)

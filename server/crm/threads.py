@@ -60,7 +60,9 @@ __all__ = [
     "thread_keys",
 ]
 
-_MAX_MESSAGE_ID_LENGTH = 998  # RFC 5322 line limit; longer values are corrupt headers
+# Real ids stay well under 250 characters; a longer one (garbage, or an attack) is no identity we
+# can index, so the message is keyed by its header hash instead.
+_MAX_MESSAGE_ID_LENGTH = 500
 _MAX_REFERENCES = 50  # the newest References are the ones that matter; old chains grow unbounded
 _MAX_SUBJECT_IN_KEY = 200
 
@@ -85,7 +87,7 @@ def normalise_message_id(raw: str) -> str | None:
     case are, in practice, one id rewritten by a gateway or a client (some upper-case the domain,
     some the whole id in References), while a real collision by case alone is negligible.
     Ids without '@' are accepted (many real ones lack it); empty values, whitespace inside,
-    control characters and values over 998 characters are rejected (None). When several
+    control characters and values over 500 characters are rejected (None). When several
     bracketed ids are given, the first is used.
     """
     value = raw.strip()

@@ -1,4 +1,8 @@
-"""The capture trace, read back: "why wasn't this email captured?" (`rapport capture explain`)."""
+"""The capture trace, read back: "why wasn't this email captured?" (`rapport capture explain`).
+
+Meetings are traced under their key, `ical:<UID>|` (a series or single event) or
+`ical:<UID>|<original start>` (one occurrence), see `server.crm.meetings.meeting_key`.
+"""
 
 from __future__ import annotations
 
@@ -17,12 +21,16 @@ RULE_TEXT = {
     "automated_sender": "sent automatically (Auto-Submitted, an auto-reply, or a no-reply sender)",
     "internal_only": "internal-only mail: every participant is in an internal domain",
     "older_than_since": "older than the --since date of the import or link",
+    "no_participants": "a calendar entry without organizer or attendees: nobody to relate it to",
+    "nothing_to_record": "a calendar message that changes no meeting (a reply without attendee, "
+    "a refresh request, a declined counter-proposal for an unknown meeting)",
+    "empty_calendar": "an iCalendar file without any event",
 }
 
 
 def key_for(message_id: str) -> str:
     text = message_id.strip()
-    if text.startswith(("mid:", "hash:", "raw:")):
+    if text.startswith(("mid:", "hash:", "raw:", "ical:")):
         return text
     normalised = normalise_message_id(text)
     return f"mid:{normalised}" if normalised else text

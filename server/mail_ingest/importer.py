@@ -1,4 +1,5 @@
-"""`rapport import`: mail archives on disk captured as if seen in one owner's mailbox."""
+"""`rapport import`: mail archives and calendar files on disk captured as if seen in one owner's
+mailbox (.mbox, Maildir, .eml, and .ics files whose events become meetings)."""
 
 from __future__ import annotations
 
@@ -52,10 +53,8 @@ def import_files(
         for entry in FileWalk(paths).messages():
             if isinstance(entry, Unreadable):
                 unreadable.append(entry)
-            elif entry.kind == "calendar":
-                unreadable.append(Unreadable(entry.provider_id, ".ics import is not available yet"))
             else:
-                yield entry
+                yield entry  # emails and .ics files alike: the pipeline tells them apart
 
     options = PrepareOptions(
         level=info.capture_level,

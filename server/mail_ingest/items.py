@@ -90,7 +90,8 @@ class CalendarItem:
     """One VEVENT as seen in an iTIP message, an .ics file or a provider's calendar.
 
     A series is keyed by `uid`; one occurrence of it by (`uid`, `recurrence_id`), where
-    `recurrence_id` is the occurrence's original start.
+    `recurrence_id` is the occurrence's original start. `server.mail_ingest.calendar` documents
+    how all-day and floating times are represented.
     """
 
     uid: str
@@ -114,6 +115,11 @@ class CalendarItem:
     provider_id: str = ""
     folder: str = ""
     raw: bytes | None = None
+    recurrence_all_day: bool = False  # RECURRENCE-ID was a DATE: the occurrence key is a date
+    floating: bool = False  # start/end had no zone: wall times tagged as UTC, time_zone None
+    rdates: list[datetime] = field(default_factory=list)  # extra occurrences (RDATE)
+    comment: str = ""  # COMMENT: what an attendee wrote with a REPLY or COUNTER
+    private: bool = False  # CLASS:PRIVATE or CONFIDENTIAL
 
 
 @dataclass(slots=True)

@@ -1,8 +1,9 @@
 """capture(items) → database: batched, idempotent, with parsing spread over the machine's cores.
 
 Sources hand over raw messages (or ready `MailItem`s); `prepare_*` turns each into a `Prepared`
-(parsed at the depth the capture level needs, keyed, blobs compressed) — pure work that runs in
-worker processes; the capture core then writes each batch in one transaction. Re-running over
+(parsed at the depth the capture level needs, keyed, blobs compressed, calendar parts and .ics
+files read into `CalendarItem`s) — pure work that runs in worker processes; the capture core
+then writes each batch in one transaction. Re-running over
 the same input captures nothing new, so a crash or Ctrl-C at any point is repaired by running
 again. Bad input is quarantined with its reason; a bug of ours on one item is recorded for that
 item (reason "internal_error") and the rest of the batch still lands.
@@ -26,14 +27,15 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from server.crm.blobs import blob_row, unpack_blob_row
-from server.crm.capture import CaptureCounts, Capturer, LinkInfo, Prepared
+from server.crm.capture import CaptureCounts, Capturer, LinkInfo, Prepared, effective_level
 from server.crm.rules import CapturePolicy
 from server.crm.threads import message_key, thread_keys
 from server.db import Database
 from server.jobs import LeaseLost
+from server.mail_ingest.calendar import parse_calendar, recurrence_key
 from server.mail_ingest.errors import BadItem
-from server.mail_ingest.items import MailItem
-from server.mail_ingest.mime import parse_message
+from server.mail_ingest.items import CalendarItem, MailItem
+from server.mail_ingest.mime import calendar_parts, parse_message
 from server.mail_ingest.sources.files import RawMessage
 from server.models import MailboxLink, utcnow
 
@@ -42,6 +44,14 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 400
 CHUNK_SIZE = 64
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*<?([^\s>]+)>?", re.IGNORECASE | re.MULTILINE)
+# Only messages with a MIME header naming one of these are searched for calendar parts. The
+# headers are found by "ontent-" (Content-Type, Content-Disposition; never in base64), so a
+# message is scanned once, not once per hint: walking every message's MIME tree twice, or
+# searching it for each hint, would cost a good part of the import rate.
+_HEADER_MARKS = (b"ontent-", b"ONTENT-")
+_CALENDAR_HINTS = (b"calendar", b"/ics", b".ics", b".vcs")
+_HEADER_WINDOW = 400  # a header with its folded continuation lines
+MAX_CALENDAR_ITEMS = 500  # per message, all its calendar parts together
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,8 @@ def prepare_raw(message: RawMessage, options: PrepareOptions) -> Prepared:
             "too_large",
             "message over 200 MB; its first megabyte is kept",
         )
+    if message.kind == "calendar":
+        return prepare_calendar_file(message)
     try:
         item = parse_message(
             message.raw,
@@ -97,7 +109,84 @@ def prepare_raw(message: RawMessage, options: PrepareOptions) -> Prepared:
         return _quarantined(
             message.raw, message.folder, message.provider_id, "internal_error", repr(exc)[:2000]
         )
+    item.calendar = carried_calendar(message.raw, item)
     return prepare_item(item, options)
+
+
+def prepare_calendar_file(message: RawMessage) -> Prepared:
+    """An .ics file: its events, or the quarantine when it is not iCalendar at all."""
+    try:
+        items = parse_calendar(message.raw, provider_id=message.provider_id, folder=message.folder)
+    except BadItem as exc:
+        return _quarantined(
+            message.raw, message.folder, message.provider_id, exc.reason, exc.message
+        )
+    return Prepared(
+        folder=message.folder,
+        provider_id=message.provider_id,
+        calendar=items,
+        message_key=f"ics:{blob_row(message.raw)['sha256']}",
+    )
+
+
+def mentions_calendar(raw: bytes) -> bool:
+    """Whether a MIME header of `raw` names a calendar part (text/calendar, application/ics, an
+    .ics or .vcs file). False positives only cost a look at the MIME tree."""
+    top = _top_headers(raw)
+    if b"multipart/" not in top.lower():
+        return any(hint in top.lower() for hint in _CALENDAR_HINTS)
+    # Mailers write MIME headers one way; look for capitals only where the top ones have them.
+    marks = [mark for mark in _HEADER_MARKS if mark == _HEADER_MARKS[0] or mark in top]
+    for mark in marks:
+        at = raw.find(mark)
+        while at >= 0:
+            header = raw[at : at + _HEADER_WINDOW].lower()
+            if any(hint in header for hint in _CALENDAR_HINTS):
+                return True
+            at = raw.find(mark, at + len(mark))
+    return False
+
+
+def _top_headers(raw: bytes) -> bytes:
+    first = raw.find(b"\n", 0, 65536)
+    blank = b"\r\n\r\n" if first > 0 and raw[first - 1] == 13 else b"\n\n"
+    end = raw.find(blank, 0, 65536)
+    return raw[:end] if end >= 0 else raw[:65536]
+
+
+def carried_calendar(raw: bytes, item: MailItem) -> list[CalendarItem]:
+    """The meetings an email carries (invite, reply, cancellation...), identical copies once.
+
+    Outlook sends an invite both as a text/calendar alternative and as invite.ics; a part that
+    is not iCalendar is noted on the email, which is captured either way.
+    """
+    if not mentions_calendar(raw):
+        return []
+    found: dict[tuple[object, ...], CalendarItem] = {}
+    for part in calendar_parts(raw):
+        try:
+            events = parse_calendar(part, provider_id=item.provider_id, folder=item.folder)
+        except BadItem as exc:
+            item.defects.append(f"calendar part not read: {exc.message}"[:300])
+            continue
+        for event in events:
+            key = (
+                event.uid,
+                recurrence_key(event),
+                event.method,
+                event.sequence,
+                event.dtstamp,
+                event.start,
+                event.end,
+                tuple(event.participants),
+            )
+            found.setdefault(key, event)
+            if len(found) >= MAX_CALENDAR_ITEMS:
+                item.defects.append(
+                    f"more than {MAX_CALENDAR_ITEMS} calendar events: the rest ignored"
+                )
+                return list(found.values())
+    return list(found.values())
 
 
 def prepare_item(item: MailItem, options: PrepareOptions) -> Prepared:
@@ -120,6 +209,10 @@ def prepare_item(item: MailItem, options: PrepareOptions) -> Prepared:
             for a in item.attachments
         ],
     )
+    prepared.calendar, item.calendar = item.calendar, []
+    if effective_level(item, "full") == "metadata":
+        for event in prepared.calendar:
+            event.private = True  # an invite in a private email is a private meeting
     # What crosses back from the worker process is only what capture needs.
     item.raw = None
     item.text = None

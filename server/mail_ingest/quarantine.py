@@ -18,7 +18,7 @@ from server.crm.mailboxes import link_info
 from server.crm.rules import load_policy
 from server.db import Database
 from server.mail_ingest.pipeline import PrepareOptions, capture, prepare_raw
-from server.mail_ingest.sources.files import RawMessage
+from server.mail_ingest.sources.files import ICS_SUFFIXES, RawMessage
 from server.models import MailboxLink, QuarantinedItem, utcnow
 
 
@@ -72,7 +72,9 @@ def _reparsed(
         with db.read_session() as session:
             item = session.get(QuarantinedItem, item_id)
             assert item is not None
-            message = RawMessage(get_blob(session, item.raw_sha256), item.folder, item.provider_id)
+            raw = get_blob(session, item.raw_sha256)
+            kind = "calendar" if item.provider_id.lower().endswith(ICS_SUFFIXES) else "mail"
+            message = RawMessage(raw, item.folder, item.provider_id, kind)
         result = prepare_raw(message, options)
         if result.quarantine_reason is None:
             parsed.append(item_id)

@@ -116,7 +116,14 @@ class ActivityParticipant(Base):
 
 
 class Meeting(Base):
-    """The calendar side of a meeting activity; a series by UID, an occurrence by original start."""
+    """The calendar side of a meeting activity; a series by UID, an occurrence by original start.
+
+    The columns are what lists and views query; `state` holds the rest of the iTIP state
+    (`server.crm.itip.MeetingState`: each attendee's response with the DTSTAMP and SEQUENCE it
+    answered, counter-proposals, whether only a reply has been seen so far, exact start and end
+    with their UTC offset), serialised by `server.crm.meetings`. The title is the activity's
+    subject and the description its body, so removing an activity's content removes them too.
+    """
 
     __tablename__ = "meetings"
     __table_args__ = (UniqueConstraint("uid", "recurrence_key"),)
@@ -139,6 +146,7 @@ class Meeting(Base):
     exdates: Mapped[list[Any]] = mapped_column(default=list)
     organizer_address: Mapped[str] = mapped_column(String(320), default="")
     notes: Mapped[list[Any]] = mapped_column(default=list)
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     activity: Mapped[Activity] = relationship(back_populates="meeting")
 

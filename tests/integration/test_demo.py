@@ -9,7 +9,15 @@ from sqlalchemy import func, select
 from server.config import load_settings
 from server.db import Database
 from server.demo.setup import prepare_demo
-from server.models import Activity, CaptureDecision, Contact, QuarantinedItem, User
+from server.models import (
+    Activity,
+    ActivityParticipant,
+    CaptureDecision,
+    Contact,
+    Meeting,
+    QuarantinedItem,
+    User,
+)
 
 
 def test_demo_is_captured_once_with_users_rules_and_quarantine(tmp_path: Path) -> None:
@@ -38,6 +46,32 @@ def test_demo_is_captured_once_with_users_rules_and_quarantine(tmp_path: Path) -
     assert int(first["contacts"]) > 20  # type: ignore[call-overload]
     assert first["quarantined"] == 1, "the deliberately broken message is kept in quarantine"
     assert {"mailing_list", "bulk", "automated_sender", "internal_only"} <= first["skipped"]  # type: ignore[operator]
+
+    with db.session() as session:
+        uids = set(session.scalars(select(Meeting.uid)))
+        by_title = {
+            subject: (status, sequence, rrule)
+            for subject, status, sequence, rrule in session.execute(
+                select(Activity.subject, Meeting.status, Meeting.sequence, Meeting.rrule).join(
+                    Meeting, Meeting.activity_id == Activity.id
+                )
+            )
+        }
+        accepted = session.scalars(
+            select(ActivityParticipant.address).where(
+                ActivityParticipant.role == "attendee",
+                ActivityParticipant.response == "accepted",
+                ActivityParticipant.contact_id.is_not(None),
+            )
+        ).all()
+    # Invites, replies, the update and the cancellation of the demo's mail: one meeting per
+    # event (whatever mailboxes saw it), in its final state, with customers' answers.
+    assert len(uids) == len(by_title) >= 6
+    assert by_title["Eco range walkthrough"][0] == "cancelled"
+    assert by_title["Quarterly supply review"][:2] == ("confirmed", 1)
+    assert by_title["Monthly account check-in"][2]
+    assert "Visite - Maison Clairval Lyon" in by_title  # from the .ics export
+    assert len(accepted) >= 5
 
     prepare_demo(db, settings, echo=lambda _line: None)
     assert snapshot() == first, "running the demo again adds nothing"
