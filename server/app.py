@@ -26,12 +26,13 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         secrets=SecretBox(settings.secret_keys),
     )
 
-    from server.api import auth, blueprints
+    from server.api import auth, blueprints, security
     from server.api.spec import api
 
     for blueprint in blueprints():
         app.register_blueprint(blueprint)
     api.register(app)
+    security.init_app(app)  # before auth: CORS preflights are answered without a token
     auth.init_app(app)
     register_error_handlers(app)
 

@@ -160,7 +160,7 @@ def import_(
     aliases: tuple[str, ...],
     jobs: int | None,
 ) -> None:
-    """Capture .mbox files, Maildir folders and .eml files as if seen in OWNER's mailbox.
+    """Capture .mbox files, Maildir folders, .eml and .ics files as if seen in OWNER's mailbox.
 
     Importing the same files again captures nothing new; an interrupted import is finished by
     running it again.
@@ -610,6 +610,23 @@ def user_add(ctx: Context, address: str, role: str, name: str) -> None:
     with ctx.session() as session:
         created = add_user(session, address, role=role, name=name)
         click.echo(f"user {created.id} {created.email} ({created.role})")
+
+
+@user.command("password")
+@click.argument("address")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
+@click.option("--password-env", metavar="VAR", help="Read the new password from this variable.")
+@pass_ctx
+def user_password(
+    ctx: Context, address: str, password_stdin: bool, password_env: str | None
+) -> None:
+    """Set the password ADDRESS signs in with (the sign-in page; lifts a lockout)."""
+    from server.crm.users import get_user_by_email, set_password
+
+    password = _read_secret(password_stdin, password_env, "password")
+    with ctx.session() as session:
+        set_password(session, get_user_by_email(session, address), password)
+    click.echo(f"password set for {address}")
 
 
 @main.group()

@@ -56,6 +56,10 @@ class Settings:
     drop_tls_key: Path | None = None
     log_level: str = "INFO"
     log_format: str = "json"
+    entra_scope: str = "access_as_user"
+    cors_origins: tuple[str, ...] = ()
+    frame_ancestors: tuple[str, ...] = ()
+    rate_limit_per_minute: int = 600
 
     @property
     def secret_key(self) -> str:
@@ -117,6 +121,14 @@ def load_settings(environ: Mapping[str, str] | None = None, *, demo: bool = Fals
         drop_tls_key=drop_key,
         log_level=log_level,
         log_format=log_format,
+        entra_scope=_scope_name(
+            "RAPPORT_ENTRA_SCOPE", get("RAPPORT_ENTRA_SCOPE") or "access_as_user"
+        ),
+        cors_origins=_origins("RAPPORT_CORS_ORIGINS", get("RAPPORT_CORS_ORIGINS")),
+        frame_ancestors=_frame_ancestors("RAPPORT_FRAME_ANCESTORS", get("RAPPORT_FRAME_ANCESTORS")),
+        rate_limit_per_minute=_count(
+            "RAPPORT_RATE_LIMIT_PER_MINUTE", get("RAPPORT_RATE_LIMIT_PER_MINUTE"), default=600
+        ),
     )
 
 
@@ -293,3 +305,73 @@ def _ca_bundle(raw: str | None) -> Path | None:
 
 def _optional(raw: str | None, variable: str, check: Callable[[str, str], T]) -> T | None:
     return None if raw is None else check(variable, raw)
+
+
+_SCOPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def _scope_name(variable: str, raw: str) -> str:
+    """The bare scope name the add-in's app registration exposes (not the api://... form)."""
+    if not _SCOPE_NAME.match(raw):
+        raise ConfigError(
+            variable,
+            f"'{raw}' is not a scope name; give the bare name the app registration exposes, "
+            "e.g. access_as_user (not api://.../access_as_user)",
+        )
+    return raw
+
+
+# scheme://host[:port], nothing else: these values end up in response headers, so anything that
+# could smuggle a quote, a semicolon or a space into a header is refused here.
+_ORIGIN = re.compile(r"^(https?)://([a-z0-9.-]+|\[[0-9a-f:]+\])(:[0-9]{1,5})?$")
+_ANCESTOR = re.compile(r"^https://(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)+(:[0-9]{1,5})?$")
+
+
+def _origins(variable: str, raw: str | None) -> tuple[str, ...]:
+    """Browser origins allowed to call the API cross-origin (CORS); the add-in itself needs none."""
+    if raw is None:
+        return ()
+    origins = []
+    for part in raw.split(","):
+        value = part.strip().lower().rstrip("/")
+        if not value:
+            continue
+        if value == "*":
+            raise ConfigError(
+                variable, "'*' is not allowed; list each origin, e.g. https://crm.example.com"
+            )
+        if not _ORIGIN.match(value):
+            raise ConfigError(
+                variable,
+                f"'{part.strip()}' is not an origin; use scheme://host[:port] without a path, "
+                "e.g. https://intranet.example.com",
+            )
+        origins.append(value)
+    return tuple(dict.fromkeys(origins))
+
+
+def _frame_ancestors(variable: str, raw: str | None) -> tuple[str, ...]:
+    """Extra origins allowed to frame the pages (e.g. an on-premises Outlook on the web)."""
+    if raw is None:
+        return ()
+    found = []
+    for part in raw.split(","):
+        value = part.strip().lower().rstrip("/")
+        if not value:
+            continue
+        if not _ANCESTOR.match(value):
+            raise ConfigError(
+                variable,
+                f"'{part.strip()}' is not an https origin; use https://host[:port] or "
+                "https://*.domain, e.g. https://mail.example.com",
+            )
+        found.append(value)
+    return tuple(dict.fromkeys(found))
+
+
+def _count(variable: str, raw: str | None, *, default: int) -> int:
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise ConfigError(variable, f"'{raw}' is not a whole number (0 switches it off)")
+    return int(raw)

@@ -1,26 +1,76 @@
-"""Every API call is authenticated: a Bearer token, either a Rapport API token or (when the
-app registration is configured) an Entra ID access token. The anonymous endpoints are listed
-here and nowhere else."""
+"""Every API call is authenticated: a Bearer token, either a Rapport API token (`rpt_...`) or, when
+the add-in's app registration is configured, an Entra ID access token from the task pane. The
+anonymous endpoints are listed here (or marked `@public` beside their view) and nowhere else.
+
+After sign-in, three checks run for every request, in one place so no view can forget them:
+a `read` token may only read; every token (every Entra user) has a request budget per minute;
+and admin-only views say so with `@admin_only`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import logging
+import ssl
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import wraps
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
+import requests
 from flask import Flask, Response, current_app, g, request
 
+from server.api import security
 from server.api.errors import error_response
 from server.app_context import rapport
+from server.config import Settings
+from server.crm.entra import (
+    EntraConfig,
+    EntraTokenRejected,
+    FetchError,
+    FetchJson,
+    SigningKeys,
+    SigningKeysUnavailable,
+    TokenValidator,
+)
 from server.crm.errors import Forbidden, NotFound
-from server.crm.users import TOKEN_PREFIX, authenticate_token
+from server.crm.users import (
+    TOKEN_PREFIX,
+    authenticate_api_token,
+    check_active,
+    find_entra_user,
+    link_entra_user,
+    token_scopes,
+)
 from server.crm.viewer import Viewer
+
+log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Endpoints anyone may call: health checks and the API's own description.
 PUBLIC_ENDPOINTS = frozenset({"health.healthz", "static"})
 PUBLIC_PREFIXES = ("openapi_",)
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+FETCH_TIMEOUT = (5.0, 10.0)  # connect, read (seconds)
+MAX_KEYS_DOCUMENT = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Credential:
+    """How the request signed in: which kind of token, what it may do, what its budget is."""
+
+    method: Literal["api_token", "entra"]
+    scopes: frozenset[str]
+    token_id: int | None = None
+
+    @property
+    def read_only(self) -> bool:
+        return "api" not in self.scopes
+
+    def rate_bucket(self, viewer: Viewer) -> str:
+        # Entra tokens are renewed hourly, so their budget is the user's, not the token's.
+        return f"token:{self.token_id}" if self.token_id is not None else f"user:{viewer.id}"
 
 
 def public(view: F) -> F:
@@ -29,46 +79,105 @@ def public(view: F) -> F:
     return view
 
 
-def _is_public(endpoint: str | None) -> bool:
+def is_public(app: Flask, endpoint: str | None) -> bool:
     if endpoint is None:
         return True  # 404/405: nothing to protect, the error handler answers
     if endpoint in PUBLIC_ENDPOINTS or endpoint.startswith(PUBLIC_PREFIXES):
         return True
-    view = current_app.view_functions.get(endpoint)
+    view = app.view_functions.get(endpoint)
     return bool(getattr(view, "_rapport_public", False))
 
 
-def _unauthorized(message: str) -> Response:
+def _unauthorized(message: str, *, invalid_token: bool = True) -> Response:
     response = error_response(401, "unauthorized", message)
-    response.headers["WWW-Authenticate"] = 'Bearer realm="rapport"'
+    challenge = 'Bearer realm="rapport"'
+    if invalid_token:
+        challenge += ', error="invalid_token"'
+    response.headers["WWW-Authenticate"] = challenge
     return response
 
 
+def _looks_like_jwt(token: str) -> bool:
+    return token.startswith("eyJ") and token.count(".") == 2
+
+
 def authenticate() -> Response | None:
-    if _is_public(request.endpoint):
+    if is_public(current_app, request.endpoint):
         return None
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        return _unauthorized("sign in first: send 'Authorization: Bearer <token>'")
+        return _unauthorized(
+            "sign in first: send 'Authorization: Bearer <token>'", invalid_token=False
+        )
     token = token.strip()
-    state = rapport(current_app)
     if token.startswith(TOKEN_PREFIX):
+        refused = _sign_in_with_api_token(token)
+    elif _looks_like_jwt(token):
+        refused = _sign_in_with_entra(token)
+    else:
+        refused = _unauthorized("this is neither a Rapport API token nor an Entra ID access token")
+    if refused is not None:
+        return refused
+    credential = current_credential()
+    if credential.read_only and request.method not in READ_METHODS:
+        raise Forbidden(
+            "this token may only read (scope 'read'); use a token with scope 'api' to make changes"
+        )
+    return security.check_rate(
+        credential.rate_bucket(current_viewer()),
+        rapport(current_app).settings.rate_limit_per_minute,
+    )
+
+
+def _sign_in_with_api_token(token: str) -> Response | None:
+    with rapport(current_app).db.read_session() as session:
         try:
-            with state.db.read_session() as session:
-                g.viewer = Viewer.of(authenticate_token(session, token))
+            found = authenticate_api_token(session, token)
         except NotFound as exc:
             return _unauthorized(exc.message)
-        return None
-    return _unauthorized("this is not a Rapport API token, and Entra ID sign-in is not configured")
+        g.viewer = Viewer.of(found.user)
+        g.credential = Credential("api_token", token_scopes(found), found.id)
+    return None
 
 
-def init_app(app: Flask) -> None:
-    app.before_request(authenticate)
+def _sign_in_with_entra(token: str) -> Response | None:
+    validator: TokenValidator | None = current_app.extensions.get("rapport.entra")
+    if validator is None:
+        return _unauthorized(
+            "Entra ID sign-in is not configured on this server (RAPPORT_ENTRA_TENANT_ID and "
+            "RAPPORT_ENTRA_CLIENT_ID); use a Rapport API token"
+        )
+    try:
+        identity = validator.validate(token)
+    except EntraTokenRejected as exc:
+        return _unauthorized(exc.message)
+    except SigningKeysUnavailable as exc:
+        log.error("entra sign-in unavailable: %s", exc.message)
+        return error_response(503, "sign_in_unavailable", exc.message)
+    db = rapport(current_app).db
+    with db.read_session() as session:
+        user = find_entra_user(session, identity.tenant_id, identity.object_id)
+        viewer = Viewer.of(user) if user is not None else None
+        if user is not None:
+            check_active(user)
+    if viewer is None:
+        # First sign-in of this Microsoft account: link it (a write, so its own transaction).
+        with db.session() as session:
+            user = link_entra_user(session, identity)
+            check_active(user)
+            viewer = Viewer.of(user)
+    g.viewer = viewer
+    g.credential = Credential("entra", frozenset({"api"}))
+    return None
 
 
 def current_viewer() -> Viewer:
     return cast(Viewer, g.viewer)
+
+
+def current_credential() -> Credential:
+    return cast(Credential, g.credential)
 
 
 def admin_only(view: F) -> F:
@@ -79,3 +188,104 @@ def admin_only(view: F) -> F:
         return view(*args, **kwargs)
 
     return cast(F, wrapper)
+
+
+def require_owner_or_admin(owner_id: int | None, what: str) -> None:
+    """For things that belong to someone (a token, a mailbox link): its owner or an admin only."""
+    viewer = current_viewer()
+    if viewer.is_admin or (owner_id is not None and owner_id == viewer.id):
+        return
+    raise Forbidden(f"only its owner or an admin may do this to the {what}")
+
+
+# -- Entra ID signing keys over HTTPS ------------------------------------------------------------
+
+
+class _ExtraCAAdapter(requests.adapters.HTTPAdapter):
+    """Verifies against the system's CAs plus RAPPORT_CA_BUNDLE (extra, never instead)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._context = ssl.create_default_context()
+        if settings.ca_bundle is not None:
+            self._context.load_verify_locations(cafile=str(settings.ca_bundle))
+        super().__init__()
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        host, pool = super().build_connection_pool_key_attributes(request, verify, cert)
+        pool["ssl_context"] = self._context
+        return host, pool
+
+
+def https_json_fetcher(settings: Settings) -> FetchJson:
+    """GET a JSON object over verified HTTPS, ignoring the process environment.
+
+    `trust_env=False`: REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE (which would silently replace the
+    trusted CAs) and proxy variables do not apply; RAPPORT_CA_BUNDLE is the only knob. Keys are
+    fetched about once a day, so each fetch has its own session, closed at once (no idle
+    connections left to the garbage collector).
+    """
+    adapter = _ExtraCAAdapter(settings)
+
+    def fetch(url: str) -> Mapping[str, Any]:
+        if not url.startswith("https://"):
+            raise FetchError(f"{url} is not an https URL")
+        try:
+            with requests.Session() as session:
+                session.trust_env = False
+                session.mount("https://", adapter)
+                with session.get(
+                    url, timeout=FETCH_TIMEOUT, allow_redirects=False, stream=True, verify=True
+                ) as response:
+                    if response.status_code != 200:
+                        raise FetchError(f"{url} answered HTTP {response.status_code}")
+                    body = response.raw.read(MAX_KEYS_DOCUMENT + 1, decode_content=True)
+        except requests.RequestException as exc:
+            raise FetchError(f"{url}: {exc}") from exc
+        if len(body) > MAX_KEYS_DOCUMENT:
+            raise FetchError(f"{url} sent more than {MAX_KEYS_DOCUMENT} bytes")
+        try:
+            document = json.loads(body)
+        except ValueError:
+            raise FetchError(f"{url} did not send JSON") from None
+        if not isinstance(document, dict):
+            raise FetchError(f"{url} did not send a JSON object")
+        return document
+
+    return fetch
+
+
+def entra_validator(
+    settings: Settings, fetch_json: FetchJson | None = None
+) -> TokenValidator | None:
+    """The validator for the add-in's app registration, or None when it is not configured."""
+    if not (settings.entra_tenant_id and settings.entra_client_id):
+        return None
+    extra: tuple[str, ...] = ()
+    if settings.public_url:
+        host = settings.public_url.split("://", 1)[1]
+        extra = (f"api://{host}/{settings.entra_client_id}",)
+    config = EntraConfig(
+        tenant_id=settings.entra_tenant_id,
+        client_id=settings.entra_client_id,
+        authority_host=settings.graph_authority_host,
+        scope=settings.entra_scope,
+        extra_audiences=extra,
+    )
+    keys = SigningKeys(config.discovery_url, fetch_json or https_json_fetcher(settings))
+    return TokenValidator(config, keys)
+
+
+def init_app(app: Flask) -> None:
+    validator = entra_validator(rapport(app).settings)
+    if validator is not None:
+        app.extensions["rapport.entra"] = validator
+    else:
+        settings = rapport(app).settings
+        if settings.entra_tenant_id or settings.entra_client_id:
+            log.warning(
+                "Entra ID sign-in is off: set both RAPPORT_ENTRA_TENANT_ID and "
+                "RAPPORT_ENTRA_CLIENT_ID"
+            )
+    app.before_request(authenticate)

@@ -8,6 +8,7 @@ fails validation is answered with our own error shape, naming the field.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import abort
@@ -24,18 +25,26 @@ def _validation_error(
         return
     errors = err.errors() if hasattr(err, "errors") else []  # pydantic.ValidationError
     first = errors[0] if errors else {}
-    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query")]
-    field = ".".join(location) or None
+    field = ".".join(str(part) for part in first.get("loc", ())) or None
     message = str(first.get("msg", "invalid request"))
     text = f"{field}: {message}" if field else message
     abort(error_response(422, "invalid", text, **({"field": field} if field else {})))
+
+
+def _component_name(model: type[Any]) -> str:
+    """OpenAPI component names allow [A-Za-z0-9._-]: `PageOut[DealOut]` becomes `PageOutDealOut`."""
+    return re.sub(r"[^A-Za-z0-9._-]", "", model.__name__)
 
 
 api = SpecTree(
     "flask",
     title="Rapport API",
     version="v1",
-    path="api/v1",
+    # SpecTree leaves out every route under its own path, so its pages live below /api/v1/docs
+    # and the contract's /api/v1/openapi.json is served by server/api/openapi.py.
+    path="api/v1/docs",
+    mode="strict",
+    naming_strategy=_component_name,
     before=_validation_error,
     annotations=True,
     security_schemes=[

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
@@ -32,6 +32,8 @@ class Page(Generic[T]):
 def _encode(value: Any, ident: int) -> str:
     if isinstance(value, datetime):
         value = {"dt": value.isoformat()}
+    elif isinstance(value, date):
+        value = {"d": value.isoformat()}
     elif isinstance(value, Decimal):
         value = {"dec": str(value)}
     raw = json.dumps([value, ident], separators=(",", ":")).encode()
@@ -44,10 +46,17 @@ def _decode(cursor: str) -> tuple[Any, int]:
         value, ident = json.loads(raw)
         if isinstance(value, dict) and "dt" in value:
             value = datetime.fromisoformat(value["dt"])
+            if value.tzinfo is None:
+                raise ValueError("naive time")
+        elif isinstance(value, dict) and "d" in value:
+            value = date.fromisoformat(value["d"])
         elif isinstance(value, dict) and "dec" in value:
             value = Decimal(value["dec"])
-        return value, int(ident)
-    except (ValueError, TypeError, UnicodeDecodeError):
+        number = int(ident)
+        if not 0 < number < 2**62:
+            raise ValueError(ident)
+        return value, number
+    except (ValueError, TypeError, UnicodeDecodeError, AttributeError):
         raise DomainError("the cursor is not one this API gave out", field="cursor") from None
 
 

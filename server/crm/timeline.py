@@ -10,12 +10,13 @@ from __future__ import annotations
 import base64
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import ColumnElement, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from server.crm.errors import DomainError
+from server.crm.meetings import meeting_state, occurrences
 from server.crm.viewer import Viewer, visible_to
 from server.mail_ingest.items import CAPTURE_LEVELS
 from server.models import (
@@ -75,7 +76,13 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         when, _, ident = raw.partition("|")
-        return datetime.fromisoformat(when), int(ident)
+        number = int(ident)
+        if not 0 < number < 2**62:
+            raise ValueError(ident)
+        moment = datetime.fromisoformat(when)
+        if moment.tzinfo is None:
+            raise ValueError(when)
+        return moment, number
     except (ValueError, UnicodeDecodeError):
         raise DomainError("the cursor is not one this API gave out", field="cursor") from None
 
@@ -212,7 +219,9 @@ def present(session: Session, viewer: Viewer, activities: Sequence[Activity]) ->
                 sender_name=a.sender_name,
                 has_attachments=a.has_attachments,
                 participants=participants.get(a.id, []),
-                meeting=_meeting_view(meeting, rank) if meeting is not None else None,
+                meeting=_meeting_view(session, meeting, rank, a.subject)
+                if meeting is not None
+                else None,
                 deal_id=a.deal_id,
                 company_id=a.company_id,
                 author_id=a.author_id,
@@ -221,17 +230,54 @@ def present(session: Session, viewer: Viewer, activities: Sequence[Activity]) ->
     return views
 
 
-def _meeting_view(meeting: Meeting, rank: int) -> dict[str, object]:
+def _meeting_view(session: Session, meeting: Meeting, rank: int, subject: str) -> dict[str, object]:
+    """Times and people at every level; place and link only at full. A series shows its rule,
+    its exceptions and its next occurrences, computed now (occurrences are never stored)."""
+    state = meeting.state or {}
+    responses: dict[str, int] = {}
+    for attendee in (state.get("attendees") or {}).values():
+        answer = str(attendee.get("response") or "needs_action")
+        responses[answer] = responses.get(answer, 0) + 1
     view: dict[str, object] = {
+        "uid": meeting.uid,
+        "recurrence_key": meeting.recurrence_key,
+        "sequence": meeting.sequence,
         "starts_at": meeting.starts_at,
         "ends_at": meeting.ends_at,
         "time_zone": meeting.time_zone,
         "all_day": meeting.all_day,
+        "floating": bool(state.get("floating")),
         "status": meeting.status,
         "organizer": meeting.organizer_address,
         "recurring": bool(meeting.rrule),
+        "rrule": meeting.rrule,
+        "exdates": list(meeting.exdates),
+        "placeholder": bool(state.get("placeholder")),
+        "responses": responses,
+        "proposals": list(state.get("proposals") or []),
     }
-    if rank >= 1:
+    if rank >= 2:
         view["location"] = meeting.location
         view["online_meeting_url"] = meeting.online_meeting_url
+    if meeting.rrule and not meeting.recurrence_key:
+        exceptions = list(
+            session.scalars(
+                select(Meeting).where(Meeting.uid == meeting.uid, Meeting.recurrence_key != "")
+            )
+        )
+        view["exceptions"] = [
+            {"activity_id": e.activity_id, "starts_at": e.starts_at, "status": e.status}
+            for e in exceptions
+        ]
+        now = datetime.now(UTC)
+        upcoming = occurrences(
+            meeting_state(meeting, subject),
+            [meeting_state(e, "") for e in exceptions],
+            start=now,
+            end=now + timedelta(days=366),
+            limit=3,
+        )
+        view["next_occurrences"] = [
+            {"start": o.start, "end": o.end, "status": o.status} for o in upcoming
+        ]
     return view
