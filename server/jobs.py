@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from server.crm.sql import insert_ignore_returning
 from server.db import Database
 from server.models import Job, utcnow
 
@@ -73,22 +74,23 @@ def enqueue(
     run_after: datetime | None = None,
     unique_key: str | None = None,
     max_attempts: int = 8,
-) -> Job | None:
-    """Add a job; with `unique_key`, nothing is added while a job with that key is pending."""
-    if unique_key is not None:
-        existing = session.scalar(select(Job.id).where(Job.unique_key == unique_key))
-        if existing is not None:
-            return None
-    job = Job(
-        kind=kind,
-        payload=dict(payload or {}),
-        run_after=run_after or utcnow(),
-        unique_key=unique_key,
-        max_attempts=max_attempts,
-    )
-    session.add(job)
-    session.flush()
-    return job
+) -> int | None:
+    """Add a job and return its id; with `unique_key`, nothing is added (None) while a job with
+    that key is pending — decided by the database, so two processes racing add one job."""
+    values = {
+        "kind": kind,
+        "payload": dict(payload or {}),
+        "run_after": run_after or utcnow(),
+        "unique_key": unique_key,
+        "max_attempts": max_attempts,
+        "status": "queued",
+        "attempts": 0,
+        "created_at": utcnow(),
+    }
+    if unique_key is None:
+        return int(session.execute(insert(Job).values(**values).returning(Job.id)).scalar_one())
+    rows = insert_ignore_returning(session, "jobs", ["unique_key"], ["id"], [values])
+    return int(rows[0][0]) if rows else None
 
 
 def claim(

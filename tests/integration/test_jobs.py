@@ -61,9 +61,8 @@ def test_a_killed_runner_s_job_runs_again_after_its_lease_expires(
     db: Database, tmp_path: Path
 ) -> None:
     with db.session() as session:
-        job = jobs.enqueue(session, "record", {"n": 1})
-        assert job is not None
-        job_id = job.id
+        job_id = jobs.enqueue(session, "record", {"n": 1})
+        assert job_id is not None
     started = tmp_path / "started"
     script = textwrap.dedent(
         f"""
@@ -129,9 +128,8 @@ def test_failures_retry_with_backoff_then_the_job_is_dead_and_visible(
         raise ConnectionError("mail.example.com refused the connection")
 
     with db.session() as session:
-        job = jobs.enqueue(session, "sync", {}, max_attempts=2)
-        assert job is not None
-        job_id = job.id
+        job_id = jobs.enqueue(session, "sync", {}, max_attempts=2)
+        assert job_id is not None
     runner = jobs.Runner(db, {"sync": broken}, owner="r")
     assert runner.run_one() is not None
     with db.session() as session:

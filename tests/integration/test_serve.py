@@ -14,15 +14,15 @@ from tests.support.postgres import free_port
 
 
 def wait_for(
-    url: str, proc: subprocess.Popen[bytes], timeout: float = 30
+    url: str, proc: subprocess.Popen[bytes], timeout: float = 90
 ) -> tuple[int, dict[str, object]]:
     deadline = time.monotonic() + timeout
     while True:
         assert proc.poll() is None, "the server exited"
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - local URL
+            with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - local URL
                 return response.status, json.loads(response.read())
-        except (urllib.error.URLError, ConnectionError):
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
