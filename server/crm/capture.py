@@ -203,6 +203,10 @@ class Capturer:
         rows.write(session)
         self.threads.touch(session, thread_stats)
         self.people.flush(session)
+        # Each batch prefetches what it needs; caches kept across batches would grow with the
+        # mailbox (memory must stay flat from a thousand messages to a hundred thousand).
+        self.threads.forget()
+        self.people.trim()
         return counts
 
     def _capture_mails(

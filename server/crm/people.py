@@ -61,6 +61,11 @@ class People:
     def forget(self) -> None:
         self.__init__(self.policy)  # type: ignore[misc]
 
+    def trim(self, limit: int = 20_000) -> None:
+        """Bound the caches between batches; what a batch needs is prefetched again anyway."""
+        if len(self._contacts) + len(self._history_loaded) + len(self._companies) > limit:
+            self.forget()
+
     def prefetch(self, session: Session, addresses: Iterable[str]) -> None:
         missing = [a for a in set(addresses) if a not in self._contacts]
         for start in range(0, len(missing), 500):

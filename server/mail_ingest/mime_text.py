@@ -8,12 +8,11 @@ block is the only way to learn who originally wrote a forwarded mail.
 
 from __future__ import annotations
 
+import functools
 import html as html_lib
 import re
+from typing import Any
 
-from inscriptis import get_text  # type: ignore[import-untyped]
-from inscriptis.css_profiles import CSS_PROFILES  # type: ignore[import-untyped]
-from inscriptis.model.config import ParserConfig  # type: ignore[import-untyped]
 from mailparser_reply.constants import MAIL_LANGUAGES  # type: ignore[import-untyped]
 from mailparser_reply.parser import EmailMessage  # type: ignore[import-untyped]
 
@@ -21,9 +20,6 @@ SNIPPET_LENGTH = 280
 _REPLY_SCAN_CHARS = 8000  # a reply starts early; quoted history can be megabytes
 _FORWARD_SCAN_LINES = 5000
 
-# The strict profile does not indent blocks, so quote headers stay at line start for the
-# reply parser and the snippet needs no re-flowing.
-_HTML_CONFIG = ParserConfig(css=CSS_PROFILES["strict"])
 # lxml refuses NUL and most C0 controls, and refuses str input with an XML encoding declaration
 # (Outlook's Word-generated HTML sometimes starts with one).
 _LXML_UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
@@ -33,11 +29,25 @@ _TAG = re.compile(r"<(script|style|title)\b[^>]*>[^<]*</\1\s*>|<!--[^>]*-->|<[^>
 _BLOCK_TAG = re.compile(r"<\s*(?:br|/p|/div|/tr|/li|/h\d)\b[^>]*>", re.I)
 
 
+@functools.cache
+def _inscriptis() -> tuple[Any, Any]:
+    """inscriptis and lxml load on first use: only parse workers need them, and the importing
+    process keeps its memory for the database work."""
+    from inscriptis import get_text  # type: ignore[import-untyped]
+    from inscriptis.css_profiles import CSS_PROFILES  # type: ignore[import-untyped]
+    from inscriptis.model.config import ParserConfig  # type: ignore[import-untyped]
+
+    # The strict profile does not indent blocks, so quote headers stay at line start for the
+    # reply parser and the snippet needs no re-flowing.
+    return get_text, ParserConfig(css=CSS_PROFILES["strict"])
+
+
 def html_to_text(html: str) -> str:
     """Readable text from an HTML body (inscriptis; a crude tag stripper if lxml refuses it)."""
     html = _XML_DECLARATION.sub("", _LXML_UNSAFE.sub("", html), count=1)
     try:
-        text = get_text(html, _HTML_CONFIG)
+        get_text, config = _inscriptis()
+        text = get_text(html, config)
     except Exception:  # lxml/inscriptis failures on broken markup must not lose the body
         text = html_lib.unescape(_TAG.sub("", _BLOCK_TAG.sub("\n", html)))
     return str(text).strip()
