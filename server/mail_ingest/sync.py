@@ -66,20 +66,22 @@ class Source(Protocol):
 SourceFactory = Callable[[MailboxLink, dict[str, Any], Settings], Source]
 
 
-def imap_source(link: MailboxLink, secret: dict[str, Any], settings: Settings) -> Source:
+def imap_settings(link: MailboxLink, secret: dict[str, Any], settings: Settings) -> ImapSettings:
     config = link.settings
-    return ImapSource(
-        ImapSettings(
-            host=str(config["host"]),
-            port=int(config["port"]),
-            security=config.get("security", "ssl"),
-            user=str(config["user"]),
-            password=secret.get("password"),
-            oauth_token=secret.get("oauth_token"),
-            folders=config.get("folders"),
-            ca_bundle=settings.ca_bundle,
-        )
+    return ImapSettings(
+        host=str(config["host"]),
+        port=int(config["port"]),
+        security=config.get("security", "ssl"),
+        user=str(config["user"]),
+        password=secret.get("password"),
+        oauth_token=secret.get("oauth_token"),
+        folders=config.get("folders"),
+        ca_bundle=settings.ca_bundle,
     )
+
+
+def imap_source(link: MailboxLink, secret: dict[str, Any], settings: Settings) -> Source:
+    return ImapSource(imap_settings(link, secret, settings))
 
 
 # One line per source kind; the rest of the worker never branches on the provider.

@@ -32,6 +32,7 @@ from server.crm.mailboxes import link_info
 from server.crm.rules import load_policy
 from server.db import Database
 from server.jobs import ClaimedJob, Requeue, Runner, claim, enqueue, runner_id
+from server.mail_ingest.idle import IdleWatchers, remember_syncer
 from server.mail_ingest.pipeline import PrepareOptions, prepare_raw
 from server.mail_ingest.sources.drop import DropServer, DropTarget, drop_content
 from server.mail_ingest.sources.files import RawMessage
@@ -41,6 +42,7 @@ from server.models import Job, MailboxLink, utcnow
 log = logging.getLogger(__name__)
 
 DROP_MAX_SIZE = 25 * 1024 * 1024
+WATCH_REFRESH_SECONDS = 15.0
 
 
 def schedule_due_links(db: Database) -> int:
@@ -147,9 +149,10 @@ class Worker:
         self.runner.stopping = True
 
     def _sync(self, db: Database, job: ClaimedJob) -> None:
-        result = sync_link(
-            db, self.settings, int(job.payload["link_id"]), job=job, stop=lambda: self.stopping
-        )
+        link_id = int(job.payload["link_id"])
+        result = sync_link(db, self.settings, link_id, job=job, stop=lambda: self.stopping)
+        if result.error is None:
+            remember_syncer(db, link_id, self.runner.owner)
         if self.stopping and result.error is None:
             # Interrupted between pages: back to the queue; it resumes from its checkpoint.
             raise Requeue()
@@ -162,9 +165,14 @@ class Worker:
             signal.SIGINT: signal.signal(signal.SIGINT, self._on_signal),
         }
         drop = self._start_drop()
+        watchers = IdleWatchers(self.db, self.settings, self.runner.owner)
         count = 0
+        last_refresh = 0.0
         try:
             while not self.stopping:
+                if not once and time.monotonic() - last_refresh > WATCH_REFRESH_SECONDS:
+                    watchers.refresh()
+                    last_refresh = time.monotonic()
                 schedule_due_links(self.db)
                 job = self.runner.run_one()
                 if job is not None:
@@ -174,6 +182,7 @@ class Worker:
                     break
                 time.sleep(self.idle_sleep)
         finally:
+            watchers.stop()
             if drop is not None:
                 drop.stop()
             for sig, previous in handlers.items():

@@ -294,3 +294,31 @@ def test_two_workers_share_links_without_duplicates(
             ).all()
         )
     assert sorted(per_link.values()) == [60, 60, 60]
+
+
+def test_idle_wakes_the_worker_long_before_the_next_poll(
+    cli: Cli, db: Database, imap_account: ImapAccount, env: dict[str, str]
+) -> None:
+    server, user = imap_account.server, imap_account.user
+    server.append_many(user, "INBOX", [customer_mail(1)])
+    linked = link_imap(cli, imap_account)
+    with db.session() as session:
+        link = session.scalars(select(MailboxLink)).one()
+        link.settings = {**link.settings, "poll_seconds": 3600}  # polling alone: an hour away
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "server", "worker"], env={**os.environ, **linked.env}
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while activity_count(db) < 1:
+            assert time.monotonic() < deadline, "the first sync never ran"
+            time.sleep(0.3)
+        time.sleep(3)  # the worker starts watching INBOX once it has synced it
+        server.append(user, "INBOX", customer_mail(2))
+        deadline = time.monotonic() + 45
+        while activity_count(db) < 2:
+            assert time.monotonic() < deadline, "new mail was not picked up through IDLE"
+            time.sleep(0.3)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=90) == 0
