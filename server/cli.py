@@ -376,47 +376,38 @@ def mailbox_add_imap(
     visibility: str,
 ) -> None:
     """Link an IMAP mailbox; the connection is tested before anything is saved."""
-    from server.crm.mailboxes import add_link
     from server.crypto import SecretBox
-    from server.mail_ingest.errors import SourceError
-    from server.mail_ingest.sources import imap
+    from server.mail_ingest.links import ImapConnection, LinkOptions, link_imap
 
     password = _read_secret(password_stdin, password_env, "password")
     if since is not None:
         _since(since)
     chosen = [f.strip() for f in folders.split(",") if f.strip()] if folders else None
-    port = port or (993 if security == "ssl" else 143)
-    settings = imap.ImapSettings(
+    connection = ImapConnection(
         host=host,
         port=port,
         security=security,  # type: ignore[arg-type]
         user=username,
         password=password,
-        folders=chosen,
-        ca_bundle=ctx.settings.ca_bundle,
+        folders=tuple(chosen) if chosen is not None else None,
     )
-    try:
-        found = imap.test_connection(settings)
-    except SourceError as exc:
-        raise DomainError(f"the link was not saved: {exc.message}") from None
-    config = {"host": host, "port": port, "security": security, "user": username, "folders": chosen}
-    if since:
-        config["since"] = since
-    with ctx.session() as session:
-        link = add_link(
-            session,
-            SecretBox(ctx.settings.secret_keys),
-            kind="imap",
+    linked = link_imap(
+        ctx.db,
+        SecretBox(ctx.settings.secret_keys),
+        connection,
+        LinkOptions(
             owner=owner,
-            settings=config,
-            secret={"password": password},
             capture_level=capture_level,
             aliases=aliases,
             visibility=visibility,
-        )
-        click.echo(
-            f"mailbox link {link.id}: {link.owner_address} via IMAP {host}:{port}, folders {', '.join(found)}"
-        )
+            since=since,
+        ),
+        ca_bundle=ctx.settings.ca_bundle,
+    )
+    click.echo(
+        f"mailbox link {linked.link.id}: {linked.link.owner_address} via IMAP "
+        f"{host}:{connection.resolved_port}, folders {', '.join(linked.folders)}"
+    )
     click.echo("`rapport worker` captures it from now on; `rapport mailbox sync ID` runs it now")
 
 
@@ -452,7 +443,7 @@ def mailbox_list(ctx: Context) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from server.crm.mailboxes import list_links
+    from server.crm.mailboxes import list_links, what_to_do
 
     table = Table(show_lines=False)
     for column in (
@@ -471,7 +462,7 @@ def mailbox_list(ctx: Context) -> None:
             when = (
                 link.last_success_at.strftime("%Y-%m-%d %H:%M") if link.last_success_at else "never"
             )
-            error = link.status_reason or link.last_error or ""
+            error = what_to_do(link) or link.last_error or ""
             table.add_row(
                 str(link.id),
                 link.kind,

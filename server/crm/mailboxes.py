@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 import random
+import re
 import secrets
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from server.crm.addresses import normalise_address
 from server.crm.capture import LinkInfo
 from server.crm.errors import Conflict, DomainError, NotFound
+from server.crm.paging import Page, keyset_page
 from server.crypto import SecretBox
 from server.mail_ingest.items import CAPTURE_LEVELS
-from server.models import Activity, MailboxLink, MailboxObservation, User, utcnow
+from server.models import (
+    Activity,
+    CaptureDecision,
+    MailboxLink,
+    MailboxObservation,
+    SyncCheckpoint,
+    User,
+    utcnow,
+)
 
 
 def owner_address(raw: str) -> str:
@@ -119,8 +131,17 @@ def add_link(
     return link
 
 
-def add_drop_link(session: Session, *, owner: str, domain: str | None) -> tuple[MailboxLink, str]:
+def add_drop_link(
+    session: Session,
+    *,
+    owner: str,
+    domain: str | None,
+    capture_level: str = "full",
+    visibility: str = "team",
+) -> tuple[MailboxLink, str]:
     """A personal drop address for `owner`: mail BCC'd or forwarded to it is captured as theirs."""
+    if visibility not in ("team", "private"):
+        raise DomainError("visibility must be team or private", field="visibility")
     if domain is None:
         raise DomainError(
             "set RAPPORT_DROP_DOMAIN (the domain your drop addresses live under) first",
@@ -144,7 +165,8 @@ def add_drop_link(session: Session, *, owner: str, domain: str | None) -> tuple[
         owner_address=address,
         owner_user_id=_owner_user_id(session, address),
         drop_token=new_drop_token(),
-        capture_level="full",
+        capture_level=check_level(capture_level),
+        visibility=visibility,
         status="active",
     )
     session.add(link)
@@ -163,14 +185,26 @@ def drop_address(link: MailboxLink, domain: str) -> str:
 
 def rotate_drop_token(session: Session, link_id: int, domain: str | None) -> str:
     link = get_link(session, link_id)
-    if link.kind != "drop" or domain is None:
-        raise DomainError("only drop links have an address to rotate (and RAPPORT_DROP_DOMAIN set)")
+    if link.kind != "drop":
+        raise DomainError(
+            f"only drop links have an address to rotate; link {link_id} is {link.kind}"
+        )
+    if domain is None:
+        raise DomainError(
+            "set RAPPORT_DROP_DOMAIN (the domain your drop addresses live under) first",
+            field="RAPPORT_DROP_DOMAIN",
+        )
     link.drop_token = new_drop_token()
     return drop_address(link, domain)
 
 
+# Ids are 32-bit integers on PostgreSQL, and SQLite refuses a number past 64 bits outright: a
+# larger id asked for through the API cannot exist, so it is "not found" without a query.
+MAX_ID = 2**31 - 1
+
+
 def get_link(session: Session, link_id: int) -> MailboxLink:
-    link = session.get(MailboxLink, link_id)
+    link = session.get(MailboxLink, link_id) if 0 < link_id <= MAX_ID else None
     if link is None or link.status == "removed":
         raise NotFound(f"no mailbox link {link_id}; `rapport mailbox list` shows them")
     return link
@@ -280,3 +314,144 @@ def record_failure(
         base = min(30 * 2 ** min(link.consecutive_failures - 1, 10), 3600)
         delay = base * (rng or random).uniform(0.5, 1.5)
     link.next_run_at = now + timedelta(seconds=delay)
+
+
+# -- what an admin, or the link's owner, sees of a link ------------------------------------------
+
+# Credentials live encrypted in `secret`; a setting whose name says it is one is hidden as well,
+# so a source that ever stores one among the settings by mistake still never shows it.
+_SECRET_NAME = re.compile(r"pass|secret|token|credential|key", re.IGNORECASE)
+
+
+def public_settings(link: MailboxLink) -> dict[str, Any]:
+    """The link's settings that are safe to show (host, user, folders...), never a secret."""
+    return {k: v for k, v in link.settings.items() if not _SECRET_NAME.search(k)}
+
+
+def what_to_do(link: MailboxLink) -> str | None:
+    """The link's status in words an admin can act on; None while all is well."""
+    if link.status == "needs_attention":
+        return link.status_reason or (
+            f"{link.last_error or 'the mail server refused Rapport'} — fix it, then resume "
+            f"link {link.id}"
+        )
+    if link.status == "error":
+        retry = f" at {link.next_run_at.strftime('%Y-%m-%d %H:%M')} UTC" if link.next_run_at else ""
+        problem = link.status_reason or link.last_error or "the last sync failed"
+        return f"{problem}; Rapport tries again by itself{retry}"
+    if link.status == "paused":
+        return "paused: nothing is captured until the link is resumed"
+    return None
+
+
+def links_page(
+    session: Session,
+    *,
+    kind: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[MailboxLink]:
+    """Links in the order they were made, removed ones left out."""
+    conditions: list[ColumnElement[bool]] = [MailboxLink.status != "removed"]
+    if kind is not None:
+        conditions.append(MailboxLink.kind == kind)
+    if status is not None:
+        conditions.append(MailboxLink.status == status)
+    return keyset_page(
+        session,
+        select(MailboxLink).where(*conditions),
+        sort=MailboxLink.id,
+        ident=MailboxLink.id,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+def links_owned_by(session: Session, user_id: int, address: str) -> list[MailboxLink]:
+    """The links capturing this person's mail: linked to their user, or to their address before
+    they had one (a link made before the user keeps `owner_user_id` empty)."""
+    return list(
+        session.scalars(
+            select(MailboxLink)
+            .where(
+                MailboxLink.status != "removed",
+                or_(
+                    MailboxLink.owner_user_id == user_id,
+                    and_(MailboxLink.owner_user_id.is_(None), MailboxLink.owner_address == address),
+                ),
+            )
+            .order_by(MailboxLink.id)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class FolderState:
+    """Where one folder of a link stands: its checkpoint's age and what we hold of it."""
+
+    folder: str
+    checkpoint_updated_at: datetime | None
+    messages: int  # observations still present in the folder
+    gone: int  # observations since moved out or deleted (history keeps them)
+
+
+def folder_states(session: Session, link_id: int) -> list[FolderState]:
+    rows = session.execute(
+        select(SyncCheckpoint.folder, SyncCheckpoint.updated_at).where(
+            SyncCheckpoint.link_id == link_id
+        )
+    ).all()
+    checkpoints: dict[str, datetime | None] = dict(rows)
+    counts = {
+        folder: (int(total), int(gone))
+        for folder, total, gone in session.execute(
+            select(
+                MailboxObservation.folder,
+                func.count(),
+                func.count(MailboxObservation.deleted_at),
+            )
+            .where(MailboxObservation.link_id == link_id)
+            .group_by(MailboxObservation.folder)
+        )
+    }
+    states = []
+    for folder in sorted({*checkpoints, *counts}):
+        total, gone = counts.get(folder, (0, 0))
+        states.append(FolderState(folder, checkpoints.get(folder), total - gone, gone))
+    return states
+
+
+@dataclass(frozen=True)
+class DecisionCount:
+    decision: str
+    rule: str | None
+    count: int
+    last_at: datetime
+
+
+def decision_counts(session: Session, link_id: int, since: datetime) -> list[DecisionCount]:
+    """How the link's recent mail was decided (captured, skipped by which rule, quarantined)."""
+    rows = session.execute(
+        select(
+            CaptureDecision.decision,
+            CaptureDecision.rule,
+            func.count(),
+            func.max(CaptureDecision.decided_at),
+        )
+        .where(CaptureDecision.link_id == link_id, CaptureDecision.decided_at >= since)
+        .group_by(CaptureDecision.decision, CaptureDecision.rule)
+    )
+    counts = [DecisionCount(d, r, int(n), last) for d, r, n, last in rows]
+    return sorted(counts, key=lambda c: (-c.count, c.decision, c.rule or ""))
+
+
+def recent_decisions(session: Session, link_id: int, limit: int = 20) -> list[CaptureDecision]:
+    return list(
+        session.scalars(
+            select(CaptureDecision)
+            .where(CaptureDecision.link_id == link_id)
+            .order_by(CaptureDecision.decided_at.desc(), CaptureDecision.id.desc())
+            .limit(limit)
+        )
+    )

@@ -1,0 +1,299 @@
+"""Linking an IMAP mailbox and asking for a sync: the services `rapport mailbox` and the admin
+API both call, so the two can never check, save or queue a link differently.
+
+An IMAP link is tested before it is saved: a link that cannot sign in or is missing a folder
+would only turn into "needs attention" on its first sync, after the admin has moved on. The test
+runs outside any database transaction (it talks to a remote server for up to a few seconds). A
+failed test becomes `ConnectionFailed`, whose `field` names the setting to fix and whose `code`
+tells a form which kind of problem it is; the password never appears in it.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from server.crm.errors import Conflict, DomainError
+from server.crm.mailboxes import add_link, check_level, get_link, owner_address
+from server.crm.timeparse import parse_since
+from server.crypto import SecretBox
+from server.db import Database
+from server.jobs import enqueue
+from server.mail_ingest.errors import AuthExpired, PermissionDenied, SourceError, Throttled
+from server.mail_ingest.sources import imap
+from server.mail_ingest.sync import SOURCES
+from server.models import Job, MailboxLink, utcnow
+
+# Seconds per network step of a connection test: a person (or a web request) is waiting.
+TEST_TIMEOUT = 15.0
+Security = Literal["ssl", "starttls"]
+
+
+class ConnectionFailed(DomainError):
+    """The connection test failed; `field` is the setting to fix, `code` the kind of problem."""
+
+    def __init__(self, message: str, *, code: str, field: str) -> None:
+        super().__init__(message, field=field)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class ImapConnection:
+    """How to reach an IMAP mailbox, as an admin types it in."""
+
+    host: str
+    user: str
+    password: str = field(repr=False)
+    port: int | None = None  # default: 993 for ssl, 143 for starttls
+    security: Security = "ssl"
+    folders: tuple[str, ...] | None = None  # None: INBOX and the folder marked \\Sent
+
+    @property
+    def resolved_port(self) -> int:
+        return self.port or (993 if self.security == "ssl" else 143)
+
+    def settings(
+        self, ca_bundle: Path | None, *, timeout: float = TEST_TIMEOUT
+    ) -> imap.ImapSettings:
+        return imap.ImapSettings(
+            host=self.host,
+            port=self.resolved_port,
+            security=self.security,
+            user=self.user,
+            password=self.password,
+            folders=list(self.folders) if self.folders is not None else None,
+            ca_bundle=ca_bundle,
+            timeout=timeout,
+        )
+
+
+@dataclass(frozen=True)
+class LinkOptions:
+    """Whose mailbox it is and what to keep of it."""
+
+    owner: str
+    capture_level: str = "full"
+    aliases: Sequence[str] = ()
+    visibility: str = "team"
+    since: str | None = None  # "2026-01-31" or an age like "90d"
+
+
+@dataclass(frozen=True)
+class LinkedImap:
+    link: MailboxLink
+    folders: list[str]  # what the test found and the worker will sync
+
+
+def check_imap(connection: ImapConnection, ca_bundle: Path | None) -> list[str]:
+    """Sign in and resolve the folders; their names, or ConnectionFailed saying what to fix."""
+    _check_host(connection.host)
+    if connection.port is not None and not 1 <= connection.port <= 65535:
+        raise ConnectionFailed(
+            f"port {connection.port} is not a TCP port (1 to 65535)", code="imap_port", field="port"
+        )
+    _check_printable(connection.user, "user", "the user name")
+    _check_printable(connection.password, "password", "the password")
+    for folder in connection.folders or ():
+        _check_printable(folder, "folders", f"the folder name {folder!r}")
+    try:
+        return imap.test_connection(connection.settings(ca_bundle))
+    except SourceError as exc:
+        code, setting = failure_kind(exc)
+        raise ConnectionFailed(
+            _without(exc.message, connection.password), code=code, field=setting
+        ) from None
+    except (ValueError, UnicodeError):
+        raise ConnectionFailed(
+            f"{connection.host!r} is not a host name or address", code="imap_host", field="host"
+        ) from None
+
+
+def link_imap(
+    db: Database,
+    box: SecretBox,
+    connection: ImapConnection,
+    options: LinkOptions,
+    *,
+    ca_bundle: Path | None,
+) -> LinkedImap:
+    """Check the options, test the connection, then save the link (password encrypted); nothing
+    is saved when any of it fails."""
+    _check_options(options)
+    with db.read_session() as session:
+        _refuse_duplicate(session, connection)
+    try:
+        folders = check_imap(connection, ca_bundle)
+    except ConnectionFailed as exc:
+        raise ConnectionFailed(
+            f"the link was not saved: {exc.message}", code=exc.code, field=exc.field or "host"
+        ) from None
+    config: dict[str, object] = {
+        "host": connection.host,
+        "port": connection.resolved_port,
+        "security": connection.security,
+        "user": connection.user,
+        "folders": list(connection.folders) if connection.folders is not None else None,
+    }
+    if options.since:
+        config["since"] = options.since
+    with db.session() as session:
+        link = add_link(
+            session,
+            box,
+            kind="imap",
+            owner=options.owner,
+            settings=config,
+            secret={"password": connection.password},
+            capture_level=options.capture_level,
+            aliases=options.aliases,
+            visibility=options.visibility,
+        )
+    return LinkedImap(link, folders)
+
+
+def failure_kind(exc: SourceError) -> tuple[str, str]:
+    """(code, setting to fix) for a failed connection test, from the error's kind and the
+    failure underneath it (pure; table-tested)."""
+    cause = _root_cause(exc)
+    if isinstance(exc, AuthExpired):
+        return "imap_credentials", "password"
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return "imap_tls_untrusted", "security"
+    if isinstance(cause, ssl.SSLError):
+        return "imap_tls", "security"
+    if isinstance(cause, socket.gaierror):
+        return "imap_host", "host"
+    if isinstance(cause, ConnectionRefusedError):
+        return "imap_port", "port"
+    if isinstance(cause, TimeoutError):
+        return "imap_unreachable", "host"
+    if isinstance(exc, PermissionDenied):
+        if "does not exist" in exc.message:  # sources.imap: "folder 'X' does not exist on ..."
+            return "imap_folder", "folders"
+        if "STARTTLS" in exc.message or "unencrypted" in exc.message:
+            return "imap_tls", "security"
+        return "imap_permission", "user"
+    if isinstance(exc, Throttled):
+        return "imap_throttled", "host"
+    return "imap_unavailable", "host"
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = {id(exc)}
+    while exc.__cause__ is not None and id(exc.__cause__) not in seen:
+        exc = exc.__cause__
+        seen.add(id(exc))
+    return exc
+
+
+def _without(message: str, secret: str) -> str:
+    """Servers do not echo passwords, but a message that did must not carry one further."""
+    # (Shorter "passwords" are refused by any server and too likely to be a word of the message.)
+    return message.replace(secret, "********") if len(secret) >= 4 else message
+
+
+def _check_host(host: str) -> None:
+    text = host.strip()
+    if not text or text != host or any(c.isspace() or not c.isprintable() for c in text):
+        raise ConnectionFailed(
+            f"{host!r} is not a host name or address", code="imap_host", field="host"
+        )
+
+
+def _check_printable(value: str, setting: str, what: str) -> None:
+    # A line break would end the IMAP command early and let the rest be read as another one.
+    if not value or any(unicodedata.category(c) == "Cc" for c in value):
+        raise ConnectionFailed(
+            f"{what} is empty or holds a control character (a line break, a tab...)",
+            code="imap_invalid",
+            field=setting,
+        )
+
+
+def _check_options(options: LinkOptions) -> None:
+    owner_address(options.owner)
+    for alias in options.aliases:
+        owner_address(alias)
+    check_level(options.capture_level)
+    if options.visibility not in ("team", "private"):
+        raise DomainError("visibility must be team or private", field="visibility")
+    if options.since:
+        try:
+            parse_since(options.since)
+        except ValueError as exc:
+            raise DomainError(str(exc), field="since") from None
+
+
+def _refuse_duplicate(session: Session, connection: ImapConnection) -> None:
+    """Two links on one mailbox would fetch everything twice and fight over its connections."""
+    existing = session.scalars(
+        select(MailboxLink).where(MailboxLink.kind == "imap", MailboxLink.status != "removed")
+    )
+    for link in existing:
+        same_host = str(link.settings.get("host", "")).casefold() == connection.host.casefold()
+        if same_host and link.settings.get("user") == connection.user:
+            raise Conflict(
+                f"mailbox link {link.id} already captures {connection.user} on {connection.host}; "
+                "resume or remove that one instead",
+                field="user",
+            )
+
+
+# -- sync now --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueuedSync:
+    link_id: int
+    job_id: int | None
+    running: bool  # a worker is syncing the link right now; nothing more was queued
+
+    @property
+    def message(self) -> str:
+        if self.running:
+            return (
+                f"link {self.link_id} is being synced right now; its new mail shows up as that "
+                "sync goes"
+            )
+        return (
+            f"link {self.link_id} is queued: the next free `rapport worker` syncs it in a few "
+            "seconds (this answer does not wait for it)"
+        )
+
+
+def queue_sync(session: Session, link_id: int) -> QueuedSync:
+    """Make the link due now and put its sync job at the front of the queue. A sync can take
+    minutes, so it runs in a worker, never in the caller; the link's unique job key keeps it to
+    one pending sync however often this is asked."""
+    link = get_link(session, link_id)
+    if link.kind not in SOURCES:
+        how = (
+            "mail sent to it is captured as it arrives"
+            if link.kind == "drop"
+            else ("it is filled by `rapport import`")
+        )
+        raise Conflict(f"a {link.kind} link has nothing to sync: {how}")
+    if link.status not in ("active", "error"):
+        raise Conflict(
+            f"link {link.id} is {link.status.replace('_', ' ')}; resume it (which also syncs it "
+            "at once)"
+        )
+    now = utcnow()
+    link.next_run_at = now
+    key = f"sync:{link.id}"
+    enqueue(session, "sync_link", {"link_id": link.id}, unique_key=key)
+    session.execute(
+        update(Job).where(Job.unique_key == key, Job.status == "queued").values(run_after=now)
+    )
+    job = session.scalar(select(Job).where(Job.unique_key == key))
+    if job is None:  # a worker finished it a moment ago; the link being due queues the next
+        return QueuedSync(link.id, None, running=False)
+    return QueuedSync(link.id, job.id, running=job.status == "running")
