@@ -15,12 +15,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from server.crm.domains import company_domain_for, company_name_from_domain
 from server.crm.rules import AutoCreate
+from server.crm.sql import insert_ignore_returning
 from server.models import (
     Activity,
     ActivityParticipant,
@@ -30,6 +32,7 @@ from server.models import (
     ContactEmail,
     utcnow,
 )
+from server.models.base import UTCDateTime
 
 RECIPIENT_ROLES = ("to", "cc", "bcc", "attendee")
 
@@ -131,35 +134,40 @@ class People:
         return False
 
     def _create(self, session: Session, seen: Sighting) -> int:
+        """A contact for a new address. Another worker may create one for the same address at
+        the same moment: the address's unique index decides, and the loser uses the winner's."""
         company_id = self._company_for(session, seen.address)
         now = utcnow()
-        contact_id = session.execute(
-            insert(Contact)
-            .values(
-                name=seen.name,
-                company_id=company_id,
-                source="capture",
-                name_seen_at=seen.occurred_at if seen.name else None,
-                lifecycle_stage="lead",
-                created_at=now,
-                updated_at=now,
-            )
-            .returning(Contact.id)
-        ).scalar_one()
-        session.execute(
-            insert(ContactEmail).values(
-                contact_id=contact_id, address=seen.address, is_primary=True
-            )
+        connection = session.connection()
+        contact_id = int(
+            connection.execute(
+                _NEW_CONTACT,
+                {
+                    "name": seen.name[:300],
+                    "company_id": company_id,
+                    "name_seen_at": seen.occurred_at if seen.name else None,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            ).scalar_one()
         )
+        claimed = insert_ignore_returning(
+            session,
+            "contact_emails",
+            ["address"],
+            ["contact_id"],
+            [{"contact_id": contact_id, "address": seen.address, "is_primary": True}],
+        )
+        if not claimed:
+            connection.execute(_DROP_CONTACT, {"id": contact_id})
+            winner = session.scalar(
+                select(ContactEmail.contact_id).where(ContactEmail.address == seen.address)
+            )
+            assert winner is not None
+            self._contacts[seen.address] = winner
+            return winner
         # Mail captured before the contact existed (another policy, an earlier pass) joins it.
-        session.execute(
-            update(ActivityParticipant)
-            .where(
-                ActivityParticipant.address == seen.address,
-                ActivityParticipant.contact_id.is_(None),
-            )
-            .values(contact_id=contact_id)
-        )
+        connection.execute(_ADOPT_PAST_MAIL, {"new_owner": contact_id, "addr": seen.address})
         self._contacts[seen.address] = contact_id
         return contact_id
 
@@ -172,15 +180,34 @@ class People:
                 select(CompanyDomain.company_id).where(CompanyDomain.domain == domain)
             )
             if company_id is None:
-                now = utcnow()
-                company_id = session.execute(
-                    insert(Company)
-                    .values(name=company_name_from_domain(domain), created_at=now, updated_at=now)
-                    .returning(Company.id)
-                ).scalar_one()
-                session.execute(insert(CompanyDomain).values(company_id=company_id, domain=domain))
+                company_id = self._new_company(session, domain)
             self._companies[domain] = company_id
         return self._companies[domain]
+
+    def _new_company(self, session: Session, domain: str) -> int:
+        now = utcnow()
+        connection = session.connection()
+        company_id = int(
+            connection.execute(
+                _NEW_COMPANY,
+                {"name": company_name_from_domain(domain), "created_at": now, "updated_at": now},
+            ).scalar_one()
+        )
+        claimed = insert_ignore_returning(
+            session,
+            "company_domains",
+            ["domain"],
+            ["company_id"],
+            [{"company_id": company_id, "domain": domain}],
+        )
+        if claimed:
+            return company_id
+        connection.execute(_DROP_COMPANY, {"id": company_id})
+        winner = session.scalar(
+            select(CompanyDomain.company_id).where(CompanyDomain.domain == domain)
+        )
+        assert winner is not None
+        return int(winner)
 
     def _note(self, contact_id: int, seen: Sighting) -> None:
         last = self._last_contacted.get(contact_id)
@@ -192,29 +219,62 @@ class People:
                 self._names[contact_id] = (seen.name, seen.occurred_at)
 
     def flush(self, session: Session) -> None:
-        """Write last-contacted dates and newer captured names gathered during the batch."""
-        for contact_id, when in self._last_contacted.items():
-            session.execute(
-                update(Contact)
-                .where(
-                    Contact.id == contact_id,
-                    or_(Contact.last_contacted_at.is_(None), Contact.last_contacted_at < when),
-                )
-                .values(last_contacted_at=when)
+        """Write last-contacted dates and newer captured names gathered during the batch, one
+        statement each for the whole batch."""
+        connection = session.connection()
+        if self._last_contacted:
+            connection.execute(
+                _TOUCH_CONTACTED,
+                [{"cid": cid, "when": when} for cid, when in self._last_contacted.items()],
             )
         # Only names capture chose itself (name_seen_at set) are replaced, and only by newer ones.
-        for contact_id, (name, when) in self._names.items():
-            session.execute(
-                update(Contact)
-                .where(
-                    Contact.id == contact_id,
-                    Contact.source == "capture",
-                    or_(
-                        Contact.name == "",
-                        and_(Contact.name_seen_at.is_not(None), Contact.name_seen_at < when),
-                    ),
-                )
-                .values(name=name[:300], name_seen_at=when)
+        if self._names:
+            connection.execute(
+                _RENAME,
+                [
+                    {"cid": cid, "new_name": name[:300], "seen": when}
+                    for cid, (name, when) in self._names.items()
+                ],
             )
         self._last_contacted.clear()
         self._names.clear()
+
+
+CONTACTS = cast(Table, Contact.__table__)
+COMPANIES = cast(Table, Company.__table__)
+PARTICIPANTS = cast(Table, ActivityParticipant.__table__)
+_NEW_CONTACT = (
+    insert(CONTACTS)
+    .values(source="capture", lifecycle_stage="lead", custom_fields={}, version=1)
+    .returning(CONTACTS.c.id)
+)
+_DROP_CONTACT = delete(CONTACTS).where(CONTACTS.c.id == bindparam("id"))
+_NEW_COMPANY = insert(COMPANIES).values(custom_fields={}, version=1).returning(COMPANIES.c.id)
+_DROP_COMPANY = delete(COMPANIES).where(COMPANIES.c.id == bindparam("id"))
+_ADOPT_PAST_MAIL = (
+    update(PARTICIPANTS)
+    .where(PARTICIPANTS.c.address == bindparam("addr"), PARTICIPANTS.c.contact_id.is_(None))
+    .values(contact_id=bindparam("new_owner"))
+)
+_when = bindparam("when", type_=UTCDateTime())
+_TOUCH_CONTACTED = (
+    update(CONTACTS)
+    .where(
+        CONTACTS.c.id == bindparam("cid"),
+        or_(CONTACTS.c.last_contacted_at.is_(None), CONTACTS.c.last_contacted_at < _when),
+    )
+    .values(last_contacted_at=_when)
+)
+_seen = bindparam("seen", type_=UTCDateTime())
+_RENAME = (
+    update(CONTACTS)
+    .where(
+        CONTACTS.c.id == bindparam("cid"),
+        CONTACTS.c.source == "capture",
+        or_(
+            CONTACTS.c.name == "",
+            and_(CONTACTS.c.name_seen_at.is_not(None), CONTACTS.c.name_seen_at < _seen),
+        ),
+    )
+    .values(name=bindparam("new_name"), name_seen_at=_seen)
+)

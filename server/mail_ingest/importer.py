@@ -49,8 +49,10 @@ def import_files(
         policy = load_policy(session)
     unreadable: list[Unreadable] = []
 
+    workers = jobs or default_jobs()
+
     def messages() -> Iterator[RawMessage]:
-        for entry in FileWalk(paths).messages():
+        for entry in FileWalk(paths).messages(by_path=workers > 1):
             if isinstance(entry, Unreadable):
                 unreadable.append(entry)
             else:
@@ -61,7 +63,7 @@ def import_files(
         internal_domains=policy.internal_domains,
         owner_addresses=info.owner_addresses,
     )
-    stream = prepared_stream(messages(), options, jobs=jobs or default_jobs())
+    stream = prepared_stream(messages(), options, jobs=workers)
     run = capture(db, info, policy, stream, since=since, on_progress=on_progress)
     return ImportResult(run=run, link_id=info.id, unreadable=unreadable)
 

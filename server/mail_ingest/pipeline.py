@@ -15,6 +15,7 @@ import logging
 import multiprocessing
 import os
 import re
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -36,7 +37,7 @@ from server.mail_ingest.calendar import parse_calendar, recurrence_key
 from server.mail_ingest.errors import BadItem
 from server.mail_ingest.items import CalendarItem, MailItem
 from server.mail_ingest.mime import calendar_parts, parse_message
-from server.mail_ingest.sources.files import RawMessage
+from server.mail_ingest.sources.files import RawMessage, Unreadable
 from server.models import MailboxLink, utcnow
 
 log = logging.getLogger(__name__)
@@ -223,7 +224,43 @@ def prepare_item(item: MailItem, options: PrepareOptions) -> Prepared:
 
 
 def _prepare_chunk(chunk: list[RawMessage], options: PrepareOptions) -> list[Prepared]:
-    return [prepare_raw(m, options) for m in chunk]
+    return [prepare_loaded(m, options) for m in chunk]
+
+
+def prepare_loaded(message: RawMessage, options: PrepareOptions) -> Prepared:
+    """`prepare_raw` for a message that may still be only a path (read here, in the worker)."""
+    loaded = message.loaded()
+    if isinstance(loaded, Unreadable):
+        return _quarantined(
+            f"unreadable file {loaded.path}".encode(),
+            message.folder,
+            message.provider_id,
+            "unreadable",
+            loaded.reason,
+        )
+    return prepare_raw(loaded, options)
+
+
+def _die_with(parent_pid: int) -> None:
+    """Parse workers exit when the process that started them is gone (killed with SIGKILL, say),
+    instead of lingering with their pool's forkserver."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(parent_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _pool(jobs: int) -> ProcessPoolExecutor:
+    context = multiprocessing.get_context("forkserver")
+    return ProcessPoolExecutor(
+        max_workers=jobs, mp_context=context, initializer=_die_with, initargs=(os.getpid(),)
+    )
 
 
 def prepared_stream(
@@ -232,10 +269,9 @@ def prepared_stream(
     """Prepare messages in order, on `jobs` worker processes, with a bounded window in flight."""
     if jobs <= 1:
         for message in messages:
-            yield prepare_raw(message, options)
+            yield prepare_loaded(message, options)
         return
-    context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+    with _pool(jobs) as pool:
         window: deque[Future[list[Prepared]]] = deque()
         chunk: list[RawMessage] = []
         try:
@@ -265,8 +301,7 @@ class Preparer:
 
     def __enter__(self) -> Preparer:
         if self.jobs > 1:
-            context = multiprocessing.get_context("forkserver")
-            self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=context)
+            self._pool = _pool(self.jobs)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -27,6 +27,20 @@ class RawMessage:
     provider_id: str
     kind: str = "mail"  # "mail", or "calendar" for .ics files
     too_large: bool = False  # raw holds only the beginning of a message over the size cap
+    # A message in a file of its own may travel as its path: the parse worker reads it, so the
+    # bytes cross no process boundary (reading and pickling them in the importing process cost
+    # more than parsing them elsewhere saved).
+    path: str | None = None
+
+    def loaded(self) -> RawMessage | Unreadable:
+        """This message with its bytes (read from `path` if they were left there)."""
+        if self.path is None:
+            return self
+        try:
+            raw, too_large = _read_capped(Path(self.path))
+        except OSError as exc:
+            return Unreadable(self.path, exc.strerror or str(exc))
+        return RawMessage(raw, self.folder, self.provider_id, self.kind, too_large)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,14 +123,16 @@ class FileWalk:
                 if suffix == ".eml" or suffix in ICS_SUFFIXES or suffix in {".mbox", ".mbx"}:
                     yield from self._file_entry(here / name, root)
 
-    def messages(self) -> Iterator[RawMessage | Unreadable]:
+    def messages(self, *, by_path: bool = False) -> Iterator[RawMessage | Unreadable]:
+        """Every message; with `by_path`, messages in files of their own carry only their path
+        (see `RawMessage.loaded`)."""
         for entry in self.entries():
             if isinstance(entry, Unreadable):
                 yield entry
                 continue
             kind, path, root = entry
             if kind == "maildir":
-                yield from _maildir_messages(path, _maildir_folder(root, path))
+                yield from _maildir_messages(path, _maildir_folder(root, path), by_path=by_path)
             elif kind == "mbox":
                 yield from _mbox_messages(path, _relative(root, path))
             else:
@@ -164,7 +180,9 @@ def _single_file(path: Path, folder: str, kind: str) -> RawMessage | Unreadable:
     return RawMessage(raw, folder, path.name, kind, too_large)
 
 
-def _maildir_messages(folder_path: Path, folder: str) -> Iterator[RawMessage | Unreadable]:
+def _maildir_messages(
+    folder_path: Path, folder: str, *, by_path: bool = False
+) -> Iterator[RawMessage | Unreadable]:
     for sub in MAILDIR_SUBDIRS:
         directory = folder_path / sub
         if not directory.is_dir():
@@ -172,6 +190,9 @@ def _maildir_messages(folder_path: Path, folder: str) -> Iterator[RawMessage | U
         for name in sorted(os.listdir(directory)):
             path = directory / name
             if not path.is_file():
+                continue
+            if by_path:
+                yield RawMessage(b"", folder, _maildir_id(name), "mail", path=str(path))
                 continue
             try:
                 raw, too_large = _read_capped(path)
