@@ -1,0 +1,659 @@
+"""Search: one box over contacts, companies, deals and captured mail, on SQLite and PostgreSQL.
+
+What a query means, on both backends. The text is cut into words (runs of letters and digits;
+everything else separates); every word must occur, as the start of a word, in one document —
+a contact's name and addresses, a company's name and domains, a deal's title, an activity's
+subject and text (a note's body, another activity's snippet). Case and accents do not matter
+("jurg" finds Jürgen). A query that is one token without spaces ("clara@bright", "bright") is
+also an address or domain prefix. One-letter words are dropped (a one-letter prefix matches a
+good part of the index and costs more than it narrows), and mail is searched by words of three
+letters or more; a query of only one-letter words is answered from the address prefix alone.
+
+Ranking: a name, title, subject, address or domain equal to the query comes first, then a name
+that starts with the query's words ("Anna Berg" for "anna"), then one that starts with it at
+all ("Annabel"), then the rest; within each, the full-text rank, then the most recent.
+
+What a viewer may find of mail is what they may see of it (`server.crm.viewer.visible_to`),
+at the capture level of the mailboxes through which they see it (as `timeline.viewer_levels`
+computes it): words in the text match only activities they may see at level full, words in the
+subject those at level subject or full, and a metadata-level activity is never found by words.
+
+The indexes are created by migration 0004 (see its docstring for the design); the two backends
+below are the only code that knows them. Their quirks:
+  * SQLite FTS5: the MATCH expression has its own syntax; each word goes in as a quoted string
+    with `*` (a prefix), so no operator, column filter or NEAR can come from the user. Entity
+    kinds share one FTS table, in rowid ranges (kind code << 40). `rank` is the bm25 configured
+    by the migration (name and subject weigh more).
+  * PostgreSQL: the `to_tsquery` text is built from the same words, each a quoted lexeme with
+    `:*`, then folded by the database's own `rapport_search_fold`, so the query is folded exactly
+    as the indexed text was (whatever lower() does under the database's locale). Expressions are
+    written exactly as in the index definitions, or the planner does not use the index.
+  * Mail matches are many (a common word is in a third of all mail), and neither backend can
+    rank them all fast: FTS5 computes bm25 for every match before it can sort by it (~2 µs
+    each), and PostgreSQL must recompute a tsvector for each row it ranks (a GIN index stores
+    none). So both take the newest `MAIL_MATCH_CAP` textual matches first (SQLite: the highest
+    activity ids, i.e. the most recently captured, which FTS5 reads straight off its doclists;
+    PostgreSQL: by occurred_at, from the bitmap of matches) and rank only those — by bm25 on
+    SQLite, by the subject's ts_rank on PostgreSQL (a subject costs a fraction of a snippet to
+    re-parse). Visibility is checked on those, so a query matching more mail than the cap may
+    miss older matches the viewer could see: they narrow it by typing more.
+  * Building the activities statement costs milliseconds of Python (visibility needs aliased
+    subqueries), so it is built once per viewer and kept; only the words are bound per call.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import ClassVar, Protocol
+
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Integer,
+    Select,
+    String,
+    TextClause,
+    and_,
+    bindparam,
+    desc,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+)
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, selectinload
+
+from server.crm.errors import DomainError
+from server.crm.timeline import ActivityView, present
+from server.crm.viewer import Viewer, visible_to
+from server.mail_ingest.items import CAPTURE_LEVELS
+from server.models import (
+    Activity,
+    Company,
+    CompanyDomain,
+    Contact,
+    ContactEmail,
+    Deal,
+    MailboxLink,
+    MailboxObservation,
+)
+
+TYPES = ("contact", "company", "deal", "activity")
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 50
+MAX_QUERY_CHARS = 500
+MAX_WORDS = 8
+MAX_WORD_CHARS = 64  # a longer word is cut: its prefix still finds what it would have
+MAX_ADDRESS_CHARS = 320
+MIN_MAIL_WORD = 3
+MAIL_MATCH_CAP = 500
+STATEMENTS_KEPT = 256  # viewers whose mail statement is kept built
+
+# Must agree with migrations/versions/0004_search.py.
+ENTITY_FTS = "search_fts"
+ACTIVITY_FTS = "search_activities_fts"
+KIND_SPAN = 1 << 40
+ENTITY_BASES = {"contact": 1 * KIND_SPAN, "company": 2 * KIND_SPAN, "deal": 3 * KIND_SPAN}
+ACTIVITY_DOCUMENT = (
+    "activities.subject || ' ' || CASE WHEN activities.kind = 'note' "
+    "THEN coalesce(activities.body_text, '') ELSE activities.snippet END"
+)
+SEARCHED_KINDS = "activities.kind IN ('email', 'meeting', 'note')"
+
+_WORD = re.compile(r"[^\W_]+")
+_HIGHEST_CHARACTER = "\U0010ffff"  # sorts after any character, byte-wise as in code points
+
+
+# -- the query ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchText:
+    """A query cut into what the backends need."""
+
+    words: tuple[str, ...]  # unaccented, case kept, for the full-text indexes
+    prefix: str | None  # the whole query, lower-cased, when it can start an address or domain
+    key: str  # folded words joined by spaces: what "equal to" and "starts with" compare
+
+    @property
+    def empty(self) -> bool:
+        return not self.words and self.prefix is None
+
+
+def unaccented(value: str) -> str:
+    """Compatibility forms unfolded and accents dropped (NFKD, then no combining marks), as
+    the indexes of both backends do it: "Jürgen" → "Jurgen", "ﬁ" → "fi"."""
+    decomposed = unicodedata.normalize("NFKD", value)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def fold(value: str) -> str:
+    """Case and accents away ("Jürgen" → "jurgen")."""
+    return unaccented(value).casefold()
+
+
+def comparable(value: str) -> str:
+    """Folded words joined by single spaces: "Brightline-Dental Ltd." → "brightline dental ltd"."""
+    return " ".join(_WORD.findall(fold(value)))
+
+
+def parse_query(raw: str) -> SearchText:
+    """The words and the address prefix of what someone typed. Too long a query is refused (400);
+    anything else, however odd, is only ever data (never query syntax)."""
+    if len(raw) > MAX_QUERY_CHARS:
+        raise DomainError(
+            f"the search text is {len(raw)} characters long; at most {MAX_QUERY_CHARS}",
+            field="q",
+        )
+    text_ = unicodedata.normalize("NFC", raw).strip()
+    # Words are cut from the unaccented text, so what the backends receive is already in the
+    # form they index (SQL's own fold, applied again to the PostgreSQL query, changes nothing
+    # but case, and cannot turn a letter into a quote or a colon).
+    words = [w[:MAX_WORD_CHARS] for w in _WORD.findall(unaccented(text_)) if len(w) > 1]
+    candidate = text_.strip("<>").lower()
+    prefix = (
+        candidate
+        if candidate
+        and len(candidate) <= MAX_ADDRESS_CHARS
+        and candidate.isprintable()
+        and not any(c.isspace() for c in candidate)
+        else None
+    )
+    return SearchText(tuple(dict.fromkeys(words))[:MAX_WORDS], prefix, comparable(text_))
+
+
+def fts5_match(words: Sequence[str], column: str | None = None) -> str:
+    """An FTS5 MATCH expression: every word as a quoted prefix string (a `"` inside is doubled,
+    the FTS5 escape), optionally limited to one column."""
+    scope = f"{{{column}}} : " if column else ""
+    return " AND ".join(scope + '"' + w.replace('"', '""') + '"*' for w in words)
+
+
+def tsquery_text(words: Sequence[str]) -> str:
+    """A `to_tsquery` text: every word as a quoted lexeme with a prefix mark, all required."""
+    quoted = ("'" + w.replace("\\", "\\\\").replace("'", "''") + "'" for w in words)
+    return " & ".join(f"{q}:*" for q in quoted)
+
+
+def parse_types(raw: str | Collection[str] | None) -> tuple[str, ...]:
+    """ "contact,deal" → ("contact", "deal"); nothing → every type."""
+    if raw is None:
+        return TYPES
+    given = raw.split(",") if isinstance(raw, str) else list(raw)
+    wanted = {t.strip().lower() for t in given if t.strip()}
+    unknown = sorted(wanted - set(TYPES))
+    if unknown:
+        raise DomainError(
+            f"unknown type {', '.join(repr(u[:40]) for u in unknown)}; use {', '.join(TYPES)}",
+            field="types",
+        )
+    return tuple(t for t in TYPES if t in wanted) or TYPES
+
+
+# -- what a search finds --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One result as a search box shows it; `item` is the row (or the activity as the viewer may
+    see it) for the caller to render in full."""
+
+    type: str
+    id: int
+    title: str
+    subtitle: str
+    snippet: str | None
+    when: datetime | None
+    item: Contact | Company | Deal | ActivityView
+    company: Company | None = None  # a contact's or a deal's
+
+
+SortKey = tuple[int, float, float, int, int]
+
+
+@dataclass(frozen=True)
+class _Ranked:
+    """A candidate with its place in the list; an activity is presented (cut to the viewer's
+    level, participants loaded) only if it makes the list."""
+
+    key: SortKey
+    hit: SearchHit | None = None
+    activity: Activity | None = None
+
+
+@dataclass(frozen=True)
+class _Match:
+    id: int
+    score: float  # higher is better; comparable within one backend
+
+
+class _Backend(Protocol):
+    def entities(self, session: Session, kind: str, words: Sequence[str], n: int) -> list[_Match]:
+        """Contacts, companies or deals whose document holds every word."""
+
+    def activities(
+        self, session: Session, viewer: Viewer, words: Sequence[str], n: int
+    ) -> list[_Match]:
+        """Activities this viewer may find by these words, best first."""
+
+    def starting_with(self, column: InstrumentedAttribute[str], prefix: str) -> ColumnElement[bool]:
+        """`column` starts with `prefix`, as a condition an index answers with a range scan."""
+
+
+def shown_at_least(viewer: Viewer, level: str) -> ColumnElement[bool]:
+    """The activity may be shown to this viewer at `level` or more — the SQL form of
+    `timeline.viewer_levels`: its own content goes that far, and it was not captured (a note) or
+    was seen by a mailbox the viewer may see through with a capture level that far."""
+    allowed = list(CAPTURE_LEVELS[CAPTURE_LEVELS.index(level) :])
+    observation = aliased(MailboxObservation)
+    link = aliased(MailboxLink)
+    through_link = exists(
+        select(1)
+        .select_from(observation)
+        .join(link, link.id == observation.link_id)
+        .where(
+            observation.activity_id == Activity.id,
+            link.capture_level.in_(allowed),
+            or_(
+                link.owner_user_id == viewer.id,
+                and_(link.visibility == "team", Activity.is_private.is_(False)),
+            ),
+        )
+    )
+    captured = exists(select(1).where(MailboxObservation.activity_id == Activity.id))
+    return and_(Activity.content_level.in_(allowed), or_(~captured, through_link))
+
+
+def _findable(viewer: Viewer, in_subject: ColumnElement[bool] | TextClause) -> ColumnElement[bool]:
+    """On the viewer's timeline, and matched where they may read: anywhere at level full, in the
+    subject at level subject."""
+    return and_(
+        visible_to(viewer),
+        or_(
+            shown_at_least(viewer, "full"),
+            and_(shown_at_least(viewer, "subject"), in_subject),
+        ),
+    )
+
+
+class _Sqlite:
+    """FTS5 tables `search_fts` (contacts, companies, deals) and `search_activities_fts`."""
+
+    def entities(self, session: Session, kind: str, words: Sequence[str], n: int) -> list[_Match]:
+        base = ENTITY_BASES[kind]
+        rows = session.execute(
+            text(
+                f"SELECT f.rowid - :base AS id, f.rank AS rank FROM {ENTITY_FTS} AS f "  # noqa: S608 - constants only
+                f"WHERE f.{ENTITY_FTS} MATCH :match AND f.rowid BETWEEN :low AND :high "
+                "ORDER BY f.rank LIMIT :n"
+            ),
+            {
+                "base": base,
+                "match": fts5_match(words),
+                "low": base,
+                "high": base + KIND_SPAN - 1,
+                "n": n,
+            },
+        )
+        return [_Match(int(row.id), -float(row.rank)) for row in rows]
+
+    @staticmethod
+    @lru_cache(maxsize=STATEMENTS_KEPT)
+    def _activity_statement(viewer: Viewer) -> Select[tuple[int, float]]:
+        # FTS5 walks its doclists by rowid, so the newest matches cost what the cap costs; bm25
+        # is then computed for those rows only.
+        newest = (
+            text(
+                f"SELECT m.rowid AS id, m.rank AS rank FROM {ACTIVITY_FTS} AS m "  # noqa: S608 - constants only
+                f"WHERE m.{ACTIVITY_FTS} MATCH :match ORDER BY m.rowid DESC LIMIT :cap"
+            )
+            .columns(id=Integer, rank=Float)
+            .subquery("m")
+        )
+        # Per candidate, the rowid makes this a seek, not a second search.
+        in_subject = text(
+            f"EXISTS (SELECT 1 FROM {ACTIVITY_FTS} AS s WHERE s.{ACTIVITY_FTS} "  # noqa: S608 - constants only
+            "MATCH :subject_match AND s.rowid = m.id)"
+        )
+        return (
+            select(Activity.id, newest.c.rank)
+            .join_from(newest, Activity, Activity.id == newest.c.id)
+            .where(_findable(viewer, in_subject))
+            .order_by(newest.c.rank, Activity.occurred_at.desc())
+            .limit(bindparam("n"))
+        )
+
+    def activities(
+        self, session: Session, viewer: Viewer, words: Sequence[str], n: int
+    ) -> list[_Match]:
+        rows = session.execute(
+            self._activity_statement(viewer),
+            {
+                "match": fts5_match(words),
+                "subject_match": fts5_match(words, "subject"),
+                "cap": MAIL_MATCH_CAP,
+                "n": n,
+            },
+        )
+        return [_Match(int(row.id), -float(row.rank)) for row in rows]
+
+    def starting_with(self, column: InstrumentedAttribute[str], prefix: str) -> ColumnElement[bool]:
+        # BINARY collation compares UTF-8 bytes, so the unique index on the column serves a range.
+        return and_(column >= prefix, column < prefix + _HIGHEST_CHARACTER)
+
+
+def _pg_document(expression: str) -> ColumnElement[str]:
+    """The indexed tsvector of a column expression, spelled as in the index definition."""
+    return literal_column(f"to_tsvector('simple', rapport_search_words({expression}))")
+
+
+def _pg_query() -> ColumnElement[str]:
+    """The bound `tsquery` text, folded by the database as the indexed text was."""
+    folded = func.rapport_search_fold(bindparam("tsquery", type_=String))
+    return func.to_tsquery(literal_column("'simple'"), folded)
+
+
+class _Postgres:
+    """GIN expression indexes and `text_pattern_ops` B-trees (migration 0004)."""
+
+    DOCUMENTS: ClassVar[dict[str, tuple[tuple[InstrumentedAttribute[int], str], ...]]] = {
+        "contact": ((Contact.id, "contacts.name"), (ContactEmail.contact_id, "contact_emails.address")),
+        "company": ((Company.id, "companies.name"), (CompanyDomain.company_id, "company_domains.domain")),
+        "deal": ((Deal.id, "deals.title"),),
+    }  # fmt: skip
+
+    def entities(self, session: Session, kind: str, words: Sequence[str], n: int) -> list[_Match]:
+        query = _pg_query()
+        found: list[_Match] = []
+        for owner, column in self.DOCUMENTS[kind]:
+            document = _pg_document(column)
+            score = func.max(func.ts_rank(document, query)).label("score")
+            rows = session.execute(
+                select(owner.label("id"), score)
+                .where(document.op("@@")(query))
+                .group_by(owner)
+                .order_by(desc("score"), owner)
+                .limit(n),
+                {"tsquery": tsquery_text(words)},
+            )
+            found += [_Match(int(row.id), float(row.score)) for row in rows]
+        return found
+
+    @staticmethod
+    @lru_cache(maxsize=STATEMENTS_KEPT)
+    def _activity_statement(viewer: Viewer) -> Select[tuple[int, float]]:
+        query = _pg_query()
+        newest = (
+            select(Activity.id)
+            .where(
+                _pg_document(ACTIVITY_DOCUMENT).op("@@")(query),
+                # The partial index's own predicate, so the planner may use that index.
+                text(SEARCHED_KINDS),
+                Activity.unlogged_at.is_(None),
+                Activity.content_removed_reason.is_(None),
+            )
+            .order_by(Activity.occurred_at.desc())
+            .limit(bindparam("cap"))
+            .subquery("newest")
+        )
+        subject = _pg_document("activities.subject")
+        score = func.ts_rank(subject, query).label("score")
+        return (
+            select(Activity.id, score)
+            .join(newest, newest.c.id == Activity.id)
+            .where(_findable(viewer, subject.op("@@")(query)))
+            .order_by(desc("score"), Activity.occurred_at.desc())
+            .limit(bindparam("n"))
+        )
+
+    def activities(
+        self, session: Session, viewer: Viewer, words: Sequence[str], n: int
+    ) -> list[_Match]:
+        rows = session.execute(
+            self._activity_statement(viewer),
+            {"tsquery": tsquery_text(words), "cap": MAIL_MATCH_CAP, "n": n},
+        )
+        return [_Match(int(row.id), float(row.score)) for row in rows]
+
+    def starting_with(self, column: InstrumentedAttribute[str], prefix: str) -> ColumnElement[bool]:
+        # text_pattern_ops compares bytes whatever the collation; `<`/`>=` under a linguistic
+        # collation would neither use that index nor mean "starts with".
+        return and_(
+            column.op("~>=~", is_comparison=True)(prefix),
+            column.op("~<~", is_comparison=True)(prefix + _HIGHEST_CHARACTER),
+        )
+
+
+def _backend(session: Session) -> _Backend:
+    return _Sqlite() if session.get_bind().dialect.name == "sqlite" else _Postgres()
+
+
+# -- the service ----------------------------------------------------------------------------------
+
+
+def search(
+    session: Session,
+    viewer: Viewer,
+    q: str,
+    *,
+    types: Collection[str] = TYPES,
+    limit: int = DEFAULT_LIMIT,
+) -> list[SearchHit]:
+    """The best `limit` hits for `q` among `types`, as this viewer may see them."""
+    wanted = parse_types(types)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise DomainError(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
+    query = parse_query(q)
+    if query.empty:
+        return []
+    backend = _backend(session)
+    n = limit + 10  # candidates per kind: room for an exact match the text rank put lower
+    ranked: list[_Ranked] = []
+    if "contact" in wanted:
+        ranked += _contacts(session, backend, query, n)
+    if "company" in wanted:
+        ranked += _companies(session, backend, query, n)
+    if "deal" in wanted:
+        ranked += _deals(session, backend, query, n)
+    if "activity" in wanted:
+        ranked += _activities(session, viewer, backend, query, n)
+    ranked.sort(key=lambda r: r.key)
+    chosen = ranked[:limit]
+    shown = [r.activity for r in chosen if r.activity is not None]
+    views = {v.id: v for v in present(session, viewer, shown)}
+    hits = []
+    for r in chosen:
+        if r.hit is not None:
+            hits.append(r.hit)
+        elif r.activity is not None:
+            hits.append(_activity_hit(views[r.activity.id]))
+    return hits
+
+
+def _tier(query: SearchText, names: Sequence[str], addresses: Sequence[str] = ()) -> int:
+    """0: a name or address equals the query; 1: a name starts with its words ("anna" → "Anna
+    Berg"); 2: a name or address starts with it ("anna" → "Annabel"); 3: the words match."""
+    keys = [comparable(n) for n in names if n]
+    key, prefix = query.key, query.prefix
+    if (key and key in keys) or (prefix and prefix in addresses):
+        return 0
+    if key and any(k.startswith(key + " ") for k in keys):
+        return 1
+    if (key and any(k.startswith(key) for k in keys)) or (
+        prefix and any(a.startswith(prefix) for a in addresses)
+    ):
+        return 2
+    return 3
+
+
+def _sort_key(tier: int, score: float, when: datetime | None, kind: str, ident: int) -> SortKey:
+    recency = when.timestamp() if when is not None else float("-inf")
+    return (tier, -score, -recency, TYPES.index(kind), ident)
+
+
+def _scores(matches: Sequence[_Match]) -> dict[int, float]:
+    scores: dict[int, float] = {}
+    for m in matches:
+        scores[m.id] = max(scores.get(m.id, m.score), m.score)
+    return scores
+
+
+def _with_prefix(
+    session: Session,
+    scores: dict[int, float],
+    owner: InstrumentedAttribute[int],
+    condition: ColumnElement[bool],
+    order: InstrumentedAttribute[str],
+    n: int,
+) -> None:
+    """Add the rows whose address (or domain) starts with the query; their tier ranks them."""
+    for ident in session.scalars(select(owner).where(condition).order_by(order).limit(n)):
+        scores.setdefault(ident, 0.0)
+
+
+def _contacts(session: Session, backend: _Backend, query: SearchText, n: int) -> list[_Ranked]:
+    scores = _scores(backend.entities(session, "contact", query.words, n) if query.words else [])
+    if query.prefix:
+        condition = backend.starting_with(ContactEmail.address, query.prefix)
+        _with_prefix(session, scores, ContactEmail.contact_id, condition, ContactEmail.address, n)
+    if not scores:
+        return []
+    contacts = session.scalars(
+        select(Contact)
+        .where(Contact.id.in_(list(scores)))
+        .options(selectinload(Contact.emails), selectinload(Contact.company))
+    )
+    ranked = []
+    for contact in contacts:
+        emails = sorted(contact.emails, key=lambda e: (not e.is_primary, e.id))
+        addresses = [e.address for e in emails]
+        primary = addresses[0] if addresses else None
+        company = contact.company.name if contact.company else None
+        hit = SearchHit(
+            type="contact",
+            id=contact.id,
+            title=contact.name or primary or f"Contact {contact.id}",
+            subtitle=" · ".join(x for x in (company, primary if contact.name else None) if x),
+            snippet=None,
+            when=contact.last_contacted_at or contact.updated_at,
+            item=contact,
+            company=contact.company,
+        )
+        tier = _tier(query, [contact.name], addresses)
+        ranked.append(
+            _Ranked(_sort_key(tier, scores[contact.id], hit.when, "contact", contact.id), hit)
+        )
+    return ranked
+
+
+def _companies(session: Session, backend: _Backend, query: SearchText, n: int) -> list[_Ranked]:
+    scores = _scores(backend.entities(session, "company", query.words, n) if query.words else [])
+    if query.prefix:
+        condition = backend.starting_with(CompanyDomain.domain, query.prefix)
+        _with_prefix(session, scores, CompanyDomain.company_id, condition, CompanyDomain.domain, n)
+    if not scores:
+        return []
+    companies = session.scalars(
+        select(Company).where(Company.id.in_(list(scores))).options(selectinload(Company.domains))
+    )
+    ranked = []
+    for company in companies:
+        domains = [d.domain for d in sorted(company.domains, key=lambda d: d.id)]
+        hit = SearchHit(
+            type="company",
+            id=company.id,
+            title=company.name,
+            subtitle=domains[0] if domains else "",
+            snippet=None,
+            when=company.updated_at,
+            item=company,
+        )
+        tier = _tier(query, [company.name], domains)
+        ranked.append(
+            _Ranked(_sort_key(tier, scores[company.id], hit.when, "company", company.id), hit)
+        )
+    return ranked
+
+
+def _deals(session: Session, backend: _Backend, query: SearchText, n: int) -> list[_Ranked]:
+    if not query.words:
+        return []
+    scores = _scores(backend.entities(session, "deal", query.words, n))
+    if not scores:
+        return []
+    deals = list(
+        session.scalars(
+            select(Deal).where(Deal.id.in_(list(scores))).options(selectinload(Deal.stage))
+        )
+    )
+    company_ids = {d.company_id for d in deals if d.company_id is not None}
+    companies = (
+        {c.id: c for c in session.scalars(select(Company).where(Company.id.in_(company_ids)))}
+        if company_ids
+        else {}
+    )
+    ranked = []
+    for deal in deals:
+        company = companies.get(deal.company_id) if deal.company_id is not None else None
+        amount = f"{deal.amount} {deal.currency}" if deal.amount is not None else None
+        hit = SearchHit(
+            type="deal",
+            id=deal.id,
+            title=deal.title,
+            subtitle=" · ".join(
+                x for x in (deal.stage.name, amount, company and company.name) if x
+            ),
+            snippet=None,
+            when=deal.updated_at,
+            item=deal,
+            company=company,
+        )
+        tier = _tier(query, [deal.title])
+        ranked.append(_Ranked(_sort_key(tier, scores[deal.id], hit.when, "deal", deal.id), hit))
+    return ranked
+
+
+def _activities(
+    session: Session, viewer: Viewer, backend: _Backend, query: SearchText, n: int
+) -> list[_Ranked]:
+    words = [w for w in query.words if len(w) >= MIN_MAIL_WORD]
+    if not words:
+        return []
+    scores = _scores(backend.activities(session, viewer, words, n))
+    if not scores:
+        return []
+    rows = session.scalars(select(Activity).where(Activity.id.in_(list(scores))))
+    # Only activities the viewer may see at level subject or more are found by words, so the
+    # subject compared here is one they may read.
+    return [
+        _Ranked(
+            _sort_key(_tier(query, [a.subject]), scores[a.id], a.occurred_at, "activity", a.id),
+            activity=a,
+        )
+        for a in rows
+    ]
+
+
+_KIND_LABELS = {"email": "Email", "meeting": "Meeting", "note": "Note"}
+
+
+def _activity_hit(view: ActivityView) -> SearchHit:
+    label = _KIND_LABELS.get(view.kind, view.kind.capitalize())
+    who = view.sender_name or view.sender_address
+    preposition = "by" if view.kind == "note" else "from"
+    return SearchHit(
+        type="activity",
+        id=view.id,
+        title=view.subject or (label if view.kind == "note" else f"{label} (no subject)"),
+        subtitle=f"{label} {preposition} {who}" if who else label,
+        snippet=view.snippet or None,
+        when=view.occurred_at,
+        item=view,
+    )
