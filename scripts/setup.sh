@@ -19,10 +19,14 @@ fi
 packages=()
 # Debian ships venv and ensurepip separately from python3.
 "$python" -c 'import ensurepip, venv' 2>/dev/null || packages+=("python3-venv")
+# The pages serve Fluent UI and MSAL from node_modules (no build step, no CDN but Office.js's).
+command -v npm >/dev/null 2>&1 || packages+=("npm")
 if [ "$profile" = "test" ]; then
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || packages+=("postgresql")
   command -v runuser >/dev/null 2>&1 || packages+=("util-linux")
   [ -x /usr/sbin/dovecot ] || packages+=("dovecot-imapd")
+  # The pane and admin pages are tested in Debian's Chromium, driven by Playwright.
+  command -v chromium >/dev/null 2>&1 || packages+=("chromium")
 fi
 if [ ${#packages[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${packages[*]}"
@@ -39,4 +43,12 @@ if [ "$profile" = "test" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test,dev]"
 else
   .venv/bin/python -m pip install -q --disable-pip-version-check -e .
+fi
+
+# Front-end packages: the runtime ones for the pages; the test tools (axe-core, the Office.js
+# typings, Microsoft's manifest validator and converter) only for the test profile.
+if [ "$profile" = "test" ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+else
+  npm ci --omit=dev --no-audit --no-fund --loglevel=error
 fi
