@@ -77,6 +77,12 @@ class Prepared:
     quarantine_reason: str | None = None
     quarantine_detail: str = ""
 
+    @property
+    def weight(self) -> int:
+        """Bytes of packed blobs it holds: what a batch of them costs in memory."""
+        blobs = [self.raw_blob, self.body_blob, *self.attachment_blobs]
+        return sum(len(b["data"]) for b in blobs if b is not None and isinstance(b["data"], bytes))
+
 
 @dataclass(frozen=True)
 class LinkInfo:
@@ -288,7 +294,13 @@ class Capturer:
             owner_addresses=self.link.owner_addresses,
             internal_domains=self.policy.internal_domains,
         )
-        rule = skip_reason(item, self.policy, owner_user_id=self.link.owner_user_id, direction=way)
+        rule = skip_reason(
+            item,
+            self.policy,
+            owner_user_id=self.link.owner_user_id,
+            direction=way,
+            owner_addresses=self.link.owner_addresses,
+        )
         if rule is not None:
             return _Planned(prepared, rule)
         match = _find_same_email(known.get(key, []), sender, item.date)

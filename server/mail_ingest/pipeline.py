@@ -43,7 +43,11 @@ from server.models import MailboxLink, utcnow
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 400
-CHUNK_SIZE = 64
+# A batch is also committed once it holds this many bytes of packed blobs: a mailbox of large
+# attachments would otherwise keep hundreds of megabytes in memory before a commit.
+BATCH_BYTES = 8 * 1024 * 1024
+CHUNK_SIZE = 32
+WINDOW_PER_JOB = 2  # chunks in flight per parse process: enough to keep them busy
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*<?([^\s>]+)>?", re.IGNORECASE | re.MULTILINE)
 # Only messages with a MIME header naming one of these are searched for calendar parts. The
 # headers are found by "ontent-" (Content-Type, Content-Disposition; never in base64), so a
@@ -280,7 +284,7 @@ def prepared_stream(
                 if len(chunk) >= CHUNK_SIZE:
                     window.append(pool.submit(_prepare_chunk, chunk, options))
                     chunk = []
-                    if len(window) >= jobs * 3:
+                    if len(window) >= jobs * WINDOW_PER_JOB:
                         yield from window.popleft().result()
             if chunk:
                 window.append(pool.submit(_prepare_chunk, chunk, options))
@@ -354,11 +358,13 @@ def capture(
     run = CaptureRun()
     capturer = Capturer(link, policy, since=since)
     batch: list[Prepared] = []
+    weight = 0
     for item in prepared:
         batch.append(item)
-        if len(batch) >= batch_size:
+        weight += item.weight
+        if len(batch) >= batch_size or weight >= BATCH_BYTES:
             _commit_batch(db, capturer, batch, run, on_progress)
-            batch = []
+            batch, weight = [], 0
     if batch:
         _commit_batch(db, capturer, batch, run, on_progress)
     run.finished = time.monotonic()
