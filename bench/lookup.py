@@ -1,0 +1,704 @@
+"""Lookup and search latency at scale, on SQLite and PostgreSQL, beside notmuch.
+
+The task pane opens on every email a person reads, so `GET /api/v1/lookup` must answer in a few
+milliseconds however much mail has been captured (goal: p95 <= 10 ms at 1,000,000 activities over
+50,000 contacts), and the search box must keep up with typing (goal: p95 <= 50 ms).
+
+The dataset is a small business's shared mailboxes: eight staff, `--contacts` customer contacts
+at `--contacts // 8` companies (15% on free-mail addresses), and `--activities` emails in
+threads of one to five messages. Who writes how much follows a Zipf law, as real correspondence
+does: a few contacts have thousands of emails, most have a handful. The emails are captured
+through Rapport's own capture code (`prepare_item` + `capture`, the path every source takes after
+parsing), so contacts, companies, threads, participants, observations and the search index are
+exactly what real capture writes; only MIME parsing is skipped (it says nothing about lookup).
+A thousand open deals and follow-ups give lookup its other sections.
+
+Measured: for a fixed sample of contacts (a third picked by how much they write, the rest
+uniformly), `GET /api/v1/lookup?email=A[&email=B]` as a member with a Rapport API token, through
+the real Flask app in this process; the server-side time is the app's own request timer (from
+before_request to after_request: routing, token check, validation, the queries, JSON). Search:
+`GET /api/v1/search?q=` with name prefixes, company names, subject words and address prefixes.
+notmuch gets the same emails as small files, and `notmuch search --limit=20 'from:X or to:X'`
+for the same addresses is timed as a subprocess (its start-up, measured with `notmuch count` of
+nothing, is reported beside it).
+
+    .venv/bin/python -m bench.lookup --activities 1000000 --contacts 50000 --postgres --notmuch \\
+        --out docs/benchmarks.md --json /tmp/rapport-bench/lookup.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+from bench import capture_vs_notmuch as cvn
+
+STAFF = ("anna", "ben", "chloe", "dev", "emma", "farid", "grace", "hugo")
+COMPANY_DOMAIN = "northwind-supplies.com"
+FREEMAIL = ("gmail.com", "outlook.com", "yahoo.co.uk", "gmx.de", "icloud.com")
+FIRST = [
+    "Olivia",
+    "Amelia",
+    "Isla",
+    "Ava",
+    "Mia",
+    "Ivy",
+    "Lily",
+    "Rosie",
+    "Sophia",
+    "Grace",
+    "Freya",
+    "Ella",
+    "Noah",
+    "Oliver",
+    "George",
+    "Arthur",
+    "Leo",
+    "Harry",
+    "Oscar",
+    "Archie",
+    "Henry",
+    "Theo",
+    "Jack",
+    "Charlie",
+    "Lukas",
+    "Jonas",
+    "Felix",
+    "Paul",
+    "Emil",
+    "Anton",
+    "Marie",
+    "Sofia",
+    "Hanna",
+    "Lea",
+    "Clara",
+    "Jan",
+    "Piotr",
+    "Kasia",
+    "Zofia",
+    "Adam",
+    "Camille",
+    "Louis",
+    "Hugo",
+    "Chloe",
+    "Manon",
+    "Jules",
+    "Lena",
+    "Greta",
+]
+LAST = [
+    "Smith",
+    "Jones",
+    "Taylor",
+    "Brown",
+    "Williams",
+    "Wilson",
+    "Johnson",
+    "Davies",
+    "Patel",
+    "Wright",
+    "Robinson",
+    "Thompson",
+    "Evans",
+    "Walker",
+    "White",
+    "Roberts",
+    "Green",
+    "Hall",
+    "Wood",
+    "Jackson",
+    "Clarke",
+    "Muller",
+    "Schmidt",
+    "Schneider",
+    "Fischer",
+    "Weber",
+    "Meyer",
+    "Wagner",
+    "Becker",
+    "Hoffmann",
+    "Kowalski",
+    "Nowak",
+    "Wisniewski",
+    "Wojcik",
+    "Kaminski",
+    "Lewandowski",
+    "Martin",
+    "Bernard",
+    "Dubois",
+    "Thomas",
+    "Robert",
+    "Richard",
+    "Petit",
+    "Durand",
+    "Leroy",
+    "Moreau",
+    "Simon",
+    "Laurent",
+    "Lefebvre",
+    "Garnier",
+]
+SYLLABLES = [
+    "bright",
+    "line",
+    "har",
+    "bour",
+    "lev",
+    "ain",
+    "dore",
+    "mar",
+    "ket",
+    "nor",
+    "vik",
+    "alp",
+    "ine",
+    "cas",
+    "tle",
+    "ford",
+    "ash",
+    "wood",
+]
+TRADES = ("Dental", "Catering", "Logistics", "Bakery", "Hotels", "Clinic", "Foods", "Cleaning")
+SUFFIXES = ("co.uk", "de", "fr", "pl", "com", "nl", "ie")
+TOPICS = (
+    "quote for gloves and aprons", "invoice 4471 query", "delivery slot next week",
+    "price list 2026", "order confirmation", "returns and credit note", "catering trays sample",
+    "account opening form", "payment terms", "stock of compostable cups", "meeting notes",
+    "pallet pickup", "renewal of the cleaning contract", "samples arrived", "new branch opening",
+)  # fmt: skip
+WORDS = [
+    "please",
+    "find",
+    "attached",
+    "the",
+    "updated",
+    "figures",
+    "we",
+    "discussed",
+    "on",
+    "the",
+    "phone",
+    "yesterday",
+    "and",
+    "let",
+    "me",
+    "know",
+    "if",
+    "the",
+    "delivery",
+    "window",
+    "still",
+    "works",
+    "for",
+    "your",
+    "team",
+    "the",
+    "pallets",
+    "can",
+    "go",
+    "out",
+    "on",
+    "thursday",
+    "morning",
+    "otherwise",
+    "friday",
+    "after",
+    "lunch",
+    "our",
+    "warehouse",
+    "closes",
+    "early",
+    "for",
+    "the",
+    "bank",
+    "holiday",
+    "regards",
+]
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    address: str
+
+
+@dataclass(frozen=True)
+class Dataset:
+    contacts: list[Person]
+    weights: list[float]
+    companies: list[tuple[str, str]]  # (name, domain)
+
+
+def make_people(count: int, rng: random.Random) -> Dataset:
+    companies: list[tuple[str, str]] = []
+    taken: set[str] = set()
+    for index in range(max(1, count // 8)):
+        stem = "".join(rng.choice(SYLLABLES) for _ in range(2))
+        trade = rng.choice(TRADES)
+        domain = f"{stem}-{trade.lower()}{index}.{rng.choice(SUFFIXES)}"
+        companies.append((f"{stem.capitalize()} {trade}", domain))
+    contacts: list[Person] = []
+    for index in range(count):
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        if rng.random() < 0.15:
+            domain = rng.choice(FREEMAIL)
+            local = f"{first}.{last}{index}".lower()
+        else:
+            domain = companies[index % len(companies)][1]
+            local = f"{first}.{last}".lower()
+            if local in taken:
+                local = f"{local}{index}"
+        taken.add(local)
+        contacts.append(Person(f"{first} {last}", f"{local}@{domain}"))
+    # Zipf: the contact of rank r writes in proportion to 1 / r^1.1 (shuffled, so that heavy
+    # contacts are not all at one company).
+    weights = [1 / (rank + 1) ** 1.1 for rank in range(count)]
+    rng.shuffle(weights)
+    return Dataset(contacts, weights, companies)
+
+
+def threads(data: Dataset, activities: int, rng: random.Random) -> list[tuple[int, int, int, int]]:
+    """(staff, contact, length, thread number) for threads totalling `activities` emails."""
+    cumulative: list[float] = []
+    total = 0.0
+    for weight in data.weights:
+        total += weight
+        cumulative.append(total)
+    plan: list[tuple[int, int, int, int]] = []
+    count = 0
+    while count < activities:
+        length = min(activities - count, rng.choice((1, 1, 2, 2, 3, 4, 5)))
+        contact = rng.choices(range(len(data.contacts)), cum_weights=cumulative)[0]
+        plan.append((rng.randrange(len(STAFF)), contact, length, len(plan)))
+        count += length
+    plan.sort()
+    return plan
+
+
+def emails(
+    data: Dataset, plan: Sequence[tuple[int, int, int, int]], staff: int, now: datetime
+) -> Iterator[Any]:
+    """The MailItems of one staff member's mailbox (each email seen once, in its owner's box)."""
+    from server.mail_ingest.items import MailItem, Participant
+
+    me = Person(STAFF[staff].capitalize(), f"{STAFF[staff]}@{COMPANY_DOMAIN}")
+    for owner, contact_index, length, number in plan:
+        if owner != staff:
+            continue
+        rng = random.Random(number)
+        contact = data.contacts[contact_index]
+        colleague_index = contact_index + 1 if contact_index + 1 < len(data.contacts) else 0
+        cc = [data.contacts[colleague_index]] if rng.random() < 0.2 else []
+        topic = rng.choice(TOPICS)
+        start = now - timedelta(days=rng.uniform(0, 720))
+        previous: list[str] = []
+        for step in range(length):
+            incoming = step % 2 == 0
+            sender, recipient = (contact, me) if incoming else (me, contact)
+            message_id = f"t{number}.{step}@bench.example"
+            text = " ".join(rng.choice(WORDS) for _ in range(40))
+            yield MailItem(
+                message_id=message_id,
+                subject=("Re: " if step else "") + topic.capitalize(),
+                date=start + timedelta(hours=5 * step),
+                participants=[
+                    Participant(sender.address, "from", sender.name),
+                    Participant(recipient.address, "to", recipient.name),
+                    *(Participant(p.address, "cc", p.name) for p in cc),
+                ],
+                provider_id=message_id,
+                folder="INBOX" if incoming else "Sent",
+                in_reply_to=previous[-1:],
+                references=list(previous),
+                text=text,
+                snippet=text[:200],
+                size=800 + len(text),
+            )
+            previous.append(message_id)
+
+
+# -- building a database --------------------------------------------------------------------------
+
+
+def build(database_url: str, data_dir: Path, data: Dataset, plan: list[Any]) -> dict[str, Any]:
+    """Capture the dataset into a fresh database; returns the member's token and timings."""
+    os.environ.update(rapport_env(data_dir, database_url))
+    from sqlalchemy import select
+
+    from server.config import load_settings
+    from server.crm.deals import DealInput, create_deal
+    from server.crm.followups import create_follow_up
+    from server.crm.mailboxes import import_link, link_info
+    from server.crm.rules import load_policy, seed_internal_domains
+    from server.crm.users import add_user, create_token
+    from server.crm.viewer import Viewer
+    from server.db import Database
+    from server.mail_ingest.pipeline import PrepareOptions, capture, prepare_item
+    from server.models import Company, Contact
+
+    settings = load_settings()
+    db = Database(settings.database_url)
+    db.upgrade()
+    started = time.monotonic()
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    with db.session() as session:
+        seed_internal_domains(session, settings.internal_domains)
+        users = [
+            add_user(session, f"{name}@{COMPANY_DOMAIN}", role="member", name=name.capitalize())
+            for name in STAFF
+        ]
+        token = create_token(session, users[0], name="bench", expires_in=None).plaintext
+        viewer = Viewer.of(users[0])
+    for staff in range(len(STAFF)):
+        with db.session() as session:
+            info = link_info(import_link(session, f"{STAFF[staff]}@{COMPANY_DOMAIN}"))
+            policy = load_policy(session)
+        options = PrepareOptions(
+            level="full",
+            internal_domains=policy.internal_domains,
+            owner_addresses=info.owner_addresses,
+        )
+        stream = (prepare_item(item, options) for item in emails(data, plan, staff, now))
+        run = capture(db, info, policy, stream)
+        print(
+            f"  {STAFF[staff]}: {run.counts.captured} captured in {run.elapsed:.0f} s", flush=True
+        )
+    captured_s = time.monotonic() - started
+    rng = random.Random(7)
+    with db.session() as session:
+        company_ids = session.scalars(select(Company.id).order_by(Company.id).limit(1000)).all()
+        for company_id in company_ids:
+            people = session.scalars(
+                select(Contact.id).where(Contact.company_id == company_id).limit(2)
+            ).all()
+            create_deal(
+                session,
+                viewer,
+                DealInput(
+                    title=f"Supply contract {company_id}",
+                    amount=str(rng.randrange(500, 50000)),
+                    company_id=company_id,
+                    contact_ids=list(people),
+                    given=frozenset({"title", "amount", "company_id", "contact_ids"}),
+                ),
+            )
+        contact_ids = session.scalars(select(Contact.id).order_by(Contact.id).limit(1000)).all()
+        for contact_id in contact_ids:
+            create_follow_up(
+                session,
+                viewer,
+                title="Call back about the quote",
+                contact_id=contact_id,
+                due_at=now + timedelta(days=rng.randrange(-5, 20)),
+            )
+    db.dispose()
+    return {"token": token, "capture_s": captured_s, "total_s": time.monotonic() - started}
+
+
+def rapport_env(data_dir: Path, database_url: str) -> dict[str, str]:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        "RAPPORT_DATA_DIR": str(data_dir),
+        "RAPPORT_DATABASE_URL": database_url,
+        "RAPPORT_SECRET_KEY": "bench-" + "k" * 40,
+        "RAPPORT_INTERNAL_DOMAINS": COMPANY_DOMAIN,
+        "RAPPORT_LOG_LEVEL": "WARNING",
+    }
+
+
+# -- measuring ----------------------------------------------------------------------------------
+
+
+class RequestTimes(logging.Handler):
+    """Collects the app's own per-request timer (server/app.py logs `ms` for every request)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.ms: list[float] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.ms.append(float(record.__dict__.get("ms", math.nan)))
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float]:
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+    return {
+        "n": len(ordered),
+        "p50": at(0.50),
+        "p95": at(0.95),
+        "p99": at(0.99),
+        "mean": statistics.fmean(ordered),
+    }
+
+
+def sample_addresses(data: Dataset, count: int, rng: random.Random) -> list[list[str]]:
+    """Mostly one address (a reply from one person), a third two (the pane's To/Cc)."""
+    heavy = sorted(range(len(data.contacts)), key=lambda i: -data.weights[i])[: max(1, count)]
+    picks: list[list[str]] = []
+    for n in range(count):
+        first = rng.choice(heavy) if n % 3 == 0 else rng.randrange(len(data.contacts))
+        group = [data.contacts[first].address]
+        if n % 3 == 1:
+            group.append(data.contacts[rng.randrange(len(data.contacts))].address)
+        picks.append(group)
+    return picks
+
+
+def search_queries(data: Dataset, count: int, rng: random.Random) -> list[str]:
+    queries: list[str] = []
+    for n in range(count):
+        person = data.contacts[rng.randrange(len(data.contacts))]
+        kind = n % 5
+        if kind == 0:
+            queries.append(person.name.split()[1][:4])  # typing a surname
+        elif kind == 1:
+            queries.append(person.name)
+        elif kind == 2:
+            queries.append(rng.choice(data.companies)[0].split()[0])
+        elif kind == 3:
+            queries.append(rng.choice(TOPICS).split()[0] + " " + rng.choice(WORDS))
+        else:
+            queries.append(person.address.split("@")[0][:6])
+    return queries
+
+
+def measure_api(
+    data_dir: Path, database_url: str, token: str, data: Dataset, samples: int
+) -> dict[str, Any]:
+    os.environ.update(rapport_env(data_dir, database_url))
+    from server.app import create_app
+
+    app = create_app()
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    timer = RequestTimes()
+    logger = logging.getLogger("server.requests")
+    logger.addHandler(timer)
+    logger.setLevel(logging.INFO)
+    rng = random.Random(11)
+    groups = sample_addresses(data, samples, rng)
+    queries = search_queries(data, samples, rng)
+    results: dict[str, Any] = {}
+    for name, urls in (
+        ("lookup", ["/api/v1/lookup?" + "&".join(f"email={a}" for a in g) for g in groups]),
+        ("search", [f"/api/v1/search?q={q.replace(' ', '+')}" for q in queries]),
+    ):
+        for url in urls[: max(20, samples // 10)]:  # warm caches and prepared statements
+            client.get(url, headers=headers)
+        timer.ms.clear()
+        found = 0
+        wall: list[float] = []
+        for url in urls:
+            t0 = time.perf_counter()
+            response = client.get(url, headers=headers)
+            wall.append((time.perf_counter() - t0) * 1000)
+            if response.status_code != 200:
+                raise SystemExit(
+                    f"{url}: {response.status_code} {response.get_data(as_text=True)[:300]}"
+                )
+            body = response.get_json()
+            found += len(body.get("timeline", body.get("items", [])))
+        results[name] = {
+            "server_ms": percentiles(timer.ms),
+            "client_ms": percentiles(wall),
+            "items_returned_per_call": found / len(urls),
+        }
+    logger.removeHandler(timer)
+    rapport_db = app.extensions["rapport"].db
+    rapport_db.dispose()
+    return results
+
+
+def write_maildir(root: Path, data: Dataset, plan: list[Any]) -> int:
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    count = 0
+    for staff in range(len(STAFF)):
+        cur = root / STAFF[staff] / "cur"
+        for sub in ("cur", "new", "tmp"):
+            (root / STAFF[staff] / sub).mkdir(parents=True, exist_ok=True)
+        for item in emails(data, plan, staff, now):
+            parts = {p.role: p for p in item.participants}
+            cc = ", ".join(f"{p.name} <{p.address}>" for p in item.participants if p.role == "cc")
+            headers = [
+                f"From: {parts['from'].name} <{parts['from'].address}>",
+                f"To: {parts['to'].name} <{parts['to'].address}>",
+                *([f"Cc: {cc}"] if cc else []),
+                f"Subject: {item.subject}",
+                f"Date: {format_datetime(item.date)}",
+                f"Message-ID: <{item.message_id}>",
+                *([f"In-Reply-To: <{item.in_reply_to[0]}>"] if item.in_reply_to else []),
+                "Content-Type: text/plain; charset=utf-8",
+            ]
+            (cur / f"{count}.bench:2,S").write_text(
+                "\n".join(headers) + "\n\n" + (item.text or "") + "\n"
+            )
+            count += 1
+    return count
+
+
+def measure_notmuch(root: Path, work: Path, data: Dataset, samples: int) -> dict[str, Any]:
+    config = work / "notmuch-config"
+    database = work / "notmuch-db"
+    shutil.rmtree(database, ignore_errors=True)
+    database.mkdir(parents=True)
+    config.write_text(
+        f"[database]\npath={root}\nmail_root={root}\n[new]\ntags=inbox\n[search]\n"
+        f"exclude_tags=\n[maildir]\nsynchronize_flags=false\n"
+    )
+    env = {**os.environ, "NOTMUCH_CONFIG": str(config), "NOTMUCH_DATABASE": str(database)}
+    t0 = time.monotonic()
+    subprocess.run(["notmuch", "new", "--quiet"], env=env, check=True)
+    index_s = time.monotonic() - t0
+    rng = random.Random(11)
+    groups = sample_addresses(data, samples, rng)
+
+    def timed(args: list[str]) -> float:
+        t = time.perf_counter()
+        subprocess.run(args, env=env, check=True, capture_output=True)
+        return (time.perf_counter() - t) * 1000
+
+    for group in groups[:20]:
+        timed(
+            ["notmuch", "search", "--limit=20", " or ".join(f"from:{a} or to:{a}" for a in group)]
+        )
+    search = [
+        timed(
+            ["notmuch", "search", "--limit=20", " or ".join(f"from:{a} or to:{a}" for a in group)]
+        )
+        for group in groups
+    ]
+    startup = [timed(["notmuch", "count", "id:nothing@nowhere"]) for _ in range(50)]
+    return {
+        "index_s": index_s,
+        "search_ms": percentiles(search),
+        "startup_ms": percentiles(startup),
+    }
+
+
+# -- report -------------------------------------------------------------------------------------
+
+
+def markdown(results: dict[str, Any]) -> str:
+    info = results["machine"]
+    lines = [f"Measured {info['date']} on:", ""]
+    lines += [f"- {key}: {value}" for key, value in info.items()]
+    lines += [
+        "",
+        f"Dataset: {results['activities']:,} emails over {results['contacts']:,} contacts at "
+        f"{results['contacts'] // 8:,} companies, 8 staff mailboxes (team-visible), 1,000 open "
+        f"deals, 1,000 follow-ups; {results['samples']} calls of each kind after a warm-up, as a "
+        "member with a Rapport API token.",
+        "",
+        "| backend | build (capture) | call | server p50 | p95 | p99 | in-process client p95 | "
+        "items per call |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for backend in results["backends"]:
+        for call in ("lookup", "search"):
+            r = backend[call]
+            s = r["server_ms"]
+            lines.append(
+                f"| {backend['name']} | {backend['build']['capture_s'] / 60:.0f} min | {call} | "
+                f"{s['p50']:.1f} ms | **{s['p95']:.1f} ms** | {s['p99']:.1f} ms | "
+                f"{r['client_ms']['p95']:.1f} ms | {r['items_returned_per_call']:.1f} |"
+            )
+    if "notmuch" in results:
+        n = results["notmuch"]
+        lines += [
+            "",
+            f"notmuch 0.37 on the same emails as files: `notmuch new` took "
+            f"{n['index_s'] / 60:.1f} min; `notmuch search --limit=20 'from:X or to:X'` for the "
+            f"same addresses: p50 {n['search_ms']['p50']:.1f} ms, p95 "
+            f"**{n['search_ms']['p95']:.1f} ms**, p99 {n['search_ms']['p99']:.1f} ms, as a "
+            f"subprocess whose start-up alone (`notmuch count` of nothing) takes p50 "
+            f"{n['startup_ms']['p50']:.1f} ms.",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--activities", type=int, default=100_000)
+    parser.add_argument("--contacts", type=int, default=5_000)
+    parser.add_argument("--samples", type=int, default=500)
+    parser.add_argument("--postgres", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--notmuch", action="store_true")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=Path(os.environ.get("RAPPORT_BENCH_DIR", "/tmp/rapport-bench")) / "lookup",
+    )
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+
+    rng = random.Random(1)
+    data = make_people(args.contacts, rng)
+    plan = threads(data, args.activities, rng)
+    args.work.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {
+        "activities": args.activities,
+        "contacts": args.contacts,
+        "samples": args.samples,
+        "backends": [],
+    }
+    pg_version = None
+    with cvn.maybe_postgres(args.postgres) as pg:
+        targets: list[tuple[str, str]] = []
+        if not args.no_sqlite:
+            sqlite_dir = args.work / "sqlite"
+            shutil.rmtree(sqlite_dir, ignore_errors=True)
+            targets.append(("SQLite", f"sqlite:///{sqlite_dir}/rapport.db"))
+        if pg is not None:
+            pg_version = pg.version()
+            targets.append(("PostgreSQL", pg.fresh_database("bench_lookup")))
+        for name, url in targets:
+            data_dir = args.work / name.lower()
+            print(f"{name}: capturing {args.activities:,} emails ...", flush=True)
+            built = build(url, data_dir, data, plan)
+            print(f"{name}: measuring ...", flush=True)
+            measured = measure_api(data_dir, url, built["token"], data, args.samples)
+            results["backends"].append({"name": name, "build": built, **measured})
+            print(json.dumps(measured, indent=1), flush=True)
+    if args.notmuch:
+        root = args.work / "maildir"
+        shutil.rmtree(root, ignore_errors=True)
+        print(
+            f"notmuch: {write_maildir(root, data, plan):,} files written; indexing ...", flush=True
+        )
+        results["notmuch"] = measure_notmuch(root, args.work, data, args.samples)
+        print(json.dumps(results["notmuch"], indent=1), flush=True)
+    results["machine"] = cvn.machine_info(pg_version)
+    for backend in results["backends"]:
+        backend["build"].pop("token", None)
+    text = markdown(results)
+    print(text)
+    if args.out:
+        cvn.replace_block(args.out, f"lookup-{args.activities}", text)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
