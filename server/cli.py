@@ -742,3 +742,68 @@ def jobs(ctx: Context, status: str | None, limit: int) -> None:
         for job in rows:
             line = f"{job.id:>6}  {job.status:8} {job.kind:20} attempts {job.attempts}"
             click.echo(line + (f"  last error: {job.last_error}" if job.last_error else ""))
+
+
+# -- the Outlook add-in --------------------------------------------------------------------------
+
+
+@main.group()
+def addin() -> None:
+    """The Outlook add-in: its manifest for this deployment."""
+
+
+@addin.command("manifest")
+@click.option(
+    "--base-url",
+    required=True,
+    metavar="URL",
+    help="The HTTPS address Rapport is served at, e.g. https://crm.example.com.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Write here instead of to standard output: a file, a directory, or (json) an app "
+    "package .zip with the icons.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["xml", "json"]),
+    default="xml",
+    show_default=True,
+    help="xml: the add-in-only manifest (every Outlook, Exchange on-premises); json: the "
+    "unified manifest (new Outlook, Microsoft 365 admin center).",
+)
+def addin_manifest(base_url: str, output: Path | None, fmt: str) -> None:
+    """Print or write the add-in manifest for the deployment at --base-url.
+
+    Needs no settings and no database: the manifest only tells Outlook where the task pane is.
+    """
+    from server.addin.manifest import (
+        ManifestError,
+        parse_base_url,
+        render_json,
+        render_xml,
+        write_manifest,
+    )
+
+    try:
+        base = parse_base_url(base_url)
+        if output is not None:
+            written = write_manifest(base, output, fmt=fmt)
+        else:
+            text = render_xml(base) if fmt == "xml" else render_json(base)
+    except ManifestError as exc:
+        raise click.BadParameter(str(exc), param_hint="--base-url") from None
+    except OSError as exc:
+        raise click.FileError(str(output), hint=exc.strerror or str(exc)) from None
+    if not base.url.startswith("https://"):
+        click.echo("note: Outlook itself loads add-ins only over HTTPS", err=True)
+    if output is None:
+        click.echo(text, nl=False)
+        if fmt == "json":
+            click.echo("note: the app package needs its icons too: use -o FILE.zip", err=True)
+        return
+    for path in written:
+        click.echo(f"written to {path}")
