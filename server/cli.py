@@ -340,6 +340,95 @@ def mailbox_add() -> None:
     """Link a mailbox: imap or drop (graph and ews arrive with their sources)."""
 
 
+def _imap_oauth(
+    provider: str | None,
+    tenant: str | None,
+    client_id: str | None,
+    secret_stdin: bool,
+    secret_env: str | None,
+    certificate: Path | None,
+    refresh_token_env: str | None,
+    token_endpoint: str | None,
+) -> Any:
+    """The OAuth credentials `mailbox add imap --oauth ...` was given (None without --oauth)."""
+    import os
+    import sys
+
+    from server.mail_ingest.oauth import GOOGLE_TOKEN_ENDPOINT, MicrosoftApp, RefreshGrant
+
+    given = {
+        "--tenant": tenant,
+        "--client-id": client_id,
+        "--client-secret-stdin": secret_stdin or None,
+        "--client-secret-env": secret_env,
+        "--certificate": certificate,
+        "--refresh-token-env": refresh_token_env,
+        "--token-endpoint": token_endpoint,
+    }
+    if provider is None:
+        stray = [name for name, value in given.items() if value is not None]
+        if stray:
+            raise click.UsageError(f"{stray[0]} goes with --oauth microsoft|google")
+        return None
+    allowed = {
+        "microsoft": {"--tenant", "--client-id", "--client-secret-stdin", "--client-secret-env",
+                      "--certificate"},
+        "google": {"--client-id", "--client-secret-stdin", "--client-secret-env",
+                   "--refresh-token-env", "--token-endpoint"},
+    }[provider]  # fmt: skip
+    stray = [name for name, value in given.items() if value is not None and name not in allowed]
+    if stray:
+        raise click.UsageError(f"{stray[0]} does not go with --oauth {provider}")
+    if not client_id:
+        raise click.UsageError(f"--oauth {provider} needs --client-id ID")
+
+    def env_value(variable: str, option: str) -> str:
+        value = os.environ.get(variable, "").strip()
+        if not value:
+            raise click.BadParameter(f"{variable} is not set or empty", param_hint=option)
+        return value
+
+    sources = [secret_stdin, secret_env is not None, certificate is not None]
+    if sum(sources) != 1:
+        choices = "--client-secret-stdin, --client-secret-env VAR" + (
+            " or --certificate PEM_FILE" if provider == "microsoft" else ""
+        )
+        raise click.UsageError(f"--oauth {provider} needs exactly one of {choices}")
+    secret: str | None = None
+    if secret_stdin:
+        secret = sys.stdin.readline().strip()
+        if not secret:
+            raise click.UsageError("the client secret on standard input is empty")
+    elif secret_env is not None:
+        secret = env_value(secret_env, "--client-secret-env")
+    if provider == "microsoft":
+        if not tenant:
+            raise click.UsageError(
+                "--oauth microsoft needs --tenant TENANT_ID (the Directory (tenant) ID on the "
+                "app's Overview page; not common)"
+            )
+        pem = None
+        if certificate is not None:
+            try:
+                pem = certificate.read_text(encoding="ascii")
+            except (OSError, UnicodeError) as exc:
+                raise click.BadParameter(
+                    f"cannot read {certificate} as a PEM file ({exc})", param_hint="--certificate"
+                ) from None
+        return MicrosoftApp(tenant=tenant, client_id=client_id, client_secret=secret,
+                            certificate_pem=pem)  # fmt: skip
+    if refresh_token_env is None:
+        raise click.UsageError("--oauth google needs --refresh-token-env VAR")
+    assert secret is not None
+    return RefreshGrant(
+        provider="google",
+        client_id=client_id,
+        client_secret=secret,
+        refresh_token=env_value(refresh_token_env, "--refresh-token-env"),
+        token_endpoint=token_endpoint or GOOGLE_TOKEN_ENDPOINT,
+    )
+
+
 @mailbox_add.command("imap")
 @click.option("--owner", required=True, metavar="ADDRESS", help="Whose mailbox it is.")
 @click.option("--host", required=True)
@@ -347,9 +436,36 @@ def mailbox_add() -> None:
 @click.option(
     "--security", type=click.Choice(["ssl", "starttls"]), default="ssl", show_default=True
 )
-@click.option("--user", "username", required=True, help="The IMAP login.")
+@click.option(
+    "--user",
+    "username",
+    required=True,
+    help="The IMAP login (with --oauth: the mailbox's address).",
+)
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @click.option("--password-env", metavar="VAR", help="Read the password from this variable.")
+@click.option(
+    "--oauth",
+    "oauth_provider",
+    type=click.Choice(["microsoft", "google"]),
+    help="Sign in with OAuth (XOAUTH2) instead of a password: Exchange Online, Gmail.",
+)
+@click.option("--tenant", metavar="TENANT_ID", help="--oauth microsoft: the app's tenant id.")
+@click.option("--client-id", metavar="ID", help="--oauth: the app's (client) id.")
+@click.option(
+    "--client-secret-stdin", is_flag=True, help="--oauth: read the client secret from stdin."
+)
+@click.option("--client-secret-env", metavar="VAR", help="--oauth: the client secret's variable.")
+@click.option(
+    "--certificate",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    metavar="PEM_FILE",
+    help="--oauth microsoft: the app's private key and certificate (PEM), instead of a secret.",
+)
+@click.option(
+    "--refresh-token-env", metavar="VAR", help="--oauth google: the refresh token's variable."
+)
+@click.option("--token-endpoint", hidden=True, help="--oauth google: another token endpoint.")
 @click.option("--folders", help="Comma-separated; default INBOX and the Sent folder.")
 @click.option("--since", metavar="DATE|AGE", help="Only mail from then on: 2026-01-31 or 90d.")
 @click.option("--capture-level", type=click.Choice(["full", "subject", "metadata"]), default="full")
@@ -369,17 +485,42 @@ def mailbox_add_imap(
     username: str,
     password_stdin: bool,
     password_env: str | None,
+    oauth_provider: str | None,
+    tenant: str | None,
+    client_id: str | None,
+    client_secret_stdin: bool,
+    client_secret_env: str | None,
+    certificate: Path | None,
+    refresh_token_env: str | None,
+    token_endpoint: str | None,
     folders: str | None,
     since: str | None,
     capture_level: str,
     aliases: tuple[str, ...],
     visibility: str,
 ) -> None:
-    """Link an IMAP mailbox; the connection is tested before anything is saved."""
+    """Link an IMAP mailbox; the connection is tested before anything is saved.
+
+    Signs in with a password, or with OAuth (XOAUTH2) for servers that refuse passwords:
+    `--oauth microsoft --tenant T --client-id ID (--client-secret-env VAR | --certificate PEM)`
+    for Exchange Online, `--oauth google --client-id ID --client-secret-env VAR
+    --refresh-token-env VAR` for Gmail (docs/mailboxes.md says what each needs)."""
     from server.crypto import SecretBox
     from server.mail_ingest.links import ImapConnection, LinkOptions, link_imap
 
-    password = _read_secret(password_stdin, password_env, "password")
+    if oauth_provider is not None and (password_stdin or password_env):
+        raise click.UsageError("give a password or --oauth, not both")
+    oauth = _imap_oauth(
+        oauth_provider,
+        tenant,
+        client_id,
+        client_secret_stdin,
+        client_secret_env,
+        certificate,
+        refresh_token_env,
+        token_endpoint,
+    )
+    password = None if oauth is not None else _read_secret(password_stdin, password_env, "password")
     if since is not None:
         _since(since)
     chosen = [f.strip() for f in folders.split(",") if f.strip()] if folders else None
@@ -390,6 +531,7 @@ def mailbox_add_imap(
         user=username,
         password=password,
         folders=tuple(chosen) if chosen is not None else None,
+        oauth=oauth,
     )
     linked = link_imap(
         ctx.db,
@@ -403,10 +545,12 @@ def mailbox_add_imap(
             since=since,
         ),
         ca_bundle=ctx.settings.ca_bundle,
+        authority_host=ctx.settings.graph_authority_host,
     )
+    how = "" if oauth is None else f" (OAuth: {oauth_provider} client {client_id})"
     click.echo(
         f"mailbox link {linked.link.id}: {linked.link.owner_address} via IMAP "
-        f"{host}:{connection.resolved_port}, folders {', '.join(linked.folders)}"
+        f"{host}:{connection.resolved_port}{how}, folders {', '.join(linked.folders)}"
     )
     click.echo("`rapport worker` captures it from now on; `rapport mailbox sync ID` runs it now")
 

@@ -22,18 +22,16 @@ from flask import Blueprint, current_app
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from spectree import Response
 
-from server.api.activities import json_bodies_only
 from server.api.auth import admin_only, current_viewer
 from server.api.common import ListQuery, PageOut, reading, writing
 from server.api.schemas import ErrorOut
 from server.api.spec import api
 from server.app_context import rapport
 from server.crm import mailboxes
-from server.mail_ingest import links
+from server.mail_ingest import links, oauth
 from server.models import CaptureDecision, MailboxLink, utcnow
 
 bp = Blueprint("admin_mailboxes", __name__, url_prefix="/api/v1")
-bp.before_request(json_bodies_only)
 TAGS = ["admin: mailboxes"]
 LINK = "/admin/mailboxes/<int:link_id>"
 RECENT_DAYS = 7
@@ -105,14 +103,67 @@ class LinkListQuery(ListQuery):
     status: Literal["active", "paused", "needs_attention", "error"] | None = None
 
 
+class MicrosoftOAuthIn(BaseModel):
+    """Exchange Online, app-only: an Entra app with IMAP.AccessAsApp (docs/mailboxes.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: Literal["microsoft"]
+    tenant: str = Field(min_length=1, max_length=253, description="Directory (tenant) ID")
+    client_id: str = Field(min_length=1, max_length=100, description="Application (client) ID")
+    client_secret: SecretStr | None = Field(
+        None, min_length=1, max_length=1024, description="Never shown again"
+    )
+    certificate: SecretStr | None = Field(
+        None,
+        min_length=1,
+        max_length=65536,
+        description="PEM: private key and certificate, instead of a secret; never shown again",
+    )
+
+    def credentials(self) -> oauth.MicrosoftApp:
+        return oauth.MicrosoftApp(
+            tenant=self.tenant,
+            client_id=self.client_id,
+            client_secret=self.client_secret.get_secret_value() if self.client_secret else None,
+            certificate_pem=self.certificate.get_secret_value() if self.certificate else None,
+        )
+
+
+class GoogleOAuthIn(BaseModel):
+    """Gmail: an OAuth client and the account's refresh token (scope https://mail.google.com/)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: Literal["google"]
+    client_id: str = Field(min_length=1, max_length=300)
+    client_secret: SecretStr = Field(min_length=1, max_length=1024, description="Never shown")
+    refresh_token: SecretStr = Field(min_length=1, max_length=4096, description="Never shown")
+
+    def credentials(self) -> oauth.RefreshGrant:
+        return oauth.RefreshGrant(
+            provider="google",
+            client_id=self.client_id,
+            client_secret=self.client_secret.get_secret_value(),
+            refresh_token=self.refresh_token.get_secret_value(),
+        )
+
+
 class ImapConnectionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     host: str = Field(min_length=1, max_length=253)
     port: int | None = Field(None, ge=1, le=65535, description="Default 993 (ssl), 143 (starttls)")
     security: Literal["ssl", "starttls"] = "ssl"
-    user: str = Field(min_length=1, max_length=320, description="The IMAP login")
-    password: SecretStr = Field(min_length=1, max_length=1024, description="Never shown again")
+    user: str = Field(
+        min_length=1, max_length=320, description="The IMAP login (with oauth: the mailbox)"
+    )
+    password: SecretStr | None = Field(
+        None, min_length=1, max_length=1024, description="Never shown again; or give oauth"
+    )
+    oauth: Annotated[MicrosoftOAuthIn | GoogleOAuthIn, Field(discriminator="provider")] | None = (
+        Field(None, description="Sign in with OAuth (XOAUTH2) instead of a password")
+    )
     folders: list[Folder] | None = Field(
         None, min_length=1, max_length=50, description="Default: INBOX and the Sent folder"
     )
@@ -123,8 +174,9 @@ class ImapConnectionIn(BaseModel):
             port=self.port,
             security=self.security,
             user=self.user,
-            password=self.password.get_secret_value(),
+            password=self.password.get_secret_value() if self.password is not None else None,
             folders=tuple(self.folders) if self.folders is not None else None,
+            oauth=self.oauth.credentials() if self.oauth is not None else None,
         )
 
 
@@ -278,7 +330,8 @@ def get_link(link_id: int) -> LinkDetailOut:
 )
 def add_imap(json: ImapLinkIn) -> tuple[ImapLinkOut, int]:
     """Link an IMAP mailbox. The connection is tested first; when the test fails nothing is
-    saved and the error's `field` names what to fix (host, port, security, password, folders)."""
+    saved and the error's `field` names what to fix (host, port, security, password, folders;
+    with oauth: tenant, client_id, client_secret, certificate, refresh_token)."""
     state = rapport(current_app)
     linked = links.link_imap(
         state.db,
@@ -292,6 +345,7 @@ def add_imap(json: ImapLinkIn) -> tuple[ImapLinkOut, int]:
             since=json.since,
         ),
         ca_bundle=state.settings.ca_bundle,
+        authority_host=state.settings.graph_authority_host,
     )
     return ImapLinkOut(**link_out(linked.link).model_dump(), folders=linked.folders), 201
 
@@ -312,7 +366,10 @@ def add_imap(json: ImapLinkIn) -> tuple[ImapLinkOut, int]:
 def test_connection(json: ImapConnectionIn) -> ConnectionTestOut:
     """Test an IMAP configuration without saving anything (the form's "test connection")."""
     connection = json.connection()
-    folders = links.check_imap(connection, rapport(current_app).settings.ca_bundle)
+    settings = rapport(current_app).settings
+    folders = links.check_imap(
+        connection, settings.ca_bundle, authority_host=settings.graph_authority_host
+    )
     return ConnectionTestOut(
         ok=True,
         folders=folders,

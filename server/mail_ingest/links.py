@@ -6,6 +6,13 @@ would only turn into "needs attention" on its first sync, after the admin has mo
 runs outside any database transaction (it talks to a remote server for up to a few seconds). A
 failed test becomes `ConnectionFailed`, whose `field` names the setting to fix and whose `code`
 tells a form which kind of problem it is; the password never appears in it.
+
+A link signs in with a password or, for servers that refuse passwords (Exchange Online, Gmail),
+with OAuth (`ImapConnection.oauth`, see `server.mail_ingest.oauth`): the test then also proves
+that a token can be had (a wrong secret, tenant or revoked grant stops it with what to fix) and
+that the server takes it. The OAuth secrets (client secret, certificate, refresh token) are
+stored encrypted like a password; a refresh token the provider rotated during the test is the
+one saved.
 """
 
 from __future__ import annotations
@@ -28,6 +35,17 @@ from server.crypto import SecretBox
 from server.db import Database
 from server.jobs import enqueue
 from server.mail_ingest.errors import AuthExpired, PermissionDenied, SourceError, Throttled
+from server.mail_ingest.oauth import (
+    DEFAULT_AUTHORITY_HOST,
+    IdentityEndpoints,
+    IdentityError,
+    OAuthCredentials,
+    RefreshTokenSource,
+    TokenSource,
+    check_credentials,
+    identity_problem_of,
+    token_source,
+)
 from server.mail_ingest.sources import imap
 from server.mail_ingest.sync import SOURCES
 from server.models import Job, MailboxLink, utcnow
@@ -47,21 +65,33 @@ class ConnectionFailed(DomainError):
 
 @dataclass(frozen=True)
 class ImapConnection:
-    """How to reach an IMAP mailbox, as an admin types it in."""
+    """How to reach an IMAP mailbox, as an admin types it in: a password, or OAuth credentials
+    (exactly one of them)."""
 
     host: str
     user: str
-    password: str = field(repr=False)
+    password: str | None = field(default=None, repr=False)
     port: int | None = None  # default: 993 for ssl, 143 for starttls
     security: Security = "ssl"
     folders: tuple[str, ...] | None = None  # None: INBOX and the folder marked \\Sent
+    oauth: OAuthCredentials | None = field(default=None, repr=False)
 
     @property
     def resolved_port(self) -> int:
         return self.port or (993 if self.security == "ssl" else 143)
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Everything that must never appear in a message."""
+        own = (self.password,) if self.password else ()
+        return own + (self.oauth.secrets if self.oauth is not None else ())
+
     def settings(
-        self, ca_bundle: Path | None, *, timeout: float = TEST_TIMEOUT
+        self,
+        ca_bundle: Path | None,
+        *,
+        timeout: float = TEST_TIMEOUT,
+        tokens: TokenSource | None = None,
     ) -> imap.ImapSettings:
         return imap.ImapSettings(
             host=self.host,
@@ -69,6 +99,7 @@ class ImapConnection:
             security=self.security,
             user=self.user,
             password=self.password,
+            token_source=tokens,
             folders=list(self.folders) if self.folders is not None else None,
             ca_bundle=ca_bundle,
             timeout=timeout,
@@ -92,28 +123,69 @@ class LinkedImap:
     folders: list[str]  # what the test found and the worker will sync
 
 
-def check_imap(connection: ImapConnection, ca_bundle: Path | None) -> list[str]:
-    """Sign in and resolve the folders; their names, or ConnectionFailed saying what to fix."""
+def check_imap(
+    connection: ImapConnection,
+    ca_bundle: Path | None,
+    *,
+    authority_host: str = DEFAULT_AUTHORITY_HOST,
+) -> list[str]:
+    """Sign in and resolve the folders; their names, or ConnectionFailed saying what to fix.
+    `authority_host` is Entra ID's (RAPPORT_GRAPH_AUTHORITY_HOST), for Microsoft OAuth links."""
+    return _test(connection, ca_bundle, authority_host)[0]
+
+
+def _test(
+    connection: ImapConnection, ca_bundle: Path | None, authority_host: str
+) -> tuple[list[str], dict[str, object]]:
+    """The folders, and the secret to store (a rotated refresh token is the new one)."""
     _check_host(connection.host)
     if connection.port is not None and not 1 <= connection.port <= 65535:
         raise ConnectionFailed(
             f"port {connection.port} is not a TCP port (1 to 65535)", code="imap_port", field="port"
         )
     _check_printable(connection.user, "user", "the user name")
-    _check_printable(connection.password, "password", "the password")
+    if (connection.password is None) == (connection.oauth is None):
+        raise ConnectionFailed(
+            "give either a password or OAuth credentials (exactly one)",
+            code="imap_invalid",
+            field="password",
+        )
+    tokens: TokenSource | None = None
+    if connection.oauth is not None:
+        try:
+            check_credentials(connection.oauth)
+        except IdentityError as exc:
+            raise ConnectionFailed(
+                exc.problem.message, code=exc.problem.code, field=exc.problem.field
+            ) from None
+        endpoints = IdentityEndpoints(authority_host, ca_bundle, TEST_TIMEOUT)
+        tokens = token_source(connection.oauth, endpoints)
+    else:
+        assert connection.password is not None
+        _check_printable(connection.password, "password", "the password")
     for folder in connection.folders or ():
         _check_printable(folder, "folders", f"the folder name {folder!r}")
     try:
-        return imap.test_connection(connection.settings(ca_bundle))
+        folders = imap.test_connection(connection.settings(ca_bundle, tokens=tokens))
     except SourceError as exc:
         code, setting = failure_kind(exc)
+        if connection.oauth is not None and code == "imap_credentials":
+            # The provider issued a token and the mail server refused it: the mailbox (or the
+            # app's rights on it) is what to fix.
+            code, setting = "imap_oauth_refused", "user"
         raise ConnectionFailed(
-            _without(exc.message, connection.password), code=code, field=setting
+            _without(exc.message, connection.secrets), code=code, field=setting
         ) from None
     except (ValueError, UnicodeError):
         raise ConnectionFailed(
             f"{connection.host!r} is not a host name or address", code="imap_host", field="host"
         ) from None
+    if connection.oauth is None:
+        return folders, {"password": connection.password}
+    secret: dict[str, object] = connection.oauth.link_secret()
+    if isinstance(tokens, RefreshTokenSource):
+        secret["refresh_token"] = tokens.refresh_token
+    return folders, secret
 
 
 def link_imap(
@@ -123,14 +195,15 @@ def link_imap(
     options: LinkOptions,
     *,
     ca_bundle: Path | None,
+    authority_host: str = DEFAULT_AUTHORITY_HOST,
 ) -> LinkedImap:
-    """Check the options, test the connection, then save the link (password encrypted); nothing
-    is saved when any of it fails."""
+    """Check the options, test the connection, then save the link (password or OAuth secrets
+    encrypted); nothing is saved when any of it fails."""
     _check_options(options)
     with db.read_session() as session:
         _refuse_duplicate(session, connection)
     try:
-        folders = check_imap(connection, ca_bundle)
+        folders, secret = _test(connection, ca_bundle, authority_host)
     except ConnectionFailed as exc:
         raise ConnectionFailed(
             f"the link was not saved: {exc.message}", code=exc.code, field=exc.field or "host"
@@ -142,6 +215,8 @@ def link_imap(
         "user": connection.user,
         "folders": list(connection.folders) if connection.folders is not None else None,
     }
+    if connection.oauth is not None:
+        config["oauth"] = connection.oauth.link_settings()
     if options.since:
         config["since"] = options.since
     with db.session() as session:
@@ -151,7 +226,7 @@ def link_imap(
             kind="imap",
             owner=options.owner,
             settings=config,
-            secret={"password": connection.password},
+            secret=secret,
             capture_level=options.capture_level,
             aliases=options.aliases,
             visibility=options.visibility,
@@ -162,6 +237,9 @@ def link_imap(
 def failure_kind(exc: SourceError) -> tuple[str, str]:
     """(code, setting to fix) for a failed connection test, from the error's kind and the
     failure underneath it (pure; table-tested)."""
+    problem = identity_problem_of(exc)
+    if problem is not None:  # no token could be had: the identity provider said why
+        return problem.code, problem.field
     cause = _root_cause(exc)
     if isinstance(exc, AuthExpired):
         return "imap_credentials", "password"
@@ -194,10 +272,13 @@ def _root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
-def _without(message: str, secret: str) -> str:
+def _without(message: str, secrets: Sequence[str]) -> str:
     """Servers do not echo passwords, but a message that did must not carry one further."""
     # (Shorter "passwords" are refused by any server and too likely to be a word of the message.)
-    return message.replace(secret, "********") if len(secret) >= 4 else message
+    for secret in secrets:
+        if len(secret) >= 4:
+            message = message.replace(secret, "********")
+    return message
 
 
 def _check_host(host: str) -> None:

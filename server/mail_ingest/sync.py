@@ -27,6 +27,7 @@ from server.crypto import SecretBox
 from server.db import Database
 from server.jobs import ClaimedJob, heartbeat
 from server.mail_ingest.errors import SourceError
+from server.mail_ingest.oauth import link_token_source
 from server.mail_ingest.pipeline import PrepareOptions, Preparer, commit_batch, default_jobs
 from server.mail_ingest.sources.files import RawMessage
 from server.mail_ingest.sources.imap import ImapSettings, ImapSource
@@ -75,6 +76,7 @@ def imap_settings(link: MailboxLink, secret: dict[str, Any], settings: Settings)
         user=str(config["user"]),
         password=secret.get("password"),
         oauth_token=secret.get("oauth_token"),
+        token_source=link_token_source(link, secret, settings),  # None: a password link
         folders=config.get("folders"),
         ca_bundle=settings.ca_bundle,
     )

@@ -10,6 +10,11 @@ users in passwd-files, Maildirs under the temp dir, a TLS certificate issued by 
 `trustme` CA (`ca_path` is the PEM clients must trust), and an OAuth token introspection
 endpoint on a loopback port for XOAUTH2 (`add_oauth_token`). Login services run without chroot
 and, when the tests run as root, mail is owned by `nobody`, so the directory is world-readable.
+
+`DovecotServer(introspection=IntrospectionEndpoint(url, ca))` asks another introspection endpoint
+instead, over HTTPS with that CA -- the identity emulator's (tests/emulators/identity.py), which
+judges tokens as Exchange Online and Gmail do -- and offers OAUTHBEARER (RFC 7628) besides
+XOAUTH2. Such a server is a second instance, so the password-based tests keep theirs unchanged.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import trustme
@@ -64,7 +70,7 @@ ssl = yes
 ssl_cert = <{root}/tls/server.pem
 ssl_key = <{root}/tls/server.key
 disable_plaintext_auth = no
-auth_mechanisms = plain login xoauth2
+auth_mechanisms = plain login {oauth_mechanisms}
 # Tests of wrong passwords need no 2-second penalty.
 auth_failure_delay = 0
 mail_location = maildir:{root}/mail/%u
@@ -81,10 +87,10 @@ passdb {{
   mechanisms = plain login
   args = scheme=PLAIN username_format=%u {root}/users/%u
 }}
-# XOAUTH2 access tokens, checked against the test's own introspection endpoint (RFC 7662).
+# XOAUTH2 access tokens, checked against an introspection endpoint (RFC 7662).
 passdb {{
   driver = oauth2
-  mechanisms = xoauth2
+  mechanisms = {oauth_mechanisms}
   args = {root}/oauth2.conf
 }}
 userdb {{
@@ -128,6 +134,15 @@ service aggregator {{
 """
 
 
+@dataclass(frozen=True)
+class IntrospectionEndpoint:
+    """Where Dovecot checks OAuth access tokens: an RFC 7662 endpoint (POST token=...) over
+    HTTPS, trusted through `ca_path`."""
+
+    url: str
+    ca_path: Path
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
@@ -145,8 +160,9 @@ def _require_dovecot() -> None:
 class DovecotServer:
     """One Dovecot instance: start(), stop(), restart(), users, and helpers to fill mailboxes."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, introspection: IntrospectionEndpoint | None = None) -> None:
         _require_dovecot()
+        self.introspection = introspection
         self.root = Path(tempfile.mkdtemp(prefix="rdc-"))  # short: Unix socket paths are capped
         self.root.chmod(0o755)
         self.host = HOST
@@ -185,14 +201,7 @@ class DovecotServer:
         self.ca.cert_pem.write_to_path(str(self.root / "tls" / "ca.pem"))
         (self.root / "tls" / "server.key").chmod(0o600)
 
-        (self.root / "oauth2.conf").write_text(
-            f"introspection_url = {self._introspection.url}\n"
-            "introspection_mode = post\n"
-            "force_introspection = yes\n"
-            "username_attribute = username\n"
-            "active_attribute = active\n"
-            "active_value = true\n"
-        )
+        (self.root / "oauth2.conf").write_text(self._oauth2_config())
         mailboxes = "\n".join(
             f"  mailbox {name} {{\n    special_use = {flag}\n    auto = subscribe\n  }}"
             for name, flag in SPECIAL_FOLDERS.items()
@@ -209,7 +218,34 @@ class DovecotServer:
                 mailboxes=mailboxes,
                 imap_port=self.imap_port,
                 imaps_port=self.imaps_port,
+                oauth_mechanisms="xoauth2" if self.introspection is None else "xoauth2 oauthbearer",
             )
+        )
+
+    def _oauth2_config(self) -> str:
+        if self.introspection is None:
+            return (
+                f"introspection_url = {self._introspection.url}\n"
+                "introspection_mode = post\n"
+                "force_introspection = yes\n"
+                "username_attribute = username\n"
+                "active_attribute = active\n"
+                "active_value = true\n"
+            )
+        # The CA goes beside the configuration: Dovecot's auth process (another user when the
+        # tests run as root) must be able to read it.
+        ca = self.root / "tls" / "introspection-ca.pem"
+        shutil.copyfile(self.introspection.ca_path, ca)
+        ca.chmod(0o644)
+        return (
+            f"introspection_url = {self.introspection.url}\n"
+            "introspection_mode = post\n"
+            "force_introspection = yes\n"
+            "username_attribute = username\n"
+            "active_attribute = active\n"
+            "active_value = true\n"
+            f"tls_ca_cert_file = {ca}\n"
+            "timeout_msecs = 10000\n"
         )
 
     @property
@@ -315,7 +351,7 @@ class DovecotServer:
 
     def add_user(self, name: str, password: str | None = None) -> str:
         """Add a user (a random password unless given); returns the password."""
-        if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        if not name.replace("-", "").replace("_", "").replace(".", "").replace("@", "").isalnum():
             raise ValueError(f"not a usable test user name: {name!r}")
         if name in self._passwords:
             raise ValueError(f"user {name!r} exists already")

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from server.mail_ingest.sources.imap import ImapSettings, Security
-from tests.support.dovecot import DovecotServer
+from tests.emulators.identity import IdentityEmulator
+from tests.support.dovecot import DovecotServer, IntrospectionEndpoint
 
 _users = itertools.count()
 
@@ -63,3 +64,27 @@ def dovecot(dovecot_server: DovecotServer) -> DovecotServer:
 def imap_account(dovecot: DovecotServer) -> ImapAccount:
     user = f"user{os.getpid()}x{next(_users)}"
     return ImapAccount(dovecot, user, dovecot.add_user(user))
+
+
+# -- a second server that signs in with OAuth tokens judged by the identity emulator -----------
+
+
+@pytest.fixture(scope="session")
+def oauth_dovecot_server(identity_server: IdentityEmulator) -> Iterator[DovecotServer]:
+    """A Dovecot whose XOAUTH2/OAUTHBEARER tokens are checked by the identity emulator (RFC 7662
+    introspection over HTTPS); the password-based tests keep their own server."""
+    server = DovecotServer(
+        introspection=IntrospectionEndpoint(
+            identity_server.introspection_url, identity_server.ca_path
+        )
+    )
+    server.start()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
+def oauth_dovecot(oauth_dovecot_server: DovecotServer) -> DovecotServer:
+    """The running OAuth server (started again if an earlier test stopped it)."""
+    oauth_dovecot_server.start()
+    return oauth_dovecot_server

@@ -49,7 +49,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from imapclient import IMAPClient  # type: ignore[import-untyped]
 from imapclient.exceptions import LoginError  # type: ignore[import-untyped]
@@ -64,13 +64,16 @@ from server.mail_ingest.errors import (
 )
 from server.mail_ingest.sources.files import MAX_MESSAGE_BYTES, RawMessage
 
+if TYPE_CHECKING:
+    from server.mail_ingest.oauth import TokenSource
+
 log = logging.getLogger(__name__)
 
 Security = Literal["ssl", "starttls", "none"]
 KnownIds = Callable[[], Iterable[str]]
 
 CHECKPOINT_VERSION = 1
-BATCH_BYTES = 32 * 1024 * 1024  # a page's bodies stay under this (one big message may exceed it)
+BATCH_BYTES = 8 * 1024 * 1024  # a page's bodies stay under this (one big message may exceed it)
 TOO_LARGE_KEEP = 1024 * 1024  # what is kept of a message over MAX_MESSAGE_BYTES, as files.py does
 MAX_WINDOW = 50_000  # UIDs asked for in one scan: bounds memory whatever the mailbox size
 PRESENCE_CHUNK = 500  # known ids checked per UID SEARCH
@@ -92,7 +95,12 @@ _SENT_NAMES = (
 
 @dataclass(frozen=True)
 class ImapSettings:
-    """How to reach one mailbox. `folders` None means INBOX plus the folder marked \\Sent."""
+    """How to reach one mailbox. `folders` None means INBOX plus the folder marked \\Sent.
+
+    Sign-in: the password, else XOAUTH2 with `oauth_token` (one fixed access token), else
+    XOAUTH2 with a token from `token_source`, asked at each connection (see server/mail_ingest/
+    oauth.py); a token the server refuses is renewed once before the link needs attention.
+    """
 
     host: str
     port: int
@@ -100,6 +108,7 @@ class ImapSettings:
     user: str
     password: str | None = field(repr=False)
     oauth_token: str | None = field(default=None, repr=False)  # XOAUTH2 access token
+    token_source: TokenSource | None = field(default=None, repr=False, compare=False)
     folders: list[str] | None = None
     ca_bundle: Path | None = None  # extra trusted CAs (PEM), on top of the system's
     timeout: float = 30
@@ -445,15 +454,24 @@ def _is_fetch_bye(exc: BaseException) -> bool:
     return isinstance(exc, imaplib.IMAP4.abort) and "fetch failed" in str(exc).lower()
 
 
+class _TokenRefused(Exception):
+    """The server refused an XOAUTH2 token; `error` says so in our words (AuthExpired)."""
+
+    def __init__(self, error: AuthExpired) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 class _Connection:
     """One logged-in IMAP session, answering in plain Python values."""
 
-    def __init__(self, settings: ImapSettings) -> None:
+    def __init__(self, settings: ImapSettings, *, token: str | None = None) -> None:
+        """`token`: the XOAUTH2 access token to use instead of asking the token source."""
         self.settings = settings
         self.selected: str | None = None
         self.client: Any = self._open()
         try:
-            self._login()
+            self._login(token)
             self.capabilities = frozenset(bytes(c).upper() for c in self.client.capabilities())
             self.condstore = self.qresync = False
             self._enable()
@@ -484,23 +502,18 @@ class _Connection:
                 raise
         return client
 
-    def _login(self) -> None:
+    def _login(self, token: str | None) -> None:
         s = self.settings
         capabilities = {bytes(c).upper() for c in self.client.capabilities()}
-        if s.oauth_token:
+        if token or s.oauth_token or s.token_source is not None:
             if b"AUTH=XOAUTH2" not in capabilities:
                 raise PermissionDenied(
                     f"{s.where} does not offer OAuth sign-in (XOAUTH2); connect with a password"
                 )
-            mech = _XOAuth2(s.user, s.oauth_token)
-            try:
-                self.client.sasl_login("XOAUTH2", mech)
-            except LoginError as exc:
-                detail = f"{server_text(exc)} {mech.error}".strip()
-                raise AuthExpired(
-                    f"the server refused the access token for {s.user} ({s.where} said: "
-                    f"{detail}); re-connect the mailbox to renew it"
-                ) from exc
+            if not token:
+                token = s.token_source.token() if s.token_source is not None else s.oauth_token
+            assert token is not None
+            self._xoauth2(token)
             return
         if not s.password:
             raise AuthExpired(f"no password is stored for {s.user}; re-connect the mailbox")
@@ -520,6 +533,25 @@ class _Connection:
                 f"the password for {s.user} has non-ASCII characters, which {s.where} offers no "
                 "way to send (no AUTHENTICATE PLAIN); use an app password without them"
             )
+
+    def _xoauth2(self, token: str) -> None:
+        s = self.settings
+        mech = _XOAuth2(s.user, token)
+        try:
+            self.client.sasl_login("XOAUTH2", mech)
+        except LoginError as exc:
+            detail = f"{server_text(exc)} {mech.error}".strip()
+            kind = _classify_response(exc, s.where)
+            if not isinstance(kind, AuthExpired):
+                # Not about the token: Dovecot says "[UNAVAILABLE] Temporary authentication
+                # failure" when it cannot ask the token's issuer.
+                raise kind from exc
+            refused = AuthExpired(
+                f"the server refused the access token for {s.user} ({s.where} said: "
+                f"{detail}); re-connect the mailbox to renew it"
+            )
+            refused.__cause__ = exc
+            raise _TokenRefused(refused) from exc
 
     def _enable(self) -> None:
         caps = self.capabilities
@@ -748,10 +780,36 @@ class ImapSource:
     def _connection(self) -> _Connection:
         if self._conn is None:
             try:
-                self._conn = _Connection(self.settings)
-            except (SourceError, *_IMAP_FAILURES) as exc:
+                self._conn = self._sign_in()
+            except SourceError:
+                raise  # already ours; its cause (an IdentityError, say) must stay as it is
+            except _IMAP_FAILURES as exc:
                 raise self._failure(exc) from exc
         return self._conn
+
+    def _sign_in(self) -> _Connection:
+        """A new session. With a token source, a token the server refuses (it expired early,
+        was revoked, or was cached past its life) is replaced by a freshly issued one, once;
+        a second refusal, or a provider that will not issue one, needs the admin."""
+        try:
+            return _Connection(self.settings)
+        except _TokenRefused as refused:
+            source = self.settings.token_source
+            if source is None:
+                raise refused.error from refused.error.__cause__
+            log.info(
+                "%s refused the access token for %s; asking for a new one",
+                self.settings.where,
+                self.settings.user,
+            )
+        fresh = source.token(force_refresh=True)  # the provider's refusal is the message
+        try:
+            return _Connection(self.settings, token=fresh)
+        except _TokenRefused as again:
+            raise AuthExpired(
+                f"{again.error.message.removesuffix('; re-connect the mailbox to renew it')}; "
+                f"{source.refusal_hint(self.settings.user)}"
+            ) from again.error.__cause__
 
     def _drop(self) -> None:
         """Forget the session: after a failure its state is unknown."""
