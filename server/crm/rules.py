@@ -8,10 +8,22 @@ internal-domains rule the first time rules are loaded; after that the database i
 Order of the checks (the first that matches names the decision in the capture trace):
   never_log (the mailbox owner's own list) → blocked_address / blocked_domain (any participant)
   → mailing_list / bulk / automated_sender → internal_only.
+
+"Log this email when sent": the task pane can put an `X-Rapport-Log` header on an email being
+written. Capture honours it like a click on "Log" (the defaults of automatic capture are set
+aside; the admin's blocked addresses and domains still apply) but only where a stranger cannot
+put it: in the mailbox owner's own copy of mail the owner sent — the sender is one of the link's
+owner addresses, the copy sits in a Sent folder — and only when the value is the owner's marker,
+a keyed hash of their user id (`log_header_value`). Anywhere else the header means nothing: a
+recipient's Inbox copy, mail forged "from" the owner into their Inbox, a marker of another user.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import re
+import secrets
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -23,6 +35,7 @@ from server.crm.addresses import domain_of, normalise_address, normalise_domain
 from server.crm.bulk import bulk_reason
 from server.crm.errors import DomainError
 from server.crm.settings import get_setting, set_setting
+from server.crm.sql import insert_ignore
 from server.mail_ingest.items import MailItem, Participant
 from server.models import CaptureRule
 
@@ -35,6 +48,36 @@ LIST_KINDS = {
     "block_domain": "domain",
     "never_log": "address_or_domain",
 }
+LOG_HEADER = "x-rapport-log"
+LOG_HEADER_KEY_SETTING = "pane.log_header_key"
+# Folder names (the last part of the path, case-insensitive) of a Sent folder: IMAP's usual and
+# localised names, Gmail's, Graph's well-known name, and what file imports call it.
+SENT_FOLDER_NAMES = frozenset(
+    {
+        "sent",
+        "sent items",
+        "sent messages",
+        "sent mail",
+        "sentitems",
+        "gesendet",
+        "gesendete elemente",
+        "gesendete objekte",
+        "éléments envoyés",
+        "envoyés",
+        "messages envoyés",
+        "elementos enviados",
+        "enviados",
+        "itens enviados",
+        "posta inviata",
+        "elementi inviati",
+        "verzonden items",
+        "verzonden",
+        "skickat",
+        "skickade objekt",
+        "sendt",
+        "sendte elementer",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -47,6 +90,7 @@ class CapturePolicy:
     skip_mailing_lists: bool = True
     skip_automated: bool = True
     auto_create: AutoCreate = "all"
+    log_header_key: str | None = None  # None: no marker was ever handed out, the header is inert
 
 
 def in_domains(address: str, domains: Collection[str]) -> bool:
@@ -81,8 +125,13 @@ def skip_reason(
     *,
     owner_user_id: int | None,
     direction: str,
+    owner_addresses: Collection[str] = (),
 ) -> str | None:
     """The rule that skips this email for this mailbox, or None to capture it."""
+    if asked_to_log(item, policy, owner_user_id=owner_user_id, owner_addresses=owner_addresses):
+        # The owner asked for this email from the pane: as for a click on "Log", only the
+        # admin's blocks still apply (see the module docstring).
+        return blocked_by(item.participants, policy)
     never = policy.never_log.get(owner_user_id or -1, frozenset())
     if never and any(
         p.address and matches_entry(p.address, never)
@@ -102,6 +151,52 @@ def skip_reason(
     if direction == "internal" and policy.skip_internal_only:
         return "internal_only"
     return None
+
+
+def log_header_value(key: str, user_id: int) -> str:
+    """The X-Rapport-Log value capture honours in this user's Sent mail (and nowhere else)."""
+    mac = hmac.new(key.encode(), f"rapport-log|{user_id}".encode(), hashlib.sha256)
+    return f"v1 {mac.hexdigest()[:32]}"
+
+
+def is_sent_folder(folder: str) -> bool:
+    last = re.split(r"[/.\\]", folder.strip())[-1]
+    return last.strip().casefold() in SENT_FOLDER_NAMES
+
+
+def asked_to_log(
+    item: MailItem,
+    policy: CapturePolicy,
+    *,
+    owner_user_id: int | None,
+    owner_addresses: Collection[str],
+) -> bool:
+    """True when this copy carries its owner's "log this email when sent" marker where only the
+    owner can have put it: their own sent mail, in a Sent folder of their mailbox."""
+    value = item.headers.get(LOG_HEADER)
+    if not value or policy.log_header_key is None or owner_user_id is None:
+        return False
+    sender = item.sender
+    if sender is None or sender.address not in owner_addresses or not is_sent_folder(item.folder):
+        return False
+    expected = log_header_value(policy.log_header_key, owner_user_id)
+    return hmac.compare_digest(" ".join(value.split()).encode(), expected.encode())
+
+
+def log_header_key(session: Session) -> str:
+    """The key of the pane's log markers, made on first use (two first uses at once agree)."""
+    key = get_setting(session, LOG_HEADER_KEY_SETTING)
+    if isinstance(key, str) and key:
+        return key
+    insert_ignore(
+        session,
+        "settings",
+        ["key"],
+        [{"key": LOG_HEADER_KEY_SETTING, "value": secrets.token_hex(32)}],
+    )
+    stored = get_setting(session, LOG_HEADER_KEY_SETTING)
+    assert isinstance(stored, str)
+    return stored
 
 
 # -- loading and editing ----------------------------------------------------------------------
@@ -139,7 +234,12 @@ def load_policy(session: Session) -> CapturePolicy:
         skip_mailing_lists=bool(get_setting(session, "capture.skip_mailing_lists")),
         skip_automated=bool(get_setting(session, "capture.skip_automated")),
         auto_create=auto_create if auto_create in ("all", "sent", "none") else "all",
+        log_header_key=_text_or_none(get_setting(session, LOG_HEADER_KEY_SETTING)),
     )
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def normalise_rule_value(kind: str, value: str) -> str:

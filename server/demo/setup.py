@@ -57,5 +57,9 @@ def prepare_demo(db: Database, settings: Settings, *, echo: Callable[[str], None
         lines = [f"demo users: {', '.join(f'{u.email} ({u.role})' for u in users)}"]
     token = (settings.data_dir / TOKEN_FILE).read_text().strip()
     lines.append(f"API token of the demo admin: {token}")
+    lines.append(
+        "the Outlook task pane without Outlook: /preview/ at the address above "
+        "(it signs in as the demo admin)"
+    )
     lines.append(f"demo data: {settings.data_dir}")
     return lines

@@ -1,0 +1,36 @@
+// Every server endpoint the pane calls, in one place.
+import { getPublic, request } from "./http.js";
+
+const TIMELINE_PAGE = 20;
+
+export const api = {
+  paneConfig: () => getPublic("/api/v1/pane-config"),
+
+  // The one round trip for an open item: people, companies, timeline, deals, follow-ups.
+  lookup: (emails, cursor = null) =>
+    request("GET", "/api/v1/lookup", { query: { email: emails, limit: TIMELINE_PAGE, cursor } }),
+  emailState: (messageId, sender, date) =>
+    request("GET", "/api/v1/pane/email-state", {
+      query: { message_id: messageId, sender, date },
+    }),
+
+  logEmail: (email) => request("POST", "/api/v1/activities/log", { body: email }),
+  unlogEmail: (activityId) => request("POST", `/api/v1/activities/${activityId}/unlog`),
+  thread: (threadId) =>
+    request("GET", "/api/v1/activities", { query: { thread_id: threadId, limit: 50 } }),
+
+  createContact: (contact) => request("POST", "/api/v1/contacts", { body: contact }),
+
+  pipelines: () => request("GET", "/api/v1/pipelines"),
+  createDeal: (deal) => request("POST", "/api/v1/deals", { body: deal }),
+  moveDealStage: (dealId, stageId, version) =>
+    request("POST", `/api/v1/deals/${dealId}/stage`, { body: { stage_id: stageId, version } }),
+
+  addNote: (note) => request("POST", "/api/v1/notes", { body: note }),
+  addFollowUp: (followUp) => request("POST", "/api/v1/followups", { body: followUp }),
+  followUpDone: (followUpId, version) =>
+    request("POST", `/api/v1/followups/${followUpId}/done`, { body: { version } }),
+
+  users: () => request("GET", "/api/v1/users", { query: { limit: 200 } }),
+  logWhenSent: () => request("GET", "/api/v1/me/log-when-sent"),
+};
