@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     api.register(app)
     security.init_app(app)  # before auth: CORS preflights are answered without a token
     auth.init_app(app)
+    app.before_request(security.json_bodies_only)  # after sign-in: strangers learn nothing
     register_error_handlers(app)
 
     @app.before_request

@@ -9,14 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from flask import Blueprint, current_app, request
-from flask import Response as FlaskResponse
+from flask import Blueprint, current_app
 from pydantic import AwareDatetime, BaseModel, Field
 from spectree import Response
 
 from server.api.auth import current_viewer
 from server.api.common import reading, writing
-from server.api.errors import error_response
 from server.api.schemas import ActivityOut, ErrorOut
 from server.api.spec import api
 from server.app_context import rapport
@@ -27,21 +25,6 @@ from server.mail_ingest.pane_log import PaneAddress, PaneEmail, log_email
 
 bp = Blueprint("activities", __name__, url_prefix="/api/v1/activities")
 TAGS = ["activities"]
-FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
-
-
-def json_bodies_only() -> FlaskResponse | None:
-    """A form-encoded body is refused with 415: SpecTree does not validate one against a JSON
-    model and would hand the view nothing at all (a 500). Registered by each resource here."""
-    if request.method in ("POST", "PUT", "PATCH") and request.mimetype in FORM_TYPES:
-        return error_response(
-            415, "unsupported_media_type", "send the body as JSON (Content-Type: application/json)"
-        )
-    return None
-
-
-bp.before_request(json_bodies_only)
-
 RowId = Annotated[int, Field(ge=1, le=MAX_DB_ID)]
 
 

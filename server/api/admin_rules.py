@@ -18,7 +18,6 @@ from flask import Blueprint
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from spectree import Response
 
-from server.api.activities import json_bodies_only
 from server.api.auth import admin_only, current_viewer
 from server.api.common import ListQuery, reading, writing
 from server.api.schemas import ErrorOut
@@ -28,7 +27,6 @@ from server.crm.mailboxes import MAX_ID
 from server.models import CaptureRule
 
 bp = Blueprint("admin_rules", __name__, url_prefix="/api/v1")
-bp.before_request(json_bodies_only)
 TAGS = ["admin: capture rules"]
 
 RuleKind = Literal["internal_domain", "block_address", "block_domain", "never_log"]

@@ -15,7 +15,6 @@ from flask import Blueprint, current_app
 from pydantic import BaseModel, ConfigDict, Field
 from spectree import Response
 
-from server.api.activities import json_bodies_only
 from server.api.auth import admin_only
 from server.api.common import ListQuery, PageOut, reading
 from server.api.schemas import ErrorOut
@@ -26,7 +25,6 @@ from server.crm.mailboxes import MAX_ID, get_link
 from server.mail_ingest.quarantine import retry_quarantined
 
 bp = Blueprint("admin_trace", __name__, url_prefix="/api/v1/admin")
-bp.before_request(json_bodies_only)
 TAGS = ["admin: capture trace"]
 
 

@@ -190,14 +190,6 @@ def admin_only(view: F) -> F:
     return cast(F, wrapper)
 
 
-def require_owner_or_admin(owner_id: int | None, what: str) -> None:
-    """For things that belong to someone (a token, a mailbox link): its owner or an admin only."""
-    viewer = current_viewer()
-    if viewer.is_admin or (owner_id is not None and owner_id == viewer.id):
-        return
-    raise Forbidden(f"only its owner or an admin may do this to the {what}")
-
-
 # -- Entra ID signing keys over HTTPS ------------------------------------------------------------
 
 

@@ -28,12 +28,13 @@ from server.api.schemas import (
 )
 from server.api.spec import api
 from server.crm import contacts, merge
+from server.crm.custom_fields import MAX_DB_ID
 from server.crm.timeline import TimelinePage
 from server.models.contacts import LIFECYCLE_STAGES
 
 bp = Blueprint("contacts", __name__, url_prefix="/api/v1")
 
-Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+Id = Annotated[int, Field(ge=1, le=MAX_DB_ID)]
 Stage = Annotated[str, Field(json_schema_extra={"enum": list(LIFECYCLE_STAGES)})]
 Email = Annotated[str, Field(max_length=320)]
 Tag = Annotated[str, Field(max_length=100)]

@@ -22,6 +22,7 @@ from server.api.common import writing
 from server.api.companies import CompanyFilterQuery, company_filters
 from server.api.contacts import ERRORS, ContactFilterQuery, contact_filters
 from server.api.schemas import ErrorOut
+from server.api.security import accepts
 from server.api.spec import api
 from server.app_context import rapport
 from server.crm import csv_io
@@ -154,9 +155,11 @@ def export_companies() -> Response:
 
 
 IMPORT_RESPONSES = Responses(HTTP_200=ImportOut, HTTP_413=ErrorOut, **ERRORS)
+CSV_BODIES = ("text/csv", "multipart/form-data")
 
 
 @bp.post("/contacts/import")
+@accepts(*CSV_BODIES)
 @api.validate(query=ImportQuery, form=ImportForm, resp=IMPORT_RESPONSES, tags=["contacts", "csv"])
 def import_contacts(query: ImportQuery) -> ImportOut:
     """Import contacts from CSV: rows match by id or email address, else create a contact.
@@ -168,6 +171,7 @@ def import_contacts(query: ImportQuery) -> ImportOut:
 
 
 @bp.post("/companies/import")
+@accepts(*CSV_BODIES)
 @api.validate(query=ImportQuery, form=ImportForm, resp=IMPORT_RESPONSES, tags=["companies", "csv"])
 def import_companies(query: ImportQuery) -> ImportOut:
     """Import companies from CSV: rows match by id or domain, else create a company.

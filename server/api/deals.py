@@ -10,7 +10,7 @@ from flask import Blueprint
 from pydantic import BaseModel, ConfigDict, Field
 from spectree import Response
 
-from server.api.activities import TimelineEntryOut, entry_out, json_bodies_only
+from server.api.activities import TimelineEntryOut, entry_out
 from server.api.auth import current_viewer
 from server.api.common import ListQuery, PageOut, check_version, reading, writing
 from server.api.schemas import CompanyRef, DealOut, ErrorOut, Out, StageRef
@@ -20,7 +20,6 @@ from server.crm.custom_fields import MAX_DB_ID
 from server.models import Contact, Deal
 
 bp = Blueprint("deals", __name__, url_prefix="/api/v1/deals")
-bp.before_request(json_bodies_only)
 TAGS = ["deals"]
 
 RowId = Annotated[int, Field(ge=1, le=MAX_DB_ID)]
@@ -282,9 +281,13 @@ def undo_stage_move(deal_id: int, json: UndoIn) -> DealOut:
 
 
 @bp.delete("/<int:deal_id>")
-@api.validate(resp=Response(HTTP_204=None, HTTP_401=ErrorOut, HTTP_404=ErrorOut), tags=TAGS)
+@api.validate(
+    resp=Response(HTTP_204=None, HTTP_401=ErrorOut, HTTP_403=ErrorOut, HTTP_404=ErrorOut),
+    tags=TAGS,
+)
 def delete_deal(deal_id: int) -> tuple[str, int]:
-    """Delete a deal with its history, follow-ups and the notes filed on it."""
+    """Delete a deal with its history, follow-ups and the notes filed on it (admin or its
+    owner)."""
     with writing() as session:
-        deals.delete_deal(session, deal_id)
+        deals.delete_deal(session, current_viewer(), deal_id)
     return "", 204

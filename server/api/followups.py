@@ -10,7 +10,6 @@ from flask import Blueprint
 from pydantic import AwareDatetime, BaseModel, Field
 from spectree import Response
 
-from server.api.activities import json_bodies_only
 from server.api.auth import current_viewer
 from server.api.common import ListQuery, PageOut, check_version, reading, writing
 from server.api.schemas import ErrorOut, FollowUpOut
@@ -20,7 +19,6 @@ from server.crm.custom_fields import MAX_DB_ID
 from server.models import FollowUp
 
 bp = Blueprint("followups", __name__, url_prefix="/api/v1/followups")
-bp.before_request(json_bodies_only)
 TAGS = ["follow-ups"]
 
 RowId = Annotated[int, Field(ge=1, le=MAX_DB_ID)]

@@ -9,7 +9,6 @@ from flask import Blueprint
 from pydantic import BaseModel, Field
 from spectree import Response
 
-from server.api.activities import json_bodies_only
 from server.api.auth import current_viewer
 from server.api.common import check_version, reading, writing
 from server.api.schemas import ErrorOut
@@ -18,7 +17,6 @@ from server.crm import notes
 from server.crm.custom_fields import MAX_DB_ID
 
 bp = Blueprint("notes", __name__, url_prefix="/api/v1/notes")
-bp.before_request(json_bodies_only)
 TAGS = ["notes"]
 
 RowId = Annotated[int, Field(ge=1, le=MAX_DB_ID)]

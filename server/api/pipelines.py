@@ -11,7 +11,6 @@ from flask import Blueprint
 from pydantic import BaseModel, Field
 from spectree import Response
 
-from server.api.activities import json_bodies_only
 from server.api.auth import admin_only
 from server.api.common import reading, writing
 from server.api.schemas import ErrorOut, Out
@@ -21,7 +20,6 @@ from server.crm.custom_fields import MAX_DB_ID
 from server.models import Pipeline
 
 bp = Blueprint("pipelines", __name__, url_prefix="/api/v1/pipelines")
-bp.before_request(json_bodies_only)
 TAGS = ["pipelines"]
 
 RowId = Annotated[int, Field(ge=1, le=MAX_DB_ID)]

@@ -5,6 +5,10 @@ Why here and not in each view: a header forgotten on one page is a hole, so they
 `after_request` hook. Why our own CORS code: flask-cors is not a dependency, and what we need is
 small — an allow-list of origins, bearer tokens only (never credentials), and correct preflights.
 
+Request bodies are JSON unless a view says otherwise with `@accepts` (the CSV imports): SpecTree
+validates only JSON bodies against a view's model, so a form body reached the view as nothing at
+all (a 500) and a text/plain one as an empty object. One rule for the whole app, like the others.
+
 Rate limits count requests per token (per user for Entra ID tokens) in fixed one-minute windows.
 They must hold across several server processes, so the counts live in the database table
 `rate_limit_windows` when it exists; a process-local store is used only until it does (then each
@@ -19,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from flask import Flask, Response, current_app, g, request
 from sqlalchemy import inspect, text
@@ -31,6 +35,8 @@ from server.config import Settings
 from server.db import Database
 
 log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 # Hosts that frame the task pane: Outlook on the web, the new Outlook and the Microsoft 365 app,
 # as Microsoft documents them for apps hosted in Microsoft 365 (*.cloud.microsoft is where they
@@ -52,16 +58,6 @@ OFFICE_JS = "https://appsforoffice.microsoft.com"
 
 # JSON never needs to run, load or be framed anything.
 API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
-# spectree's reference pages (/api/v1/swagger/, redoc/, scalar/) load their viewers from public
-# CDNs with inline bootstrap scripts; they hold no data, but must not be framed by anyone.
-REFERENCE_PAGE_POLICY = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://unpkg.com "
-    "https://cdn.jsdelivr.net; style-src 'self' 'unsafe-inline' https://unpkg.com "
-    "https://cdn.jsdelivr.net https://fonts.googleapis.com; font-src 'self' data: "
-    "https://fonts.gstatic.com; img-src 'self' data: https:; connect-src 'self'; "
-    "frame-ancestors 'none'; base-uri 'self'"
-)
-
 SCRIPT_TYPES = frozenset({"text/javascript", "application/javascript"})
 CORS_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE"
 CORS_REQUEST_HEADERS = "Authorization, Content-Type, If-Match"
@@ -70,6 +66,9 @@ CORS_EXPOSED_HEADERS = (
 )
 PREFLIGHT_MAX_AGE = "600"
 HSTS = "max-age=31536000"
+
+JSON_BODIES = ("application/json",)
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 RATE_LIMIT_TABLE = "rate_limit_windows"
 WINDOW_SECONDS = 60
@@ -231,6 +230,38 @@ def check_rate(bucket: str, limit: int) -> Response | None:
     return response
 
 
+# -- request bodies ------------------------------------------------------------------------------
+
+
+def accepts(*mimetypes: str) -> Callable[[F], F]:
+    """Mark a view that reads a body other than JSON (an upload), naming the types it reads."""
+
+    def mark(view: F) -> F:
+        view._rapport_body_types = mimetypes  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
+def json_bodies_only() -> Response | None:
+    """415 for a body of a type the view does not read (JSON, unless it says otherwise)."""
+    if request.method not in BODY_METHODS or request.endpoint is None:
+        return None
+    mimetype = request.mimetype
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    if not (mimetype or request.content_length or chunked):
+        return None  # no body at all: the view's model decides whether one was needed
+    view = current_app.view_functions.get(request.endpoint)
+    allowed: tuple[str, ...] = getattr(view, "_rapport_body_types", JSON_BODIES)
+    if mimetype in allowed or (allowed == JSON_BODIES and mimetype.endswith("+json")):
+        return None
+    return error_response(
+        415,
+        "unsupported_media_type",
+        f"send the body as {' or '.join(allowed)} (Content-Type), not {mimetype or 'untyped'}",
+    )
+
+
 # -- CORS and headers ----------------------------------------------------------------------------
 
 
@@ -272,10 +303,7 @@ def _add_headers(response: Response) -> Response:
     headers["Referrer-Policy"] = "no-referrer"
     if "Content-Security-Policy" not in headers:
         if response.mimetype == "text/html":
-            if (request.endpoint or "").startswith("openapi_"):
-                headers["Content-Security-Policy"] = REFERENCE_PAGE_POLICY
-            else:
-                headers["Content-Security-Policy"] = page_policy(settings)
+            headers["Content-Security-Policy"] = page_policy(settings)
         elif response.mimetype not in SCRIPT_TYPES:
             # Not on scripts: a policy sent with a script becomes the policy of a Web Worker
             # started from it, and 'none' would forbid the worker's requests.

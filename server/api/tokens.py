@@ -10,11 +10,11 @@ from flask import Blueprint, Response, current_app
 from pydantic import BaseModel, ConfigDict, Field
 from spectree import Response as Responses
 
-from server.api.auth import current_viewer, require_owner_or_admin
+from server.api.auth import current_viewer
 from server.api.common import ListQuery, PageOut, reading, writing
 from server.api.schemas import ErrorOut, Out
 from server.api.spec import api
-from server.crm.errors import Forbidden
+from server.crm.errors import Forbidden, NotFound
 from server.crm.users import IssuedToken, create_token, get_token, get_user, list_tokens
 from server.crm.users import revoke_token as revoke
 from server.models import ApiToken
@@ -135,8 +135,12 @@ def create(json: TokenIn) -> Response:
     tags=["tokens"],
 )
 def delete(token_id: int) -> tuple[str, int]:
-    """Revoke a token at once (yours, or anyone's for an admin)."""
+    """Revoke a token at once (yours, or anyone's for an admin; others' are not found)."""
+    viewer = current_viewer()
     with writing() as session:
-        require_owner_or_admin(get_token(session, token_id).user_id, "token")
-        revoke(session, token_id, actor_id=current_viewer().id)
+        owner_id = get_token(session, token_id).user_id
+        if not (viewer.is_admin or owner_id == viewer.id):
+            # No list shows a member anyone else's tokens: to them, one is simply not there.
+            raise NotFound(f"no API token with id {token_id}")
+        revoke(session, token_id, actor_id=viewer.id)
     return "", 204

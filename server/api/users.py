@@ -158,7 +158,9 @@ def list_(query: ListQuery) -> PageOut[UserOut]:
 @admin_only
 @api.validate(
     json=UserIn,
-    resp=Responses(HTTP_201=UserOut, HTTP_401=ErrorOut, HTTP_403=ErrorOut, HTTP_409=ErrorOut),
+    resp=Responses(
+        HTTP_201=UserOut, HTTP_400=ErrorOut, HTTP_401=ErrorOut, HTTP_403=ErrorOut, HTTP_409=ErrorOut
+    ),
     tags=["users"],
 )
 def create(json: UserIn) -> Response:
@@ -191,7 +193,12 @@ def get(user_id: int) -> UserOut:
 @api.validate(
     json=UserPatch,
     resp=Responses(
-        HTTP_200=UserOut, HTTP_401=ErrorOut, HTTP_403=ErrorOut, HTTP_404=ErrorOut, HTTP_409=ErrorOut
+        HTTP_200=UserOut,
+        HTTP_400=ErrorOut,
+        HTTP_401=ErrorOut,
+        HTTP_403=ErrorOut,
+        HTTP_404=ErrorOut,
+        HTTP_409=ErrorOut,
     ),
     tags=["users"],
 )
@@ -213,7 +220,9 @@ def patch(user_id: int, json: UserPatch) -> UserOut:
 @admin_only
 @api.validate(
     json=PasswordIn,
-    resp=Responses(HTTP_204=None, HTTP_401=ErrorOut, HTTP_403=ErrorOut, HTTP_404=ErrorOut),
+    resp=Responses(
+        HTTP_204=None, HTTP_400=ErrorOut, HTTP_401=ErrorOut, HTTP_403=ErrorOut, HTTP_404=ErrorOut
+    ),
     tags=["users"],
 )
 def set_user_password(user_id: int, json: PasswordIn) -> tuple[str, int]:
@@ -228,7 +237,7 @@ def set_user_password(user_id: int, json: PasswordIn) -> tuple[str, int]:
 @bp.post("/users/me/password")
 @api.validate(
     json=PasswordChangeIn,
-    resp=Responses(HTTP_204=None, HTTP_401=ErrorOut, HTTP_403=ErrorOut),
+    resp=Responses(HTTP_204=None, HTTP_400=ErrorOut, HTTP_401=ErrorOut, HTTP_403=ErrorOut),
     tags=["users"],
 )
 def change_password(json: PasswordChangeIn) -> tuple[str, int]:

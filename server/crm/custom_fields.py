@@ -41,7 +41,9 @@ MAX_CHOICES = 200
 MAX_NUMBER = Decimal(10) ** 15
 MAX_MONEY = Decimal(10) ** 12
 CURRENCY_PATTERN = re.compile(r"^[A-Z]{3}$")
-MAX_DB_ID = 2**63 - 1
+# Ids are 32-bit integers on PostgreSQL (the migrations' Integer columns): a larger id cannot
+# exist, and binding one fails there (as past 64 bits on SQLite), so it is refused up front.
+MAX_DB_ID = 2**31 - 1
 MAX_TAGS = 50
 MAX_TAG_LENGTH = 100
 

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, String, cast, delete, func, select
 from sqlalchemy.orm import Session, selectinload
 
+from server.crm.companies import may_remove
 from server.crm.custom_fields import (
     check_cursor,
     check_owner,
@@ -472,9 +473,12 @@ def undo_stage_move(
     return deal
 
 
-def delete_deal(session: Session, deal_id: int) -> None:
-    """The deal, its history and its follow-ups go; so do the notes filed on it alone."""
+def delete_deal(session: Session, viewer: Viewer, deal_id: int) -> None:
+    """The deal, its history and its follow-ups go; so do the notes filed on it alone. That
+    destroys the record (and colleagues' notes) for everyone: its owner or an admin only, as
+    for contacts and companies."""
     deal = get_deal(session, deal_id)
+    may_remove(viewer, deal.owner_id, "deal")
     contacts = list(
         session.scalars(
             select(FollowUp.contact_id).where(

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, NoReturn
 
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
 from server.crm.custom_fields import clean_text, valid_id
 from server.crm.errors import Conflict, DomainError, NotFound
@@ -406,16 +406,20 @@ def _outcome(value: str) -> str:
     return value
 
 
+def _same_name(column: InstrumentedAttribute[str], name: str) -> ColumnElement[bool]:
+    """Equal, ignoring case. SQLite's lower() folds ASCII letters only, so an identical name
+    outside ASCII would slip past it (and hit the unique index as a 500): test equality too."""
+    return or_(column == name, func.lower(column) == name.lower())
+
+
 def _unique_pipeline_name(session: Session, name: str) -> None:
-    if session.scalar(select(Pipeline.id).where(func.lower(Pipeline.name) == name.lower())):
+    if session.scalar(select(Pipeline.id).where(_same_name(Pipeline.name, name))):
         raise Conflict(f"a pipeline named '{name}' already exists", field="name")
 
 
 def _unique_stage_name(session: Session, pipeline_id: int, name: str) -> None:
     clash = session.scalar(
-        select(Stage.id).where(
-            Stage.pipeline_id == pipeline_id, func.lower(Stage.name) == name.lower()
-        )
+        select(Stage.id).where(Stage.pipeline_id == pipeline_id, _same_name(Stage.name, name))
     )
     if clash:
         raise Conflict(f"this pipeline already has a stage named '{name}'", field="name")

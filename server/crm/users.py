@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from server.crm import passwords
 from server.crm.addresses import normalise_address
+from server.crm.custom_fields import valid_id
 from server.crm.entra import EntraIdentity
 from server.crm.errors import Conflict, DomainError, Forbidden, NotFound
 from server.crm.paging import Page, keyset_page
@@ -112,9 +113,7 @@ def token_scopes(token: ApiToken) -> frozenset[str]:
 
 
 def revoke_token(session: Session, token_id: int, *, actor_id: int | None = None) -> ApiToken:
-    token = session.get(ApiToken, token_id)
-    if token is None:
-        raise NotFound(f"no API token with id {token_id}")
+    token = get_token(session, token_id)
     if token.revoked_at is None:
         token.revoked_at = utcnow()
         audit(session, actor_id, "token.revoked", "api_token", token.id)
@@ -145,7 +144,7 @@ def authenticate_api_token(
 
 
 def get_token(session: Session, token_id: int) -> ApiToken:
-    token = session.get(ApiToken, token_id)
+    token = session.get(ApiToken, token_id) if valid_id(token_id) else None
     if token is None:
         raise NotFound(f"no API token with id {token_id}")
     return token
@@ -341,7 +340,7 @@ def create_user(
 
 
 def get_user(session: Session, user_id: int) -> User:
-    user = session.get(User, user_id)
+    user = session.get(User, user_id) if valid_id(user_id) else None
     if user is None:
         raise NotFound(f"no user with id {user_id}")
     return user
