@@ -337,7 +337,7 @@ def _read_secret(stdin: bool, env_var: str | None, what: str) -> str:
 
 @mailbox.group("add")
 def mailbox_add() -> None:
-    """Link a mailbox: imap or drop (graph and ews arrive with their sources)."""
+    """Link a mailbox: imap, graph (Microsoft 365) or drop (ews arrives with its source)."""
 
 
 def _imap_oauth(
@@ -551,6 +551,169 @@ def mailbox_add_imap(
     click.echo(
         f"mailbox link {linked.link.id}: {linked.link.owner_address} via IMAP "
         f"{host}:{connection.resolved_port}{how}, folders {', '.join(linked.folders)}"
+    )
+    click.echo("`rapport worker` captures it from now on; `rapport mailbox sync ID` runs it now")
+
+
+@mailbox_add.command("graph")
+@click.option(
+    "--owner",
+    required=True,
+    metavar="ADDRESS",
+    help="The mailbox to read (a person's, or a shared one such as sales@): also its owner.",
+)
+@click.option("--tenant", required=True, metavar="TENANT_ID", help="The Directory (tenant) ID.")
+@click.option("--client-id", required=True, metavar="ID", help="The Application (client) ID.")
+@click.option("--client-secret-stdin", is_flag=True, help="Read the client secret from stdin.")
+@click.option("--client-secret-env", metavar="VAR", help="Read the client secret from VAR.")
+@click.option(
+    "--certificate",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    metavar="PEM_FILE",
+    help="The app's private key and certificate (PEM), instead of a secret.",
+)
+@click.option(
+    "--delegated",
+    is_flag=True,
+    help="Sign in as a user (device code, in this terminal) instead of app-only access.",
+)
+@click.option(
+    "--folders",
+    help="Comma-separated: well-known names (inbox, sentitems, archive) or folder paths "
+    "(Inbox/Projects); default Inbox and Sent Items.",
+)
+@click.option("--since", metavar="DATE|AGE", help="Only mail from then on: 2026-01-31 or 90d.")
+@click.option("--no-calendar", is_flag=True, help="Do not capture meetings from the calendar.")
+@click.option("--capture-level", type=click.Choice(["full", "subject", "metadata"]), default="full")
+@click.option(
+    "--alias", "aliases", multiple=True, metavar="ADDRESS", help="Another address of the owner."
+)
+@click.option(
+    "--visibility", type=click.Choice(["team", "private"]), default="team", show_default=True
+)
+@pass_ctx
+def mailbox_add_graph(
+    ctx: Context,
+    owner: str,
+    tenant: str,
+    client_id: str,
+    client_secret_stdin: bool,
+    client_secret_env: str | None,
+    certificate: Path | None,
+    delegated: bool,
+    folders: str | None,
+    since: str | None,
+    no_calendar: bool,
+    capture_level: str,
+    aliases: tuple[str, ...],
+    visibility: str,
+) -> None:
+    """Link a Microsoft 365 mailbox through Microsoft Graph; it is tested before it is saved.
+
+    App-only (an app with the application permissions Mail.Read and Calendars.Read and admin
+    consent): --client-secret-stdin, --client-secret-env VAR or --certificate PEM_FILE.
+    Delegated (a user signs in; for a shared mailbox, one with FullAccess to it): --delegated,
+    with the device-code flow in this terminal. docs/graph.md sets the app up."""
+    import os
+    import sys
+
+    from server.crypto import SecretBox
+    from server.mail_ingest.errors import SourceError
+    from server.mail_ingest.links import GraphConnection, LinkOptions, link_graph
+    from server.mail_ingest.oauth import (
+        GRAPH_DELEGATED_SCOPES,
+        GRAPH_SHARED_SCOPES,
+        IdentityEndpoints,
+        finish_device_sign_in,
+        identity_problem_of,
+        start_device_sign_in,
+    )
+
+    chosen = sum([client_secret_stdin, client_secret_env is not None, certificate is not None])
+    if chosen + delegated != 1:
+        raise click.UsageError(
+            "give exactly one of --client-secret-stdin, --client-secret-env VAR, "
+            "--certificate PEM_FILE or --delegated"
+        )
+    if since is not None:
+        _since(since)
+    settings = ctx.settings
+    secret = pem = None
+    grant = None
+    if client_secret_stdin:
+        secret = sys.stdin.readline().strip()
+        if not secret:
+            raise click.UsageError("the client secret on standard input is empty")
+    elif client_secret_env is not None:
+        secret = os.environ.get(client_secret_env, "").strip()
+        if not secret:
+            raise click.BadParameter(
+                f"{client_secret_env} is not set or empty", param_hint="--client-secret-env"
+            )
+    elif certificate is not None:
+        try:
+            pem = certificate.read_text(encoding="ascii")
+        except (OSError, UnicodeError) as exc:
+            raise click.BadParameter(
+                f"cannot read {certificate} as a PEM file ({exc})", param_hint="--certificate"
+            ) from None
+    else:
+        endpoints = IdentityEndpoints.from_settings(settings)
+        try:
+            sign_in = start_device_sign_in(
+                tenant,
+                client_id,
+                endpoints,
+                scopes=GRAPH_DELEGATED_SCOPES + GRAPH_SHARED_SCOPES,
+            )
+            click.echo(sign_in.message, err=True)
+            grant = finish_device_sign_in(sign_in)
+        except SourceError as exc:
+            problem = identity_problem_of(exc)
+            hint = ""
+            if problem is not None and problem.code == "oauth_policy":
+                hint = (
+                    "; many tenants block the device-code flow: sign in from the admin page "
+                    "instead, or use an app-only link"
+                )
+            elif problem is not None and problem.code == "oauth_client_secret":
+                hint = (
+                    '; for --delegated, turn on "Allow public client flows" in the app '
+                    "registration (Authentication)"
+                )
+            raise DomainError(f"the sign-in failed: {exc.message}{hint}") from None
+        click.echo(f"signed in as {grant.user or 'the user'}", err=True)
+    names = tuple(f.strip() for f in folders.split(",") if f.strip()) if folders else None
+    connection = GraphConnection(
+        mailbox=owner,
+        tenant=tenant,
+        client_id=client_id,
+        client_secret=secret,
+        certificate_pem=pem,
+        delegated=grant,
+        folders=names,
+        calendar=not no_calendar,
+    )
+    linked = link_graph(
+        ctx.db,
+        SecretBox(settings.secret_keys),
+        connection,
+        LinkOptions(
+            owner=owner,
+            capture_level=capture_level,
+            aliases=aliases,
+            visibility=visibility,
+            since=since,
+        ),
+        api_url=settings.graph_api_url,
+        ca_bundle=settings.ca_bundle,
+        authority_host=settings.graph_authority_host,
+    )
+    how = "delegated" if grant is not None else f"app {client_id}"
+    calendar = " and the calendar" if linked.calendar else ""
+    click.echo(
+        f"mailbox link {linked.link.id}: {linked.link.owner_address} via Microsoft Graph ({how}), "
+        f"folders {', '.join(linked.folders)}{calendar}"
     )
     click.echo("`rapport worker` captures it from now on; `rapport mailbox sync ID` runs it now")
 

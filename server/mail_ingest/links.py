@@ -37,15 +37,22 @@ from server.jobs import enqueue
 from server.mail_ingest.errors import AuthExpired, PermissionDenied, SourceError, Throttled
 from server.mail_ingest.oauth import (
     DEFAULT_AUTHORITY_HOST,
+    ClientCredentialsSource,
+    DelegatedGrant,
+    EntraRefreshTokenSource,
     IdentityEndpoints,
     IdentityError,
+    MicrosoftApp,
     OAuthCredentials,
     RefreshTokenSource,
     TokenSource,
+    certificate_thumbprint,
     check_credentials,
+    graph_app,
     identity_problem_of,
     token_source,
 )
+from server.mail_ingest.sources import graph as graph_source
 from server.mail_ingest.sources import imap
 from server.mail_ingest.sync import SOURCES
 from server.models import Job, MailboxLink, utcnow
@@ -326,6 +333,216 @@ def _refuse_duplicate(session: Session, connection: ImapConnection) -> None:
                 "resume or remove that one instead",
                 field="user",
             )
+
+
+# -- Microsoft Graph ---------------------------------------------------------------------------
+#
+# A Graph link reads one Microsoft 365 mailbox (a person's, or a shared one such as sales@) with
+# an app registration: app-only (a client secret or a certificate; application permissions with
+# admin consent, one app for many links) or delegated (a user's refresh token, from the device
+# code flow in the terminal or the browser sign-in of the admin page). The test before saving
+# proves the whole chain: a token is issued, the mailbox exists and may be read, the folders
+# exist, the calendar can be read (unless it is not wanted).
+
+
+@dataclass(frozen=True)
+class GraphConnection:
+    """A Microsoft 365 mailbox as an admin links it: its address, the app (tenant, client id)
+    and exactly one credential -- a client secret, a certificate, or a user's grant."""
+
+    mailbox: str
+    tenant: str
+    client_id: str
+    client_secret: str | None = field(default=None, repr=False)
+    certificate_pem: str | None = field(default=None, repr=False)
+    delegated: DelegatedGrant | None = field(default=None, repr=False)
+    folders: tuple[str, ...] | None = None  # None: Inbox and Sent Items
+    calendar: bool = True
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        own = tuple(s for s in (self.client_secret,) if s)
+        return own + (self.delegated.secrets if self.delegated is not None else ())
+
+    def app_only(self) -> MicrosoftApp:
+        return graph_app(
+            self.tenant,
+            self.client_id,
+            client_secret=self.client_secret,
+            certificate_pem=self.certificate_pem,
+        )
+
+
+@dataclass(frozen=True)
+class LinkedGraph:
+    link: MailboxLink
+    folders: list[str]  # what the test found and the worker will sync
+    calendar: bool
+
+
+def check_graph(
+    connection: GraphConnection,
+    *,
+    api_url: str,
+    ca_bundle: Path | None,
+    authority_host: str = DEFAULT_AUTHORITY_HOST,
+) -> graph_source.MailboxCheck:
+    """Sign in and read the mailbox's folders (and calendar); what was found, or
+    ConnectionFailed saying what to fix."""
+    return _test_graph(connection, api_url, ca_bundle, authority_host)[0]
+
+
+def _test_graph(
+    connection: GraphConnection, api_url: str, ca_bundle: Path | None, authority_host: str
+) -> tuple[graph_source.MailboxCheck, dict[str, object]]:
+    """What the test found, and the secret to store (a rotated refresh token is the new one)."""
+    owner_address(connection.mailbox)
+    credentials = [connection.client_secret, connection.certificate_pem, connection.delegated]
+    if sum(c is not None for c in credentials) != 1:
+        raise ConnectionFailed(
+            "give exactly one of a client secret, a certificate or a delegated sign-in",
+            code="graph_invalid",
+            field="client_secret",
+        )
+    for folder in connection.folders or ():
+        _check_printable(folder, "folders", f"the folder name {folder!r}")
+    endpoints = IdentityEndpoints(authority_host, ca_bundle, TEST_TIMEOUT)
+    tokens: TokenSource
+    try:
+        if connection.delegated is not None:
+            _check_app_ids(connection.tenant, connection.client_id)
+            tokens = EntraRefreshTokenSource(connection.delegated, endpoints)
+        else:
+            check_credentials(connection.app_only())
+            tokens = ClientCredentialsSource(connection.app_only(), endpoints)
+    except IdentityError as exc:
+        raise ConnectionFailed(
+            exc.problem.message, code=exc.problem.code, field=exc.problem.field
+        ) from None
+    settings = graph_source.GraphSettings(
+        mailbox=connection.mailbox.strip().lower(),
+        token_source=tokens,
+        folders=(),
+        api_url=api_url,
+        calendar=connection.calendar,
+        ca_bundle=ca_bundle,
+        timeout=TEST_TIMEOUT,
+    )
+    try:
+        found = graph_source.check_mailbox(settings, connection.folders)
+    except SourceError as exc:
+        code, setting = graph_failure_kind(exc)
+        raise ConnectionFailed(
+            _without(exc.message, connection.secrets), code=code, field=setting
+        ) from None
+    if connection.delegated is None:
+        secret: dict[str, object] = (
+            {"certificate_pem": connection.certificate_pem}
+            if connection.certificate_pem
+            else {"client_secret": connection.client_secret}
+        )
+        return found, secret
+    secret = connection.delegated.link_secret()
+    assert isinstance(tokens, RefreshTokenSource)
+    secret["refresh_token"] = tokens.refresh_token  # Entra rotated it during the test
+    return found, secret
+
+
+def _check_app_ids(tenant: str, client_id: str) -> None:
+    """The checks `check_credentials` makes of a tenant and client id, for a delegated link
+    (which has no secret of the app's to check)."""
+    try:
+        check_credentials(graph_app(tenant, client_id, client_secret="-"))  # noqa: S106 - ids only
+    except IdentityError as exc:
+        if exc.problem.field in ("tenant", "client_id"):
+            raise
+
+
+def graph_failure_kind(exc: SourceError) -> tuple[str, str]:
+    """(code, setting to fix) for a failed Graph link test (pure; table-tested)."""
+    problem = identity_problem_of(exc)
+    if problem is not None:  # no token could be had: Entra ID said why
+        return problem.code, problem.field
+    message = exc.message
+    if isinstance(exc, PermissionDenied):
+        if "application access policy" in message:
+            return "graph_policy", "mailbox"
+        if "no mailbox" in message or "Exchange Online mailbox" in message:
+            return "graph_mailbox", "mailbox"
+        if message.startswith("folder "):
+            return "graph_folder", "folders"
+        if "Mail.Read" in message:
+            return "graph_consent", "client_id"
+        return "graph_refused", "client_id"
+    if isinstance(exc, AuthExpired):
+        return "graph_token_refused", "client_id"
+    if isinstance(exc, Throttled):
+        return "graph_throttled", "host"
+    if "TLS" in message or "RAPPORT_GRAPH_API_URL" in message:
+        return "graph_unreachable", "host"
+    return "graph_unavailable", "host"
+
+
+def link_graph(
+    db: Database,
+    box: SecretBox,
+    connection: GraphConnection,
+    options: LinkOptions,
+    *,
+    api_url: str,
+    ca_bundle: Path | None,
+    authority_host: str = DEFAULT_AUTHORITY_HOST,
+) -> LinkedGraph:
+    """Check the options, test the link, then save it (its credential encrypted); nothing is
+    saved when any of it fails. The owner is the mailbox (a shared mailbox's address counts as
+    the owner for direction)."""
+    _check_options(options)
+    mailbox = owner_address(connection.mailbox)
+    with db.read_session() as session:
+        for link in session.scalars(
+            select(MailboxLink).where(MailboxLink.kind == "graph", MailboxLink.status != "removed")
+        ):
+            if str(link.settings.get("mailbox", "")).lower() == mailbox:
+                raise Conflict(
+                    f"mailbox link {link.id} already captures {mailbox} through Microsoft Graph; "
+                    "resume or remove that one instead",
+                    field="owner",
+                )
+    try:
+        found, secret = _test_graph(connection, api_url, ca_bundle, authority_host)
+    except ConnectionFailed as exc:
+        raise ConnectionFailed(
+            f"the link was not saved: {exc.message}", code=exc.code, field=exc.field or "host"
+        ) from None
+    config: dict[str, object] = {
+        "mailbox": mailbox,
+        "tenant": connection.tenant,
+        "client_id": connection.client_id,
+        "folders": [{"name": f.name, "id": f.id} for f in found.folders],
+        "calendar": found.calendar,
+    }
+    if connection.delegated is not None:
+        config.update(connection.delegated.link_settings())
+    elif connection.certificate_pem:
+        config["client_auth"] = "certificate"
+        config["certificate_thumbprint"] = certificate_thumbprint(connection.certificate_pem)
+    else:
+        config["client_auth"] = "secret"
+    if options.since:
+        config["since"] = options.since
+    with db.session() as session:
+        link = add_link(
+            session,
+            box,
+            kind="graph",
+            owner=options.owner,
+            settings=config,
+            secret=secret,
+            capture_level=options.capture_level,
+            aliases=options.aliases,
+            visibility=options.visibility,
+        )
+    return LinkedGraph(link, [f.name for f in found.folders], found.calendar)
 
 
 # -- sync now --------------------------------------------------------------------------------

@@ -965,12 +965,7 @@ class RefreshTokenSource:
     def _post(
         self, refresh_token: str
     ) -> tuple[dict[str, Any], int | None, float | None, BaseException | None]:
-        form = {
-            "grant_type": "refresh_token",
-            "client_id": self.grant.client_id,
-            "client_secret": self.grant.client_secret,
-            "refresh_token": refresh_token,
-        }
+        form = self._form(refresh_token)
         try:  # a session per refresh: one an hour or so, nothing to keep open meanwhile
             with (
                 https_session(self.endpoints) as session,
@@ -996,6 +991,15 @@ class RefreshTokenSource:
         if status != 200 and "error" not in answer:
             answer = {"error": None}
         return answer, status, retry_after, None
+
+    def _form(self, refresh_token: str) -> dict[str, str]:
+        """The refresh request's form (RFC 6749 section 6)."""
+        return {
+            "grant_type": "refresh_token",
+            "client_id": self.grant.client_id,
+            "client_secret": self.grant.client_secret,
+            "refresh_token": refresh_token,
+        }
 
     def _adopt_stored(self, state: _GrantState) -> bool:
         """After invalid_grant: another process may have rotated the refresh token and stored
@@ -1125,4 +1129,271 @@ def link_token_source(
     store = LinkSecretStore(settings.database_url, settings.secret_keys, link.id)
     return token_source(
         credentials, IdentityEndpoints.from_settings(settings), store=store, key=link.id
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Microsoft Graph (issue 9): the tokens of a Graph mail link
+#
+# App-only: the same client credentials as for IMAP (`MicrosoftApp`), asking for Graph's
+# `/.default` scope, i.e. the application permissions the app has admin consent for (Mail.Read,
+# Calendars.Read). Delegated: a user's refresh token (from the device-code flow in the terminal,
+# or the authorization code flow with PKCE from the admin page), refreshed at Entra's token
+# endpoint by a public client (no secret) or a confidential one, rotated and stored encrypted
+# like any refresh token (`RefreshTokenSource`).
+
+GRAPH_RESOURCE = "https://graph.microsoft.com"
+GRAPH_SCOPE = f"{GRAPH_RESOURCE}/.default"
+# Delegated permissions: the user's own mailbox; .Shared adds the mailboxes they have FullAccess
+# to (a shared mailbox linked with delegated access).
+GRAPH_DELEGATED_SCOPES = (f"{GRAPH_RESOURCE}/Mail.Read", f"{GRAPH_RESOURCE}/Calendars.Read")
+GRAPH_SHARED_SCOPES = (
+    f"{GRAPH_RESOURCE}/Mail.Read.Shared",
+    f"{GRAPH_RESOURCE}/Calendars.Read.Shared",
+)
+
+
+def graph_app(
+    tenant: str,
+    client_id: str,
+    *,
+    client_secret: str | None = None,
+    certificate_pem: str | None = None,
+) -> MicrosoftApp:
+    """An app signing in as itself for Microsoft Graph (application permissions)."""
+    return MicrosoftApp(
+        tenant=tenant,
+        client_id=client_id,
+        client_secret=client_secret,
+        certificate_pem=certificate_pem,
+        scope=GRAPH_SCOPE,
+    )
+
+
+def entra_token_endpoint(endpoints: IdentityEndpoints, tenant: str) -> str:
+    return f"{endpoints.authority(tenant)}/oauth2/v2.0/token"
+
+
+@dataclass(frozen=True)
+class DelegatedGrant:
+    """A user's consent to an app, as its refresh token (delegated Graph access)."""
+
+    tenant: str
+    client_id: str
+    refresh_token: str = field(repr=False)
+    scopes: tuple[str, ...] = GRAPH_DELEGATED_SCOPES
+    client_secret: str | None = field(default=None, repr=False)  # None: a public client
+    user: str = ""  # who signed in (their UPN), for messages
+
+    def link_settings(self) -> dict[str, Any]:
+        return {
+            "tenant": self.tenant,
+            "client_id": self.client_id,
+            "client_auth": "delegated",
+            "scopes": list(self.scopes),
+            "signed_in_as": self.user,
+        }
+
+    def link_secret(self) -> dict[str, Any]:
+        secret: dict[str, Any] = {"refresh_token": self.refresh_token}
+        if self.client_secret:
+            secret["client_secret"] = self.client_secret
+        return secret
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(s for s in (self.refresh_token, self.client_secret) if s)
+
+
+class EntraRefreshTokenSource(RefreshTokenSource):
+    """Delegated tokens: the refresh grant at Entra ID's v2.0 token endpoint, with the scopes
+    asked for (Entra answers each refresh with a new refresh token, which is stored at once)."""
+
+    def __init__(
+        self,
+        grant: DelegatedGrant,
+        endpoints: IdentityEndpoints,
+        *,
+        store: SecretStore | None = None,
+        key: object | None = None,
+    ) -> None:
+        self.delegated = grant
+        super().__init__(
+            RefreshGrant(
+                provider="microsoft",
+                client_id=grant.client_id,
+                client_secret=grant.client_secret or "",
+                refresh_token=grant.refresh_token,
+                token_endpoint=entra_token_endpoint(endpoints, grant.tenant),
+                scope=" ".join(grant.scopes),
+            ),
+            endpoints,
+            store=store,
+            key=key,
+        )
+
+    def _form(self, refresh_token: str) -> dict[str, str]:
+        form = {
+            "grant_type": "refresh_token",
+            "client_id": self.grant.client_id,
+            "refresh_token": refresh_token,
+            "scope": " ".join([*self.delegated.scopes, "offline_access"]),
+        }
+        if self.grant.client_secret:  # a public client sends none
+            form["client_secret"] = self.grant.client_secret
+        return form
+
+    def refusal_hint(self, user: str) -> str:
+        who = self.delegated.user or "the user who signed in"
+        return (
+            f"Microsoft Graph refused the delegated token of {who} for {user}: they need "
+            "FullAccess on that mailbox (a shared one), and the app the delegated permissions "
+            f"{', '.join(s.rsplit('/', 1)[1] for s in self.delegated.scopes)}"
+        )
+
+
+def graph_token_source(
+    config: Mapping[str, Any],
+    secret: Mapping[str, Any],
+    endpoints: IdentityEndpoints,
+    *,
+    store: SecretStore | None = None,
+    key: object | None = None,
+) -> TokenSource:
+    """The token source of a Graph link, from its settings and its decrypted secret."""
+    tenant, client_id = str(config.get("tenant", "")), str(config.get("client_id", ""))
+    if config.get("client_auth") == "delegated":
+        scopes = tuple(str(s) for s in config.get("scopes") or GRAPH_DELEGATED_SCOPES)
+        grant = DelegatedGrant(
+            tenant,
+            client_id,
+            str(secret.get("refresh_token", "")),
+            scopes,
+            secret.get("client_secret"),
+            str(config.get("signed_in_as", "")),
+        )
+        return EntraRefreshTokenSource(grant, endpoints, store=store, key=key)
+    app = graph_app(
+        tenant,
+        client_id,
+        client_secret=secret.get("client_secret"),
+        certificate_pem=secret.get("certificate_pem"),
+    )
+    return ClientCredentialsSource(app, endpoints)
+
+
+def link_graph_token_source(
+    link: MailboxLink, secret: Mapping[str, Any], settings: Settings
+) -> TokenSource:
+    """The token source of a stored Graph link (a rotated refresh token is saved to it)."""
+    store = LinkSecretStore(settings.database_url, settings.secret_keys, link.id)
+    return graph_token_source(
+        link.settings, secret, IdentityEndpoints.from_settings(settings), store=store, key=link.id
+    )
+
+
+@dataclass
+class DeviceSignIn:
+    """A device-code sign-in under way: show `message` (where to go, which code to type)."""
+
+    tenant: str
+    client_id: str
+    scopes: tuple[str, ...]
+    message: str
+    user_code: str
+    verification_uri: str
+    expires_in: int
+    flow: dict[str, Any] = field(repr=False)
+    client: Any = field(repr=False)
+
+
+def start_device_sign_in(
+    tenant: str,
+    client_id: str,
+    endpoints: IdentityEndpoints,
+    *,
+    scopes: Sequence[str] = GRAPH_DELEGATED_SCOPES,
+) -> DeviceSignIn:
+    """Start the OAuth 2.0 device authorization grant (RFC 8628) with msal, for a public client
+    ("Allow public client flows" on the app registration). Failures are SourceErrors caused by
+    an IdentityError (what to fix)."""
+    import msal
+
+    session = https_session(endpoints)
+    failure = TokenFailure(
+        "microsoft", endpoints.authority_host, client_id=client_id, tenant=tenant
+    )
+    try:
+        client = msal.PublicClientApplication(
+            client_id,
+            authority=endpoints.authority(tenant),
+            http_client=session,
+            instance_discovery=None if endpoints.known_to_microsoft else False,
+        )
+        flow = client.initiate_device_flow(scopes=list(scopes))
+    except Exception as exc:
+        session.close()
+        _raise(classify_identity_failure(_with_exception(failure, exc)))
+        raise AssertionError("unreachable") from None
+    if "user_code" not in flow:
+        session.close()
+        _raise(classify_identity_failure(_with_answer(failure, flow)))
+    return DeviceSignIn(
+        tenant,
+        client_id,
+        tuple(scopes),
+        str(flow.get("message", "")),
+        str(flow["user_code"]),
+        str(flow.get("verification_uri", "")),
+        int(flow.get("expires_in", 900)),
+        flow,
+        client,
+    )
+
+
+def finish_device_sign_in(sign_in: DeviceSignIn) -> DelegatedGrant:
+    """Wait (polling as the provider says) until the user signed in; their grant. A refusal
+    (declined, expired, blocked by a Conditional Access policy) is a SourceError saying so."""
+    failure = TokenFailure("microsoft", "", client_id=sign_in.client_id, tenant=sign_in.tenant)
+    try:
+        result = sign_in.client.acquire_token_by_device_flow(sign_in.flow)
+    except Exception as exc:
+        _raise(classify_identity_failure(_with_exception(failure, exc)))
+        raise AssertionError("unreachable") from None
+    finally:
+        http = getattr(sign_in.client, "http_client", None)
+        if isinstance(http, requests.Session):
+            http.close()
+    if not isinstance(result, dict) or not result.get("refresh_token"):
+        _raise(classify_identity_failure(_with_answer(failure, result)))
+    claims = result.get("id_token_claims") or {}
+    return DelegatedGrant(
+        sign_in.tenant,
+        sign_in.client_id,
+        str(result["refresh_token"]),
+        sign_in.scopes,
+        user=str(claims.get("preferred_username") or ""),
+    )
+
+
+def _with_exception(failure: TokenFailure, exc: BaseException) -> TokenFailure:
+    return TokenFailure(
+        failure.provider,
+        failure.where,
+        exception=exc,
+        client_id=failure.client_id,
+        tenant=failure.tenant,
+    )
+
+
+def _with_answer(failure: TokenFailure, answer: object) -> TokenFailure:
+    body = answer if isinstance(answer, dict) else {}
+    return TokenFailure(
+        failure.provider,
+        failure.where,
+        error=str(body.get("error") or "unknown_error"),
+        description=str(body.get("error_description") or ""),
+        codes=tuple(int(c) for c in body.get("error_codes") or () if _is_int(c)),
+        client_id=failure.client_id,
+        tenant=failure.tenant,
     )

@@ -10,7 +10,7 @@ by their kind (see `server.crm.mailboxes.record_failure`), never by their text.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from server.config import Settings
-from server.crm.capture import CaptureCounts, Capturer
+from server.crm.capture import CaptureCounts, Capturer, Prepared
 from server.crm.mailboxes import link_info, record_failure, record_success
 from server.crm.rules import load_policy, seed_internal_domains
 from server.crm.sql import upsert
@@ -27,9 +27,17 @@ from server.crypto import SecretBox
 from server.db import Database
 from server.jobs import ClaimedJob, heartbeat
 from server.mail_ingest.errors import SourceError
-from server.mail_ingest.oauth import link_token_source
-from server.mail_ingest.pipeline import PrepareOptions, Preparer, commit_batch, default_jobs
+from server.mail_ingest.items import CalendarItem, MailItem
+from server.mail_ingest.oauth import link_graph_token_source, link_token_source
+from server.mail_ingest.pipeline import (
+    PrepareOptions,
+    Preparer,
+    commit_batch,
+    default_jobs,
+    prepare_item,
+)
 from server.mail_ingest.sources.files import RawMessage
+from server.mail_ingest.sources.graph import GraphFolder, GraphSettings, GraphSource
 from server.mail_ingest.sources.imap import ImapSettings, ImapSource
 from server.models import MailboxLink, MailboxObservation, SyncCheckpoint, utcnow
 
@@ -86,8 +94,26 @@ def imap_source(link: MailboxLink, secret: dict[str, Any], settings: Settings) -
     return ImapSource(imap_settings(link, secret, settings))
 
 
+def graph_settings(link: MailboxLink, secret: dict[str, Any], settings: Settings) -> GraphSettings:
+    config = link.settings
+    return GraphSettings(
+        mailbox=str(config["mailbox"]),
+        token_source=link_graph_token_source(link, secret, settings),
+        folders=tuple(GraphFolder(str(f["name"]), str(f["id"])) for f in config["folders"]),
+        api_url=settings.graph_api_url,
+        calendar=bool(config.get("calendar", True)),
+        capture_level=link.capture_level,
+        since=parse_since(config["since"]) if config.get("since") else None,
+        ca_bundle=settings.ca_bundle,
+    )
+
+
+def graph_source(link: MailboxLink, secret: dict[str, Any], settings: Settings) -> Source:
+    return GraphSource(graph_settings(link, secret, settings))
+
+
 # One line per source kind; the rest of the worker never branches on the provider.
-SOURCES: dict[str, SourceFactory] = {"imap": imap_source}
+SOURCES: dict[str, SourceFactory] = {"imap": imap_source, "graph": graph_source}
 
 
 @dataclass
@@ -133,7 +159,7 @@ def sync_link(
                     _checkpoint(db, link_id, folder),
                     known_ids=_known_ids(db, link_id, folder),
                 ):
-                    prepared = preparer.prepare(page.messages)
+                    prepared = preparer.prepare(page.messages) + _ready_items(page, options)
                     counts = commit_batch(
                         db, capturer, prepared, also=_page_commit(link_id, page, job)
                     )
@@ -174,24 +200,70 @@ def _checkpoint(db: Database, link_id: int, folder: str) -> dict[str, Any]:
         return dict(row.state) if row is not None else {}
 
 
-def _known_ids(db: Database, link_id: int, folder: str) -> Callable[[], Iterator[str]]:
-    """The provider ids we hold for a folder, streamed (never a whole mailbox in memory)."""
+def _ready_items(page: Page, options: PrepareOptions) -> list[Prepared]:
+    """Items a source built itself (Graph's JSON: emails at capture levels below full, calendar
+    events), prepared like parsed ones; sources without them have no `items`."""
+    prepared: list[Prepared] = []
+    for item in getattr(page, "items", None) or ():
+        if isinstance(item, MailItem):
+            prepared.append(prepare_item(item, options))
+        elif isinstance(item, CalendarItem):
+            prepared.append(
+                Prepared(
+                    folder=item.folder,
+                    provider_id=item.provider_id,
+                    calendar=[item],
+                    message_key=f"event:{item.provider_id}",
+                )
+            )
+    return prepared
 
-    def stream() -> Iterator[str]:
-        with db.read_session() as session:
+
+class HeldIds:
+    """The provider ids we hold (live) for a folder: called, it streams them (never a whole
+    mailbox in memory); `among(ids)` answers for a few ids with one query per 500."""
+
+    def __init__(self, db: Database, link_id: int, folder: str) -> None:
+        self.db = db
+        self.link_id = link_id
+        self.folder = folder
+
+    def _live(self) -> Any:
+        return (
+            (MailboxObservation.link_id == self.link_id)
+            & (MailboxObservation.folder == self.folder)
+            & MailboxObservation.deleted_at.is_(None)
+        )
+
+    def __call__(self) -> Iterator[str]:
+        with self.db.read_session() as session:
             rows = session.execute(
                 select(MailboxObservation.provider_id)
-                .where(
-                    MailboxObservation.link_id == link_id,
-                    MailboxObservation.folder == folder,
-                    MailboxObservation.deleted_at.is_(None),
-                )
+                .where(self._live())
                 .execution_options(yield_per=2000)
             )
             for (provider_id,) in rows:
                 yield provider_id
 
-    return stream
+    def among(self, ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        unique = sorted(set(ids))
+        with self.db.read_session() as session:
+            for start in range(0, len(unique), 500):
+                chunk = unique[start : start + 500]
+                found.update(
+                    session.scalars(
+                        select(MailboxObservation.provider_id).where(
+                            self._live(), MailboxObservation.provider_id.in_(chunk)
+                        )
+                    )
+                )
+        return found
+
+
+def _known_ids(db: Database, link_id: int, folder: str) -> HeldIds:
+    """The provider ids we hold for a folder (see HeldIds)."""
+    return HeldIds(db, link_id, folder)
 
 
 def _page_commit(link_id: int, page: Page, job: ClaimedJob | None) -> Callable[[Session], None]:
