@@ -21,7 +21,6 @@ from server.api.schemas import (
 from server.api.spec import api
 from server.app_context import rapport
 from server.crm.lookup import lookup as lookup_people
-from server.crm.rules import load_policy
 
 bp = Blueprint("lookup", __name__, url_prefix="/api/v1")
 
@@ -45,24 +44,18 @@ class LookupOut(BaseModel):
 @bp.get("/lookup")
 @api.validate(
     query=LookupQuery,
-    resp=Response(HTTP_200=LookupOut, HTTP_401=ErrorOut, HTTP_422=ErrorOut),
+    resp=Response(HTTP_200=LookupOut, HTTP_400=ErrorOut, HTTP_401=ErrorOut, HTTP_422=ErrorOut),
     tags=["task pane"],
 )
 def lookup(query: LookupQuery) -> LookupOut:
     """Everything about the people on an email: contacts, companies, timeline, deals, follow-ups."""
     with rapport(current_app).db.read_session() as session:
-        policy = load_policy(session)
         result = lookup_people(
-            session,
-            current_viewer(),
-            query.email,
-            limit=query.limit,
-            cursor=query.cursor,
-            own_domains=sorted(policy.internal_domains),
+            session, current_viewer(), query.email, limit=query.limit, cursor=query.cursor
         )
         return LookupOut(
-            contacts=[contact_out(c) for c in result.contacts],
-            companies=[company_out(c) for c in result.companies],
+            contacts=[contact_out(c, result.contact_tags.get(c.id, [])) for c in result.contacts],
+            companies=[company_out(c, result.company_tags.get(c.id, [])) for c in result.companies],
             unknown=[UnknownPersonOut.model_validate(u) for u in result.unknown],
             timeline=[ActivityOut.model_validate(a) for a in result.timeline.items],
             next_cursor=result.timeline.next_cursor,

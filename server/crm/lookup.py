@@ -3,34 +3,53 @@
 For a handful of addresses: their contacts (with all their addresses), companies, the recent
 shared timeline, open deals with their stage, follow-ups due, and for addresses Rapport has no
 contact for, a suggestion to create one (name and company guessed from past mail).
+
+The pane calls this for every email a person opens, so it is a fixed handful of statements
+whatever the number of addresses or the size of the history — one per section: contacts with
+their addresses, companies, domains and tags (one join); the timeline page, its participants
+(`server.crm.timeline`); open deals with their stage; follow-ups. Addresses with no
+contact add the names they were seen with and their domain's company (one statement each, for
+all of them), and the business's own domains, read only then. Every statement is built once and
+bound per call: building SQLAlchemy statements costs more Python time than running them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Select, bindparam, func, or_, select, union, union_all
+from sqlalchemy.orm import Session, contains_eager, joinedload
 
 from server.crm.addresses import choose_display_name, normalise_address
 from server.crm.domains import company_domain_for, company_name_from_domain
 from server.crm.errors import DomainError
-from server.crm.timeline import TimelinePage, timeline
+from server.crm.timeline import TimelinePage, core_rows, timeline
 from server.crm.viewer import Viewer
 from server.models import (
     ActivityParticipant,
+    CaptureRule,
     Company,
     CompanyDomain,
+    CompanyTag,
     Contact,
     ContactEmail,
+    ContactTag,
     Deal,
     DealContact,
     FollowUp,
 )
 
 MAX_ADDRESSES = 50
+SECTION_SIZE = 20  # deals and follow-ups shown
+NAMES_SEEN = 50  # recent sightings of an unknown address its name is chosen from
+NEVER = datetime.min.replace(tzinfo=UTC)
+# Joins a contact's tags in the contacts statement: never inside a tag, since `clean_tag` splits
+# on whitespace and the ASCII unit separator is whitespace to str.split().
+TAG_SEPARATOR = "\x1f"
 
 
 @dataclass
@@ -51,6 +70,8 @@ class LookupResult:
     deals: list[Deal]
     follow_ups: list[FollowUp]
     addresses: list[str] = field(default_factory=list)
+    contact_tags: dict[int, list[str]] = field(default_factory=dict)
+    company_tags: dict[int, list[str]] = field(default_factory=dict)
 
 
 def normalised_addresses(raw: Sequence[str]) -> list[str]:
@@ -73,34 +94,36 @@ def lookup(
     *,
     limit: int = 20,
     cursor: str | None = None,
-    own_domains: Sequence[str] = (),
+    own_domains: Collection[str] | None = None,
 ) -> LookupResult:
+    """`own_domains`: the business's own domains, whose addresses get no suggestion; None reads
+    them from the capture rules (the internal domains), only when an address has no contact."""
     addresses = normalised_addresses(emails)
-    contacts = list(
-        session.scalars(
-            select(Contact)
-            .join(ContactEmail, ContactEmail.contact_id == Contact.id)
-            .where(ContactEmail.address.in_(addresses))
-            .options(selectinload(Contact.emails), selectinload(Contact.company))
-            .distinct()
-        )
-    )
+    contact_tags: dict[int, list[str]] = {}
+    company_tags: dict[int, list[str]] = {}
+    contacts: list[Contact] = []
+    for contact, tags, its_company_tags in session.execute(
+        _contacts_statement(), {"addresses": addresses}
+    ).unique():
+        contacts.append(contact)
+        contact_tags[contact.id] = _tag_list(tags)
+        if contact.company_id is not None:
+            company_tags[contact.company_id] = _tag_list(its_company_tags)
+    # The pane lists people in the order of the email's addresses.
+    position = {address: n for n, address in enumerate(addresses)}
+    contacts.sort(key=lambda c: min(position.get(e.address, MAX_ADDRESSES) for e in c.emails))
     known = {e.address for c in contacts for e in c.emails}
     contact_ids = [c.id for c in contacts]
-    company_ids = sorted({c.company_id for c in contacts if c.company_id is not None})
-    companies = (
-        list(
-            session.scalars(
-                select(Company)
-                .where(Company.id.in_(company_ids))
-                .options(selectinload(Company.domains))
-            )
-        )
-        if company_ids
-        else []
+    companies = sorted(
+        {c.company.id: c.company for c in contacts if c.company is not None}.values(),
+        key=lambda c: c.id,
     )
+    company_ids = [c.id for c in companies]
     others = [a for a in addresses if a not in known and a != viewer.email]
-    unknown = [_unknown(session, a) for a in others if not _is_own(a, own_domains)]
+    if others:
+        own = _internal_domains(session) if own_domains is None else own_domains
+        others = [a for a in others if not _is_own(a, own)]
+    unknown = _unknown(session, others)
     page = timeline(
         session,
         viewer,
@@ -111,51 +134,65 @@ def lookup(
     )
     deals = _open_deals(session, contact_ids, company_ids)
     follow_ups = _due_follow_ups(session, contact_ids, [d.id for d in deals])
-    return LookupResult(contacts, companies, unknown, page, deals, follow_ups, addresses)
+    return LookupResult(
+        contacts=contacts,
+        companies=companies,
+        unknown=unknown,
+        timeline=page,
+        deals=deals,
+        follow_ups=follow_ups,
+        addresses=addresses,
+        contact_tags=contact_tags,
+        company_tags=company_tags,
+    )
 
 
-def _is_own(address: str, own_domains: Sequence[str]) -> bool:
+def _is_own(address: str, own_domains: Collection[str]) -> bool:
     domain = address.rpartition("@")[2]
     return any(domain == d or domain.endswith("." + d) for d in own_domains)
 
 
-def _unknown(session: Session, address: str) -> UnknownPerson:
-    rows = session.execute(
-        select(ActivityParticipant.name, ActivityParticipant.occurred_at)
-        .where(ActivityParticipant.address == address)
-        .order_by(ActivityParticipant.occurred_at.desc())
-        .limit(50)
-    ).all()
-    names: list[tuple[str, datetime | None]] = [(name, when) for name, when in rows]
-    domain = company_domain_for(address)
-    company_id = (
-        session.scalar(select(CompanyDomain.company_id).where(CompanyDomain.domain == domain))
-        if domain
-        else None
-    )
-    return UnknownPerson(
-        address=address,
-        suggested_name=choose_display_name(names, address),
-        suggested_company=company_name_from_domain(domain) if domain else None,
-        company_id=company_id,
-        seen_in=len(rows),
-    )
+def _internal_domains(session: Session) -> list[str]:
+    """The internal domains of the capture rules (`server.crm.rules`), without the rest of the
+    capture policy: that is all lookup needs of it."""
+    return [value for (value,) in core_rows(session, _internal_domains_statement())]
+
+
+def _unknown(session: Session, addresses: Sequence[str]) -> list[UnknownPerson]:
+    if not addresses:
+        return []
+    seen: dict[str, list[tuple[str, datetime | None]]] = {a: [] for a in addresses}
+    params = {f"address_{i}": a for i, a in enumerate(addresses)}
+    for address, name, when in core_rows(session, _names_statement(len(addresses)), params):
+        seen[address].append((name, when))
+    domains = {a: company_domain_for(a) for a in addresses}
+    wanted = sorted({d for d in domains.values() if d})
+    company_of: dict[str, int] = {}
+    if wanted:
+        rows = core_rows(session, _domain_companies_statement(), {"domains": wanted})
+        company_of = {row.domain: row.company_id for row in rows}
+    result = []
+    for address in addresses:
+        names = sorted(seen[address], key=lambda n: n[1] or NEVER, reverse=True)
+        domain = domains[address]
+        result.append(
+            UnknownPerson(
+                address=address,
+                suggested_name=choose_display_name(names, address),
+                suggested_company=company_name_from_domain(domain) if domain else None,
+                company_id=company_of.get(domain) if domain else None,
+                seen_in=len(names),
+            )
+        )
+    return result
 
 
 def _open_deals(session: Session, contact_ids: list[int], company_ids: list[int]) -> list[Deal]:
     if not contact_ids and not company_ids:
         return []
-    by_contact = select(DealContact.deal_id).where(DealContact.contact_id.in_(contact_ids))
     return list(
         session.scalars(
-            select(Deal)
-            .where(
-                Deal.status == "open",
-                or_(Deal.id.in_(by_contact), Deal.company_id.in_(company_ids)),
-            )
-            .options(selectinload(Deal.stage))
-            .order_by(Deal.updated_at.desc())
-            .limit(20)
+            _deals_statement(), {"contact_ids": contact_ids, "company_ids": company_ids}
         )
     )
 
@@ -166,13 +203,109 @@ def _due_follow_ups(
     if not contact_ids and not deal_ids:
         return []
     return list(
-        session.scalars(
-            select(FollowUp)
-            .where(
-                FollowUp.done_at.is_(None),
-                or_(FollowUp.contact_id.in_(contact_ids), FollowUp.deal_id.in_(deal_ids)),
-            )
-            .order_by(FollowUp.due_at)
-            .limit(20)
+        session.scalars(_follow_ups_statement(), {"contact_ids": contact_ids, "deal_ids": deal_ids})
+    )
+
+
+def _tag_list(joined: str | None) -> list[str]:
+    """Tags as `tags_of` lists them (in order) from their aggregate in the contacts statement."""
+    return sorted(joined.split(TAG_SEPARATOR)) if joined else []
+
+
+# -- the statements, built once -------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _contacts_statement() -> Select[Contact, str | None, str | None]:
+    """Contacts with any of `addresses`, each with all its addresses, its company and the
+    company's domains, and the tags of both, in one statement (a contact has a few of each)."""
+    matched = select(ContactEmail.contact_id).where(
+        ContactEmail.address.in_(bindparam("addresses", expanding=True))
+    )
+    contact_tags = (
+        select(func.aggregate_strings(ContactTag.tag, TAG_SEPARATOR))
+        .where(ContactTag.contact_id == Contact.id)
+        .scalar_subquery()
+    )
+    company_tags = (
+        select(func.aggregate_strings(CompanyTag.tag, TAG_SEPARATOR))
+        .where(CompanyTag.company_id == Contact.company_id)
+        .scalar_subquery()
+    )
+    return (
+        select(Contact, contact_tags, company_tags)
+        .outerjoin(Contact.emails)
+        .outerjoin(Contact.company)
+        .outerjoin(Company.domains)
+        .where(Contact.id.in_(matched))
+        .options(
+            contains_eager(Contact.emails),
+            contains_eager(Contact.company).contains_eager(Company.domains),
         )
+        .order_by(Contact.id, ContactEmail.id, CompanyDomain.id)
+    )
+
+
+@lru_cache(maxsize=1)
+def _internal_domains_statement() -> Select[str]:
+    return select(CaptureRule.value).where(CaptureRule.kind == "internal_domain")
+
+
+@lru_cache(maxsize=MAX_ADDRESSES)
+def _names_statement(count: int) -> Select[*tuple[Any, ...]]:
+    """(address, name, occurred_at) of the latest sightings of each of `address_<i>`."""
+    p = ActivityParticipant
+    latest = [
+        select(p.address, p.name, p.occurred_at)
+        .where(p.address == bindparam(f"address_{i}"))
+        .order_by(p.occurred_at.desc())
+        .limit(NAMES_SEEN)
+        .subquery(f"seen_{i}")
+        for i in range(count)
+    ]
+    if count == 1:
+        return select(latest[0].c.address, latest[0].c.name, latest[0].c.occurred_at)
+    seen = union_all(*(select(s.c.address, s.c.name, s.c.occurred_at) for s in latest)).subquery()
+    return select(seen.c.address, seen.c.name, seen.c.occurred_at)
+
+
+@lru_cache(maxsize=1)
+def _domain_companies_statement() -> Select[str, int]:
+    return select(CompanyDomain.domain, CompanyDomain.company_id).where(
+        CompanyDomain.domain.in_(bindparam("domains", expanding=True))
+    )
+
+
+@lru_cache(maxsize=1)
+def _deals_statement() -> Select[Deal]:
+    # The deals of these people and companies first (a few, by their indexes), then the open
+    # ones among them: not every open deal checked against the lists.
+    related = union(
+        select(DealContact.deal_id).where(
+            DealContact.contact_id.in_(bindparam("contact_ids", expanding=True))
+        ),
+        select(Deal.id).where(Deal.company_id.in_(bindparam("company_ids", expanding=True))),
+    )
+    return (
+        select(Deal)
+        .where(Deal.id.in_(related), Deal.status == "open")
+        .options(joinedload(Deal.stage))
+        .order_by(Deal.updated_at.desc())
+        .limit(SECTION_SIZE)
+    )
+
+
+@lru_cache(maxsize=1)
+def _follow_ups_statement() -> Select[FollowUp]:
+    return (
+        select(FollowUp)
+        .where(
+            FollowUp.done_at.is_(None),
+            or_(
+                FollowUp.contact_id.in_(bindparam("contact_ids", expanding=True)),
+                FollowUp.deal_id.in_(bindparam("deal_ids", expanding=True)),
+            ),
+        )
+        .order_by(FollowUp.due_at)
+        .limit(SECTION_SIZE)
     )

@@ -9,11 +9,15 @@ private). Activities no mailbox captured (notes, calls, form entries) are the te
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select
+from sqlalchemy import BindParameter, ColumnElement, Integer, and_, bindparam, exists, or_, select
 from sqlalchemy.orm import aliased
 
 from server.models import Activity, MailboxLink, MailboxObservation, User
+
+VIEWERS_KEPT = 256  # viewers whose visibility clause is kept built
+VIEWER_ID = "viewer_id"  # the parameter `visible_to_bound_viewer` leaves to bind
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,26 @@ class Viewer:
 
 
 def visible_to(viewer: Viewer) -> ColumnElement[bool]:
-    """A WHERE clause: the activity is on the timeline and this viewer may see it."""
+    """A WHERE clause: the activity is on the timeline and this viewer may see it.
+
+    Building it costs more than running it on a page of rows (aliased subqueries), so it is built
+    once per viewer and kept; a clause is immutable, any number of statements may share it."""
+    return _visible_to(viewer.id)
+
+
+@lru_cache(maxsize=1)
+def visible_to_bound_viewer() -> ColumnElement[bool]:
+    """`visible_to` with the viewer's id left as the parameter `viewer_id`, for statements that
+    are built once for every viewer and bound per call."""
+    return _visibility(bindparam(VIEWER_ID, type_=Integer))
+
+
+@lru_cache(maxsize=VIEWERS_KEPT)
+def _visible_to(viewer_id: int) -> ColumnElement[bool]:
+    return _visibility(viewer_id)
+
+
+def _visibility(viewer_id: int | BindParameter[int]) -> ColumnElement[bool]:
     observation = aliased(MailboxObservation)
     link = aliased(MailboxLink)
     through_visible_link = exists(
@@ -43,7 +66,7 @@ def visible_to(viewer: Viewer) -> ColumnElement[bool]:
         .where(
             observation.activity_id == Activity.id,
             or_(
-                link.owner_user_id == viewer.id,
+                link.owner_user_id == viewer_id,
                 and_(link.visibility == "team", Activity.is_private.is_(False)),
             ),
         )

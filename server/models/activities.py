@@ -97,8 +97,11 @@ class Activity(Timestamps, Versioned, Base):
 class ActivityParticipant(Base):
     __tablename__ = "activity_participants"
     __table_args__ = (
-        Index("ix_activity_participants_contact_timeline", "contact_id", "occurred_at"),
-        Index("ix_activity_participants_address_timeline", "address", "occurred_at"),
+        # A person's activities newest first, in timeline order (migration 0005).
+        Index(
+            "ix_activity_participants_contact_timeline", "contact_id", "occurred_at", "activity_id"
+        ),
+        Index("ix_activity_participants_address_timeline", "address", "occurred_at", "activity_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
