@@ -1114,3 +1114,69 @@ def addin_manifest(base_url: str, output: Path | None, fmt: str) -> None:
         return
     for path in written:
         click.echo(f"written to {path}")
+
+
+# -- signals ------------------------------------------------------------------------------------
+
+
+@main.group()
+def signals() -> None:
+    """Relationship signals: replies awaited, mail unanswered, contacts going cold, deals
+    rotting, top customers, churn risk, meetings without follow-up (docs/signals.md)."""
+
+
+@signals.command("recompute")
+@click.option(
+    "--marked",
+    is_flag=True,
+    help="Only what newly captured mail touched (what the worker does after each capture).",
+)
+@pass_ctx
+def signals_recompute(ctx: Context, marked: bool) -> None:
+    """Recompute every signal now (the worker also does it once a day)."""
+    from server.crm.signals import dirty
+    from server.crm.signals.store import RecomputeStats, refresh_dirty
+    from server.crm.signals.upkeep import recompute_all
+
+    if marked:
+        stats = RecomputeStats()
+        while True:
+            with ctx.session() as session:
+                if not dirty.pending(session):
+                    break
+                part = refresh_dirty(session, limit=1000)
+            stats.add(part)
+            stats.seconds += part.seconds
+    else:
+        stats = recompute_all(ctx.db)
+    click.echo(
+        f"{stats.signals} signals from {stats.contacts} contacts, {stats.deals} open deals and "
+        f"{stats.companies} companies in {stats.seconds:.1f} s"
+    )
+
+
+@signals.command("list")
+@click.argument("address")
+@click.option("--all", "everyone", is_flag=True, help="Every signal they may see, not only theirs.")
+@click.option("--limit", default=50, show_default=True)
+@pass_ctx
+def signals_list(ctx: Context, address: str, everyone: bool, limit: int) -> None:
+    """The to-do list of the user ADDRESS: what to act on today, and why."""
+    from server.crm.signals import list_signals
+    from server.crm.viewer import Viewer
+    from server.models import User
+
+    with ctx.session() as session:
+        user = session.scalar(select(User).where(User.email == address.strip().lower()))
+        if user is None:
+            raise DomainError(f"there is no user {address}")
+        page = list_signals(session, Viewer.of(user), mine=not everyone, limit=limit)
+    for item in page.items:
+        who = item.contact.name if item.contact else ""
+        if item.contact and item.contact.address:
+            who = f"{who} <{item.contact.address}>".strip()
+        about = " / ".join(x for x in (who, item.deal.name if item.deal else "") if x)
+        click.echo(f"{item.due_at:%Y-%m-%d %H:%M}  {item.kind:<26} {about}")
+        click.echo(f"    {item.reason.get('summary', '')}")
+    if not page.items:
+        click.echo("nothing to act on")

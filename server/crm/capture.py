@@ -40,6 +40,7 @@ from server.crm.direction import direction as classify_direction
 from server.crm.meetings import CalendarSighting, MeetingBatch, MeetingCapture
 from server.crm.people import People, Sighting
 from server.crm.rules import CapturePolicy, in_domains, skip_reason
+from server.crm.signals import dirty as signals_dirty
 from server.crm.sql import insert_ignore, insert_ignore_returning, upsert
 from server.crm.thread_store import ThreadStore
 from server.crm.threads import ThreadKeys
@@ -209,6 +210,7 @@ class Capturer:
         rows.write(session)
         self.threads.touch(session, thread_stats)
         self.people.flush(session)
+        signals_dirty.mark_touched(session, (a for _, a in rows.observations))
         # Each batch prefetches what it needs; caches kept across batches would grow with the
         # mailbox (memory must stay flat from a thousand messages to a hundred thousand).
         self.threads.forget()

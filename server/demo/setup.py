@@ -11,6 +11,7 @@ from sqlalchemy import select
 from server.config import Settings
 from server.crm.rule_admin import add_rule
 from server.crm.rules import seed_internal_domains
+from server.crm.signals.upkeep import recompute_all
 from server.crm.users import add_user, create_token
 from server.db import Database
 from server.demo.generator import generate_demo
@@ -46,6 +47,8 @@ def prepare_demo(db: Database, settings: Settings, *, echo: Callable[[str], None
         if dataset.extra_files:
             echo("capturing the demo archive files ...")
             import_files(db, settings, dataset.extra_files, owner=dataset.staff[0].owner)
+        echo("computing relationship signals ...")
+        recompute_all(db)
         with db.session() as session:
             admin = session.scalars(select(User).where(User.role == "admin")).first()
             assert admin is not None

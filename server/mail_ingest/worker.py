@@ -5,7 +5,8 @@ keeps it to one at a time), which whichever worker claims it runs under the job'
 workers on several machines share the links through PostgreSQL this way; on SQLite a second
 worker refuses to start. SIGTERM or Ctrl-C stops after the page being captured, and the job goes
 back to the queue. Mail sent to a drop address is stored as a "capture_drop" job before the SMTP
-server says 250, then captured by the same runner.
+server says 250, then captured by the same runner. The same runner keeps relationship signals
+current (`server.crm.signals.upkeep`: after captured mail, and every hour).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from server.crm.capture import Capturer
 from server.crm.errors import Conflict, DomainError
 from server.crm.mailboxes import link_info
 from server.crm.rules import load_policy
+from server.crm.signals import upkeep as signal_upkeep
 from server.db import Database
 from server.jobs import ClaimedJob, Requeue, Runner, claim, enqueue, runner_id
 from server.mail_ingest.idle import IdleWatchers, remember_syncer
@@ -136,8 +138,8 @@ class Worker:
         self.idle_sleep = idle_sleep
         self.runner = Runner(
             db,
-            {"capture_drop": capture_drop},
-            long_handlers={"sync_link": self._sync},
+            {"capture_drop": capture_drop, **signal_upkeep.HANDLERS},
+            long_handlers={"sync_link": self._sync, **signal_upkeep.LONG_HANDLERS},
         )
         self._lock: IO[str] | None = None
 
@@ -174,6 +176,7 @@ class Worker:
                     watchers.refresh()
                     last_refresh = time.monotonic()
                 schedule_due_links(self.db)
+                signal_upkeep.schedule(self.db)
                 job = self.runner.run_one()
                 if job is not None:
                     count += 1

@@ -32,6 +32,7 @@ from server.models.platform import (
     Webhook,
     WebhookDelivery,
 )
+from server.models.signals import Signal, SignalDirty, SignalEvidence
 from server.models.users import ApiToken, User
 
 __all__ = [
@@ -63,6 +64,9 @@ __all__ = [
     "QuarantinedItem",
     "RateLimitWindow",
     "Setting",
+    "Signal",
+    "SignalDirty",
+    "SignalEvidence",
     "SignalState",
     "Stage",
     "Suppression",
