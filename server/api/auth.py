@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeVar, cast
 
 import requests
 from flask import Flask, Response, current_app, g, request
+from sqlalchemy.exc import OperationalError
 
 from server.api import security
 from server.api.errors import error_response
@@ -40,9 +41,12 @@ from server.crm.users import (
     check_active,
     find_entra_user,
     link_entra_user,
+    record_token_use,
     token_scopes,
+    use_is_news,
 )
 from server.crm.viewer import Viewer
+from server.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -131,13 +135,22 @@ def authenticate() -> Response | None:
 
 
 def _sign_in_with_api_token(token: str) -> Response | None:
-    with rapport(current_app).db.read_session() as session:
+    db = rapport(current_app).db
+    now = utcnow()
+    with db.read_session() as session:
         try:
-            found = authenticate_api_token(session, token)
+            found = authenticate_api_token(session, token, now=now)
         except NotFound as exc:
             return _unauthorized(exc.message)
         g.viewer = Viewer.of(found.user)
         g.credential = Credential("api_token", token_scopes(found), found.id)
+        news = use_is_news(found, now)
+    if news:
+        try:
+            with db.session() as session:
+                record_token_use(session, found.id, now)
+        except OperationalError as exc:  # bookkeeping only: never fail the request over it
+            log.warning("could not record an API token's use: %s", exc)
     return None
 
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from server.crm import passwords
@@ -137,10 +137,26 @@ def authenticate_api_token(
         raise NotFound("token expired; create a new one with `rapport token create`")
     if token.user.disabled_at is not None:
         raise NotFound("this user is disabled")
-    # Written at most every few minutes, so that reading the API is not a write per request.
-    if token.last_used_at is None or now - token.last_used_at > LAST_USED_GRANULARITY:
-        token.last_used_at = now
     return token
+
+
+def use_is_news(token: ApiToken, now: datetime) -> bool:
+    """Whether this use should be written down: at most every few minutes per token, so that
+    reading the API is not a write per request."""
+    return token.last_used_at is None or now - token.last_used_at > LAST_USED_GRANULARITY
+
+
+def record_token_use(session: Session, token_id: int, now: datetime) -> None:
+    """Write a token's last use in a transaction of its own: a read transaction that turns into
+    a write fails on SQLite when another request writes at the same moment."""
+    session.execute(
+        update(ApiToken)
+        .where(
+            ApiToken.id == token_id,
+            or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at < now),
+        )
+        .values(last_used_at=now)
+    )
 
 
 def get_token(session: Session, token_id: int) -> ApiToken:

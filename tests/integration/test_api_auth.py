@@ -411,3 +411,35 @@ def test_each_token_has_its_own_budget_per_minute(env: dict[str, str], db: Datab
     assert limited.get_json()["error"]["code"] == "rate_limited"
     assert 1 <= int(limited.headers["Retry-After"]) <= 60
     assert client.get(LOOKUP, headers=bearer(ben)).status_code == 200
+
+
+def test_a_fresh_token_used_by_many_requests_at_once_is_recorded_once_and_fails_none(
+    app: Flask, db: Database
+) -> None:
+    """The first use of a token is written down in a transaction of its own: written inside
+    the request's read transaction, concurrent first uses failed on SQLite ("database is
+    locked") while another request wrote."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    token = api_token(db, ANNA)
+    writer = api_token(db, "ben@northwind-supplies.com")
+
+    def read(_: int) -> int:
+        return app.test_client().get("/api/v1/me", headers=bearer(token)).status_code
+
+    def write(n: int) -> int:
+        body = {"name": f"Someone {n}", "emails": [f"someone{n}@example.org"]}
+        return (
+            app.test_client()
+            .post("/api/v1/contacts", json=body, headers=bearer(writer))
+            .status_code
+        )
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        reads = [pool.submit(read, n) for n in range(24)]
+        writes = [pool.submit(write, n) for n in range(8)]
+        assert {f.result() for f in reads} == {200}
+        assert {f.result() for f in writes} == {201}
+    with db.session() as session:
+        used = session.scalar(select(ApiToken.last_used_at).where(ApiToken.prefix == token[:10]))
+    assert used is not None
