@@ -166,6 +166,13 @@ def _iso(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _iso_precise(when: datetime) -> str:
+    """lastModifiedDateTime as Graph writes it, with seven fractional digits
+    ("2017-08-29T04:31:25.3624766Z", the event resource's sample): two changes within one second
+    must still be told apart."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+
+
 def _graph_time(when: datetime) -> dict[str, str]:
     """A dateTimeTimeZone in UTC, as Graph answers without Prefer: outlook.timezone."""
     return {
@@ -1514,7 +1521,7 @@ def _event_json(series: Series, mailbox: Mailbox) -> dict[str, Any]:
         "recurrence": series.recurrence,
         "seriesMasterId": None,
         "responseStatus": {"response": series.own_response, "time": "0001-01-01T00:00:00Z"},
-        "lastModifiedDateTime": _iso(series.modified),
+        "lastModifiedDateTime": _iso_precise(series.modified),
         "changeKey": base64.b64encode(f"{series.id[-8:]}{series.version}".encode()).decode(),
         **_people_json(series),
     }
