@@ -6,8 +6,10 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
-from server.models import Setting
+from server.crm.sql import upsert
+from server.models import Setting, utcnow
 
 DEFAULTS: dict[str, Any] = {
     "capture.skip_internal_only": True,
@@ -23,11 +25,12 @@ def get_setting(session: Session, key: str) -> Any:
 
 
 def set_setting(session: Session, key: str, value: Any) -> None:
-    row = session.get(Setting, key)
-    if row is None:
-        session.add(Setting(key=key, value=value))
-    else:
-        row.value = value
+    """Write one setting; an upsert, because two workers starting together may write it at once."""
+    row = {"key": key, "value": value, "updated_at": utcnow()}
+    upsert(session, "settings", ["key"], ["value", "updated_at"], [row])
+    cached = session.identity_map.get(identity_key(Setting, key))
+    if cached is not None:
+        session.expire(cached)
 
 
 def all_settings(session: Session, prefix: str = "") -> dict[str, Any]:
