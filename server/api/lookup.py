@@ -18,9 +18,11 @@ from server.api.schemas import (
     company_out,
     contact_out,
 )
+from server.api.signals import SignalOut, signal_out
 from server.api.spec import api
 from server.app_context import rapport
 from server.crm.lookup import lookup as lookup_people
+from server.crm.signals import signals_for_contacts
 
 bp = Blueprint("lookup", __name__, url_prefix="/api/v1")
 
@@ -39,6 +41,10 @@ class LookupOut(BaseModel):
     next_cursor: str | None
     deals: list[DealOut]
     follow_ups: list[FollowUpOut]
+    signals: list[SignalOut] = Field(
+        description="What to act on about these people, their companies and open deals, the"
+        " longest due first (on the first page only: a cursor pages the timeline alone)"
+    )
 
 
 @bp.get("/lookup")
@@ -48,10 +54,15 @@ class LookupOut(BaseModel):
     tags=["task pane"],
 )
 def lookup(query: LookupQuery) -> LookupOut:
-    """Everything about the people on an email: contacts, companies, timeline, deals, follow-ups."""
+    """Everything about the people on an email: contacts, companies, timeline, deals, follow-ups,
+    signals."""
+    viewer = current_viewer()
     with rapport(current_app).db.read_session() as session:
-        result = lookup_people(
-            session, current_viewer(), query.email, limit=query.limit, cursor=query.cursor
+        result = lookup_people(session, viewer, query.email, limit=query.limit, cursor=query.cursor)
+        signals = (
+            []
+            if query.cursor
+            else signals_for_contacts(session, viewer, [c.id for c in result.contacts])
         )
         return LookupOut(
             contacts=[contact_out(c, result.contact_tags.get(c.id, [])) for c in result.contacts],
@@ -61,4 +72,5 @@ def lookup(query: LookupQuery) -> LookupOut:
             next_cursor=result.timeline.next_cursor,
             deals=[DealOut.model_validate(d) for d in result.deals],
             follow_ups=[FollowUpOut.model_validate(f) for f in result.follow_ups],
+            signals=[signal_out(s) for s in signals],
         )

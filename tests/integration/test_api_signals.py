@@ -12,7 +12,6 @@ from sqlalchemy import func, select, update
 
 from server.config import Settings
 from server.crm.deals import DealInput, create_deal
-from server.crm.signals import signals_for_contacts
 from server.crm.signals.store import refresh_dirty
 from server.crm.signals.upkeep import (
     RECOMPUTE_JOB,
@@ -114,15 +113,32 @@ def test_my_day_names_the_contact_the_kind_the_reason_and_the_date(
     ).get_json()
     assert [i["key"] for i in rest["items"]] == [items[1]["key"]]
     assert rest["next_cursor"] is None
-    # what the task pane's lookup will include for the people in an email
-    with db.session() as session:
-        clara = session.scalar(select(Contact.id).where(Contact.name == "Clara Jensen"))
-        assert clara is not None
-        viewer = Viewer.of(session.scalars(select(User).where(User.email == ANNA)).one())
-        found = signals_for_contacts(session, viewer, [clara])
-    assert [(s.kind, s.contact.name if s.contact else None) for s in found] == [
+    # the task pane's lookup of an email to Clara carries her signal, on its first page only
+    looked = client.get("/api/v1/lookup?email=clara@brightline-dental.co.uk&limit=1", headers=anna)
+    assert looked.status_code == 200
+    body = looked.get_json()
+    assert [(s["kind"], s["contact"]["name"]) for s in body["signals"]] == [
         ("awaiting_reply", "Clara Jensen")
     ]
+    assert body["signals"][0]["key"] == awaiting["key"]
+    # Ben may see the emails it cites (Anna's, shared), so his pane shows it too
+    assert [s["key"] for s in lookup_signals(client, ben, "clara@brightline-dental.co.uk")] == [
+        awaiting["key"]
+    ]
+    # a snooze takes it off Anna's pane, not Ben's
+    until = (utcnow() + timedelta(days=1)).isoformat()
+    snoozed = client.post(
+        f"/api/v1/signals/{awaiting['key']}/snooze", json={"until": until}, headers=anna
+    )
+    assert snoozed.status_code == 200
+    assert lookup_signals(client, anna, "clara@brightline-dental.co.uk") == []
+    assert len(lookup_signals(client, ben, "clara@brightline-dental.co.uk")) == 1
+
+
+def lookup_signals(client: FlaskClient, headers: dict[str, str], address: str) -> list[Any]:
+    response = client.get(f"/api/v1/lookup?email={address}", headers=headers)
+    assert response.status_code == 200, response.get_json()
+    return list(response.get_json()["signals"])
 
 
 def test_a_reply_clears_the_signal_when_the_worker_runs(
@@ -165,6 +181,9 @@ def test_private_mail_never_shows_through_a_signal(
     assert len(mine) == 2
     assert listed(client, ben, "mine=0") == []
     assert listed(client, boss, "mine=0") == []  # private means private, for admins too
+    assert len(lookup_signals(client, anna, "clara@brightline-dental.co.uk")) == 1
+    assert lookup_signals(client, ben, "clara@brightline-dental.co.uk") == []
+    assert lookup_signals(client, boss, "clara@brightline-dental.co.uk") == []
     key = mine[0]["key"]
     until = (utcnow() + timedelta(days=2)).isoformat()
     refused = client.post(f"/api/v1/signals/{key}/snooze", json={"until": until}, headers=ben)
