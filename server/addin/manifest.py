@@ -157,7 +157,7 @@ def unified_manifest(base: BaseUrl) -> dict[str, Any]:
     images = {
         e.get("id"): e.get("DefaultValue") for e in resources.iterfind("bt:Images/bt:Image", NS)
     }
-    actions: dict[tuple[str, bool], dict[str, Any]] = {}
+    actions: dict[tuple[str, bool, bool], dict[str, Any]] = {}
 
     def action_id(control: ElementTree.Element) -> str:
         action = _one(control, "v11:Action")
@@ -165,7 +165,8 @@ def unified_manifest(base: BaseUrl) -> dict[str, Any]:
             raise ValueError("only ShowTaskpane actions have a unified-manifest counterpart")
         page = urls[_one(action, "v11:SourceLocation").get("resid")]
         pinnable = action.findtext("v11:SupportsPinning", "false", NS).strip() == "true"
-        key = (str(page), pinnable)
+        no_item = action.findtext("v11:SupportsNoItemContext", "false", NS).strip() == "true"
+        key = (str(page), pinnable, no_item)
         if key not in actions:
             actions[key] = {
                 "id": "openPanePinnable" if pinnable else "openPane",
@@ -173,6 +174,10 @@ def unified_manifest(base: BaseUrl) -> dict[str, Any]:
                 "displayName": strings["openLabel"],
                 "pinnable": pinnable,
             }
+            if no_item:
+                # As the unified manifest reference pairs them: no item context brings
+                # multi-select with it (the pane shows My day for several selected items).
+                actions[key] |= {"supportsNoItemContext": True, "multiselect": True}
         return str(actions[key]["id"])
 
     def label(element: ElementTree.Element) -> str:
@@ -252,7 +257,7 @@ def unified_manifest(base: BaseUrl) -> dict[str, Any]:
                 ],
             }
         )
-    pages = {page for page, _ in actions}
+    pages = {page for page, _, _ in actions}
     if len(pages) != 1:
         raise ValueError("every button must open the same task pane page")
     support = _one(root, "o:SupportUrl").get("DefaultValue")

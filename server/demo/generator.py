@@ -53,7 +53,7 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 
-__all__ = ["DemoDataset", "DemoMailbox", "generate_demo"]
+__all__ = ["DemoAccount", "DemoDataset", "DemoMailbox", "generate_demo"]
 
 COMPANY_NAME = "Northwind Supplies"
 COMPANY_DOMAIN = "northwind-supplies.com"
@@ -67,6 +67,19 @@ class DemoMailbox:
     owner: str
     name: str
     path: Path
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    """A customer or prospect company and its account manager: what a sales team would have
+    typed into its CRM besides the mail (owners, deals), which `server.demo.crm` records."""
+
+    name: str
+    domain: str
+    owner: str  # the account manager's address
+    products: tuple[str, ...]
+    quiet_since_days: int = 0
+    prospect: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,6 +108,7 @@ class DemoDataset:
     message_count: int
     file_count: int = 0
     kinds: dict[str, int] = field(default_factory=dict)
+    accounts: list[DemoAccount] = field(default_factory=list)
 
 
 class _MessageIdsHeader(UnstructuredHeader, BaseHeader):
@@ -409,6 +423,17 @@ CUSTOMERS: tuple[_Company, ...] = (
             ("Niamh Walsh", "niamh.walsh", "Accommodation Officer", "+353 1 555 0126", "outlook"),
         ],
     ),
+)
+
+# A prospect, not yet a customer: one enquiry and our quote (`_Demo.quiet_prospect`).
+HARBOURSIDE = _company(
+    "Harbourside Dental Studio",
+    "harbourside-dental.co.uk",
+    "Europe/London",
+    "en",
+    0,
+    ("nitrile gloves", "disinfectant wipes"),
+    [("Rhiannon Pryce", "rhiannon.pryce", "Practice Manager", "+44 29 2018 0457", "outlook")],
 )
 
 
@@ -1288,6 +1313,38 @@ class _Demo:
         )
         self.w.post(thread, PRIYA, [niamh], [], body, self.day(15), kinds=["customer"])
 
+    def quiet_prospect(self) -> None:
+        """A prospect asked for a quote, got it, and has not answered for a week: Anna's to chase."""
+        buyer = HARBOURSIDE.people[0]
+        thread = _Thread("Quote request - gloves and wipes for two practices")
+        ask = _letter(
+            buyer,
+            ANNA,
+            "We're opening a second practice in January and are looking for a new supplier of "
+            "nitrile gloves and surface wipes for both sites. Could you send us a quote for "
+            "monthly deliveries?",
+            self.rng,
+        )
+        self.w.post(thread, buyer, [ANNA], [], ask, self.day(9, buyer.tz), kinds=["customer"])
+        quote = _letter(
+            ANNA,
+            buyer,
+            "Thank you for thinking of us. Attached is our quote for monthly deliveries to both "
+            "practices, with the first month at the trial price. Shall we set up a short call "
+            "to go through it?",
+            self.rng,
+        )
+        self.w.post(
+            thread,
+            ANNA,
+            [buyer],
+            [],
+            quote,
+            self.day(7),
+            attachments=[self.attachment("quote", self.values(HARBOURSIDE), HARBOURSIDE)],
+            kinds=["customer", "attachment"],
+        )
+
     def role_address(self) -> None:
         """A small customer's owner writes from the shop's info@ address: still person mail."""
         rosie = SALTMARSH.people[0]
@@ -2141,6 +2198,7 @@ class _Demo:
     def run(self) -> DemoDataset:
         self.cc_story()
         self.awaiting_reply()
+        self.quiet_prospect()
         self.role_address()
         self.out_of_office()
         self.forwards()
@@ -2166,6 +2224,17 @@ class _Demo:
             message_count=self.w.distinct,
             file_count=self.w.files,
             kinds=dict(sorted(self.w.kinds.items())),
+            accounts=[
+                DemoAccount(
+                    c.name,
+                    c.people[0].domain,
+                    STAFF[c.owner].address,
+                    c.products,
+                    c.quiet_since_days,
+                    prospect=c is HARBOURSIDE,
+                )
+                for c in (*CUSTOMERS, HARBOURSIDE)
+            ],
         )
 
 

@@ -1,5 +1,6 @@
 """`rapport demo`: a demo database filled the real way — generated mailboxes captured through the
-same import path as `rapport import` — and demo users to sign in as."""
+same import path as `rapport import`, then the deals and owners a team would have typed in
+(`server.demo.crm`) — and demo users to sign in as."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from server.crm.rules import seed_internal_domains
 from server.crm.signals.upkeep import recompute_all
 from server.crm.users import add_user, create_token
 from server.db import Database
+from server.demo.crm import record_crm
 from server.demo.generator import generate_demo
 from server.mail_ingest.importer import import_files
 from server.models import CaptureRule, User, utcnow
@@ -27,7 +29,8 @@ def prepare_demo(db: Database, settings: Settings, *, echo: Callable[[str], None
     db.upgrade()
     marker = settings.data_dir / DONE_MARKER
     if not marker.exists():
-        dataset = generate_demo(settings.data_dir / "mail", now=utcnow())
+        now = utcnow()
+        dataset = generate_demo(settings.data_dir / "mail", now=now)
         with db.session() as session:
             seed_internal_domains(session, settings.internal_domains)
             known = set(
@@ -47,6 +50,9 @@ def prepare_demo(db: Database, settings: Settings, *, echo: Callable[[str], None
         if dataset.extra_files:
             echo("capturing the demo archive files ...")
             import_files(db, settings, dataset.extra_files, owner=dataset.staff[0].owner)
+        with db.session() as session:
+            deals = record_crm(session, dataset.accounts, now)
+        echo(f"recording account owners and {deals} deals ...")
         echo("computing relationship signals ...")
         recompute_all(db)
         with db.session() as session:

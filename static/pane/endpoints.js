@@ -2,11 +2,12 @@
 import { getPublic, request } from "./http.js";
 
 const TIMELINE_PAGE = 20;
+const MY_DAY_PAGE = 25;
 
 export const api = {
   paneConfig: () => getPublic("/api/v1/pane-config"),
 
-  // The one round trip for an open item: people, companies, timeline, deals, follow-ups.
+  // The one round trip for an open item: people, companies, timeline, deals, follow-ups, signals.
   lookup: (emails, cursor = null) =>
     request("GET", "/api/v1/lookup", { query: { email: emails, limit: TIMELINE_PAGE, cursor } }),
   emailState: (messageId, sender, date) =>
@@ -30,6 +31,13 @@ export const api = {
   addFollowUp: (followUp) => request("POST", "/api/v1/followups", { body: followUp }),
   followUpDone: (followUpId, version) =>
     request("POST", `/api/v1/followups/${followUpId}/done`, { body: { version } }),
+
+  myDay: (cursor = null) =>
+    request("GET", "/api/v1/signals", { query: { mine: 1, limit: MY_DAY_PAGE, cursor } }),
+  snoozeSignal: (key, until) =>
+    request("POST", `/api/v1/signals/${encodeURIComponent(key)}/snooze`, { body: { until } }),
+  dismissSignal: (key) =>
+    request("POST", `/api/v1/signals/${encodeURIComponent(key)}/dismiss`, { body: {} }),
 
   users: () => request("GET", "/api/v1/users", { query: { limit: 200 } }),
   logWhenSent: () => request("GET", "/api/v1/me/log-when-sent"),

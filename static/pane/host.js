@@ -72,6 +72,11 @@ function asyncField(field) {
   return call((done) => field.getAsync(done)).catch(() => null);
 }
 
+/** Open a new email to `address` in Outlook (Mailbox 1.0: every host). */
+export function writeTo(address, subject = "") {
+  office().context.mailbox.displayNewMessageForm({ toRecipients: [address], subject });
+}
+
 /** The open item in one shape, whatever its kind and mode; null when nothing is selected. */
 export async function readItem() {
   const item = office().context.mailbox.item;

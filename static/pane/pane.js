@@ -8,11 +8,12 @@ import { api } from "./endpoints.js";
 import * as host from "./host.js";
 import { ApiError, configure } from "./http.js";
 import { applyTheme } from "./theme.js";
-import { messageView, paneView, signInView } from "./views.js";
+import { messageView, myDayView, paneView, signInView } from "./views.js";
 
 const MAX_ADDRESSES = 50;
 const TOAST_MS = 5000;
 const RECIPIENTS_SETTLE_MS = 400;
+const SNOOZE_HOUR = 9; // a snoozed signal comes back at nine tomorrow morning, local time
 export const PAINT_MARK = "rapport:person-card";
 
 const app = document.getElementById("app");
@@ -32,6 +33,8 @@ const state = {
   loadError: null,
   emailState: null,
   logWhenSent: null,
+  myDay: null, // {items, next, loaded, error}: the signed-in person's signals
+  showMyDay: false, // "My day" asked for while an item is open
   drafts: {},
   open: {},
   busy: {},
@@ -51,11 +54,10 @@ function render() {
   let content;
   if (state.signedIn === false) {
     content = signInView(state, actions);
+  } else if (state.signedIn && (state.item === null || state.showMyDay)) {
+    content = myDayView(state, actions);
   } else if (state.item === null) {
-    content = messageView(
-      "Select an email",
-      "Rapport shows who the selected email or meeting is with. Pin the pane to keep it open.",
-    );
+    content = [h("p", { class: "loading", role: "status" }, "Loading Rapport…")];
   } else if (state.loadError) {
     content = [
       ...messageView("Rapport could not look this up", state.loadError),
@@ -67,7 +69,8 @@ function render() {
     content = paneView(state, actions);
   }
   app.replaceChildren(...content.flat(Infinity).filter(Boolean));
-  app.setAttribute("aria-busy", state.item !== null && !state.lookup && state.signedIn !== false ? "true" : "false");
+  const busy = state.item !== null && !state.showMyDay && !state.lookup && state.signedIn !== false;
+  app.setAttribute("aria-busy", busy ? "true" : "false");
   if (focused) focus(app.querySelector(`[data-key="${CSS.escape(focused)}"]`));
   if (!painted && state.lookup && app.querySelector(".person, .section-people")) {
     painted = true;
@@ -136,6 +139,7 @@ async function openItem() {
     loadError: null,
     emailState: null,
     logWhenSent: null,
+    showMyDay: false,
     drafts: {},
     open: {},
     busy: {},
@@ -152,7 +156,10 @@ async function openItem() {
   state.item = item;
   state.participants = item ? participantsOf(item) : [];
   render();
-  if (!item) return;
+  if (!item) {
+    if (state.signedIn) await loadMyDay(mine);
+    return;
+  }
   if (item.mode === "compose") {
     const stop = await host.followRecipients(() => recipientsChanged(mine));
     if (mine === generation) stopFollowing = stop;
@@ -241,7 +248,43 @@ function recipientsChanged(mine) {
 
 /** The same item again, after a change: keeps drafts, open forms and messages. */
 async function reload() {
-  if (state.item) await loadLookup(generation);
+  if (state.item === null || state.showMyDay) await loadMyDay(generation);
+  else if (state.item) await loadLookup(generation);
+}
+
+// -- my day ------------------------------------------------------------------------------------------
+
+/** The first page of the signed-in person's signals (again, after a snooze or a dismissal). */
+async function loadMyDay(mine) {
+  if (!state.myDay) state.myDay = { items: [], next: null, loaded: false, error: null };
+  try {
+    const page = await api.myDay();
+    if (mine !== generation) return;
+    state.myDay = { items: page.items, next: page.next_cursor, loaded: true, error: null };
+  } catch (error) {
+    if (mine !== generation || error.status === 401) return;
+    state.myDay = { ...state.myDay, error: sentence(error) };
+  }
+  render();
+}
+
+function tomorrowMorning() {
+  const when = new Date();
+  when.setDate(when.getDate() + 1);
+  when.setHours(SNOOZE_HOUR, 0, 0, 0);
+  return when;
+}
+
+/** The time with the viewer's UTC offset, as the API wants it ("2026-03-10T09:00:00+01:00"). */
+function withOffset(date) {
+  const pad = (n) => String(Math.trunc(Math.abs(n))).padStart(2, "0");
+  const offset = -date.getTimezoneOffset();
+  const sign = offset >= 0 ? "+" : "-";
+  return (
+    `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}` +
+    `T${pad(date.getHours())}:${pad(date.getMinutes())}:00` +
+    `${sign}${pad(offset / 60)}:${pad(offset % 60)}`
+  );
 }
 
 // -- doing things -----------------------------------------------------------------------------------
@@ -434,6 +477,53 @@ const actions = {
       { refresh: false },
     ),
 
+  openMyDay: () => {
+    state.showMyDay = true;
+    render();
+    focus(app.querySelector("#my-day-title"));
+    return loadMyDay(generation);
+  },
+
+  closeMyDay: () => {
+    state.showMyDay = false;
+    render();
+    focus(app.querySelector('[data-key="my-day-open"]'));
+  },
+
+  myDayMore: () =>
+    act(
+      "myDayMore",
+      async () => {
+        const mine = generation;
+        const page = await api.myDay(state.myDay.next);
+        if (mine !== generation) return "";
+        state.myDay = { ...state.myDay, items: [...state.myDay.items, ...page.items], next: page.next_cursor };
+        return `${page.items.length} more shown.`;
+      },
+      { refresh: false },
+    ),
+
+  snoozeSignal: (signal) =>
+    act(`signal-${signal.key}`, async () => {
+      const until = tomorrowMorning();
+      await api.snoozeSignal(signal.key, withOffset(until));
+      return `Snoozed until ${until.toLocaleString([], { weekday: "short", hour: "2-digit", minute: "2-digit" })}.`;
+    }),
+
+  dismissSignal: (signal) =>
+    act(`signal-${signal.key}`, async () => {
+      await api.dismissSignal(signal.key);
+      return "Dismissed: it will not come back for this occurrence.";
+    }),
+
+  writeTo: (signal) => {
+    try {
+      host.writeTo(signal.contact.address);
+    } catch (error) {
+      toast(sentence(error), "error");
+    }
+  },
+
   loadMore: () =>
     act(
       "more",
@@ -527,6 +617,7 @@ export async function boot() {
   await opening;
   render();
   if (state.signedIn && state.item && !state.lookup) await loadLookup(generation);
+  else if (state.signedIn && state.item === null && !state.myDay?.loaded) await loadMyDay(generation);
 }
 
 export function fail(title, text) {

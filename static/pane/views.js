@@ -236,7 +236,12 @@ function itemSection(state, actions) {
   return h(
     "section",
     { class: "section this-item", "aria-labelledby": "item-title" },
-    h("h1", { id: "item-title", class: "title" }, title),
+    h(
+      "div",
+      { class: "item-head" },
+      h("h1", { id: "item-title", class: "title" }, title),
+      button("My day", actions.openMyDay, { key: "my-day-open", size: "small", appearance: "subtle" }),
+    ),
     h("p", { class: "meta" }, meta),
     logControls(state, actions),
   );
@@ -281,7 +286,7 @@ function logControls(state, actions) {
 
 // -- people and companies ------------------------------------------------------------------------
 
-function contactCard(contact, state) {
+function contactCard(contact, state, actions) {
   const owner = contact.owner_id ? state.users?.get(contact.owner_id) : null;
   const id = `contact-${contact.id}`;
   const subtitle = [contact.title, contact.company?.name].filter(Boolean).join(" · ");
@@ -319,6 +324,7 @@ function contactCard(contact, state) {
           : "None",
       ),
     ),
+    signalList(signalsAbout(state, contact), state, actions, { withPerson: false }),
   );
   return card;
 }
@@ -366,7 +372,7 @@ function peopleSection(state, actions) {
     const address = participant.address.toLowerCase();
     const contact = lookup.contacts.find((c) => c.emails.includes(address));
     if (contact) {
-      if (!shown.has(`c${contact.id}`)) cards.push(contactCard(contact, state));
+      if (!shown.has(`c${contact.id}`)) cards.push(contactCard(contact, state, actions));
       shown.add(`c${contact.id}`);
       continue;
     }
@@ -378,7 +384,7 @@ function peopleSection(state, actions) {
     }
   }
   for (const contact of lookup.contacts) {
-    if (!shown.has(`c${contact.id}`)) cards.push(contactCard(contact, state));
+    if (!shown.has(`c${contact.id}`)) cards.push(contactCard(contact, state, actions));
     shown.add(`c${contact.id}`);
   }
   if (!cards.length) {
@@ -404,27 +410,136 @@ function companiesSection(state) {
   );
 }
 
-/** Relationship signals (`lookup.signals`, each with a kind and `reason.summary`) arrive with a
- * later issue; while the lookup has none, this renders nothing. */
-export function signalsSection(signals) {
-  if (!Array.isArray(signals) || signals.length === 0) return null;
-  return section(
-    "signals",
-    "Signals",
-    h(
-      "ul",
-      { class: "signals" },
-      signals.map((signal) =>
+// -- signals and "My day" ------------------------------------------------------------------------
+
+const SIGNAL_NAMES = {
+  awaiting_reply: "Awaiting reply",
+  unanswered: "Unanswered",
+  going_cold: "Going cold",
+  deal_rotting: "Deal rotting",
+  top_customer: "Top customer",
+  churn_risk: "Churn risk",
+  meeting_no_follow_up: "No follow-up",
+};
+
+function signalName(kind) {
+  return SIGNAL_NAMES[kind] || capitalise(String(kind || "").replaceAll("_", " "));
+}
+
+/** What a deal's or company's signal is about (a contact's signal is about the contact). */
+function subjectOf(signal) {
+  if (signal.kind === "deal_rotting") return signal.deal?.name || null;
+  if (signal.kind === "top_customer") return signal.company?.name || null;
+  return null;
+}
+
+/** The lookup's signals about one contact: they go on that person's card. */
+function signalsAbout(state, contact) {
+  return (state.lookup.signals || []).filter((signal) => signal.contact?.id === contact.id);
+}
+
+/** One list of signals, each with why, since when, and what can be done about it now. */
+function signalList(signals, state, actions, { withPerson = true } = {}) {
+  if (!signals.length) return null;
+  return h(
+    "ul",
+    { class: "signals", "aria-label": "Signals" },
+    signals.map((signal) => {
+      const busy = state.busy[`signal-${signal.key}`];
+      const person = signal.contact;
+      // A deal's or a company's signal is about that deal or company; its contact is whom to
+      // write to.
+      const subject = subjectOf(signal);
+      const headline = subject || (withPerson ? person?.name || person?.address : null);
+      const contactLine = [subject && person?.name, withPerson ? person?.address : null].filter(Boolean).join(" · ");
+      return h(
+        "li",
+        { class: "signal", dataset: { signalKey: signal.key, kind: signal.kind } },
         h(
-          "li",
-          { class: "signal" },
-          h("fluent-badge", { appearance: "tint", color: "warning" }, capitalise(String(signal.kind || "").replaceAll("_", " "))),
-          " ",
-          signal.reason?.summary || signal.message || signal.title || "",
+          "div",
+          { class: "signal-head" },
+          h("fluent-badge", { appearance: "tint", color: "warning" }, signalName(signal.kind)),
+          headline ? h("strong", { class: "signal-person" }, headline) : null,
         ),
-      ),
-    ),
+        h("p", { class: "signal-reason" }, signal.reason?.summary || ""),
+        h(
+          "p",
+          { class: "sub" },
+          contactLine ? `${contactLine} · ` : "",
+          "Since ",
+          h("time", { datetime: signal.due_at }, formatDate(signal.due_at)),
+        ),
+        h(
+          "div",
+          { class: "signal-actions" },
+          withPerson && person?.address
+            ? button("Write", () => actions.writeTo(signal), { key: `write-${signal.key}`, size: "small" })
+            : null,
+          button("Snooze until tomorrow", () => actions.snoozeSignal(signal), {
+            key: `snooze-${signal.key}`,
+            size: "small",
+            busy,
+          }),
+          button("Dismiss", () => actions.dismissSignal(signal), {
+            key: `dismiss-${signal.key}`,
+            size: "small",
+            busy,
+          }),
+        ),
+        errorText(state.errors[`signal-${signal.key}`]),
+      );
+    }),
   );
+}
+
+/** Signals about these people's companies and deals that no card above shows. */
+export function signalsSection(state, actions) {
+  const onCards = new Set(state.lookup.contacts.map((c) => c.id));
+  const rest = (state.lookup.signals || []).filter((s) => !onCards.has(s.contact?.id));
+  if (!rest.length) return null;
+  return section("signals", "Signals", signalList(rest, state, actions));
+}
+
+/** "My day": the signed-in person's to-do list, when no email is open or on request. */
+export function myDayView(state, actions) {
+  const day = state.myDay;
+  const back = state.item
+    ? button("Back to this email", actions.closeMyDay, { key: "my-day-close", size: "small" })
+    : null;
+  let body;
+  if (!day || (!day.loaded && !day.error)) {
+    body = h("p", { class: "loading", role: "status" }, "Loading your day…");
+  } else if (day.error) {
+    body = [
+      errorText(day.error),
+      button("Try again", actions.openMyDay, { key: "my-day-retry", appearance: "primary" }),
+    ];
+  } else if (!day.items.length) {
+    body = h("p", { class: "hint" }, "Nothing to chase today: no one is waiting on you.");
+  } else {
+    body = [
+      signalList(day.items, state, actions),
+      day.next ? button("Show more", actions.myDayMore, { key: "my-day-more", busy: state.busy.myDayMore }) : null,
+    ];
+  }
+  return [
+    h(
+      "section",
+      { class: "section my-day", "aria-labelledby": "my-day-title" },
+      h(
+        "div",
+        { class: "my-day-head" },
+        h("h1", { id: "my-day-title", class: "title", tabindex: "-1" }, "My day"),
+        back,
+      ),
+      h(
+        "p",
+        { class: "meta" },
+        state.item ? "Whom to contact, and why." : "No email is selected: here is whom to contact, and why.",
+      ),
+      body,
+    ),
+  ];
 }
 
 // -- deals, follow-ups, notes ---------------------------------------------------------------
@@ -730,7 +845,7 @@ export function paneView(state, actions) {
     itemSection(state, actions),
     peopleSection(state, actions),
     companiesSection(state),
-    signalsSection(state.lookup.signals),
+    signalsSection(state, actions),
     dealsSection(state, actions),
     followUpsSection(state, actions),
     notesSection(state, actions),

@@ -179,6 +179,9 @@
     diagnostics: { hostName: "Outlook", hostVersion: "preview", OWAView: undefined },
   };
   mailbox.addHandlerAsync = on(mailbox);
+  mailbox.displayNewMessageForm = function (parameters) {
+    if (typeof preview.newMessage === "function") preview.newMessage(parameters || {});
+  };
 
   function Dialog(popup) {
     this.addEventHandler = function (eventType, handler) {

@@ -173,6 +173,21 @@ function compose(event) {
   $("compose-to").value = "";
 }
 
+/** The pane asked Outlook for a new email ("Write" in My day): open it as a compose item. */
+preview.newMessage = (parameters) => {
+  const to = (parameters.toRecipients || []).map((r) =>
+    typeof r === "string" ? { name: "", address: r } : { name: r.displayName || "", address: r.emailAddress },
+  );
+  select({ kind: "message", mode: "compose", subject: parameters.subject || "", from: preview.user, to, cc: [] }, null);
+  $("outlook-did").textContent = `Outlook opened a new email to ${to.map((p) => p.address).join(", ")}.`;
+};
+
+/** Nothing selected (the reading pane off, or a message deselected): the pane shows My day. */
+function selectNothing() {
+  select(null, null);
+  $("outlook-did").textContent = "Nothing is selected: the pane shows My day.";
+}
+
 function hostChanged() {
   preview.host = { sets: HOSTS[$("host").value], theme: THEMES[$("theme").value] };
   loadFrame(); // a different Outlook: open the pane afresh
@@ -208,6 +223,7 @@ $("width").addEventListener("change", () => {
   frame.width = $("width").value;
 });
 $("compose-form").addEventListener("submit", compose);
+$("select-nothing").addEventListener("click", selectNothing);
 $("token-form").addEventListener("submit", (event) => {
   event.preventDefault();
   keepToken($("token").value.trim());

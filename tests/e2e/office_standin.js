@@ -21,7 +21,7 @@
   }
   var config = window.__officeConfig || (opener && opener.__officeConfig) || {};
   var sets = config.sets || { Mailbox: "1.15" };
-  var record = { bcc: [], headers: {}, dialogs: [], events: [] };
+  var record = { bcc: [], headers: {}, dialogs: [], events: [], newMessages: [] };
 
   var AsyncResultStatus = { Succeeded: "succeeded", Failed: "failed" };
   var EventType = {
@@ -234,6 +234,9 @@
     },
   };
   mailbox.addHandlerAsync = addHandler(mailbox);
+  mailbox.displayNewMessageForm = function (parameters) {
+    record.newMessages.push(JSON.parse(JSON.stringify(parameters || {})));
+  };
 
   var theme = config.theme || null;
 

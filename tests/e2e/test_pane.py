@@ -25,6 +25,7 @@ from server.models import (
     DealContact,
     DealStageChange,
     FollowUp,
+    SignalState,
     User,
     utcnow,
 )
@@ -121,7 +122,7 @@ def test_read_email_shows_who_it_is_from_and_logs_unlogs(
     page = open_pane(context, demo, sets=HOSTS[host], item=read_item(email))
     card = page.locator("article.person").first
     expect(card.locator("h3")).to_have_text("Daniela Vásquez")
-    expect(card).to_contain_text("Vasquezrow Architects")
+    expect(card).to_contain_text("Vasquez & Row Architects")
     expect(card).to_contain_text("Last contacted")
     expect(page.locator(".section-companies")).to_contain_text("vasquezrow-architects.com")
 
@@ -382,8 +383,9 @@ def test_a_pinned_pane_follows_the_selection_and_shows_meetings(
     )
     expect(page.locator("#item-title")).to_have_text("Site visit")
     expect(page.locator("article.person h3")).to_have_text("Daniela Vásquez")
-    page.evaluate("OfficeStandin.selectItem(null)")
-    expect(page.locator("#empty-title")).to_have_text("Select an email")
+    page.evaluate("OfficeStandin.selectItem(null)")  # nothing selected: the person's day
+    expect(page.locator("#my-day-title")).to_have_text("My day")
+    expect(page.locator('[data-key="my-day-close"]')).to_have_count(0)
     assert page.errors == []  # type: ignore[attr-defined]
 
 
@@ -570,24 +572,83 @@ def test_the_served_msal_offers_the_nestable_client(context: BrowserContext, dem
     assert page.evaluate("typeof msal.createNestablePublicClientApplication") == "function"
 
 
-def test_signals_show_when_the_lookup_has_them_and_nothing_otherwise(
+def my_signals(demo: Demo) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = demo.api("/api/v1/signals?mine=1&limit=100")["items"]
+    return items
+
+
+def signal_state(demo: Demo, key: str) -> str | None:
+    with demo.db.read_session() as session:
+        admin = session.scalars(select(User).where(User.email == ADMIN)).one()
+        return session.scalar(
+            select(SignalState.state).where(
+                SignalState.user_id == admin.id, SignalState.signal_key == key
+            )
+        )
+
+
+def test_signals_sit_on_the_person_cards_and_snooze_from_there(
     context: BrowserContext, demo: Demo, picker: list[dict[str, Any]]
 ) -> None:
-    email = email_from(picker, DANIELA)
+    mine = my_signals(demo)
+    senders = {e["sender"]["address"] for e in picker if e["kind"] == "email"}
+    signal = next(s for s in mine if s["contact"] and s["contact"]["address"] in senders)
+    email = email_from(picker, signal["contact"]["address"])
     page = open_pane(context, demo, sets=HOSTS["current"], item=read_item(email))
-    expect(page.locator("article.person").first).to_be_visible()
-    expect(page.locator(".section-signals")).to_have_count(0)
-    page.close()
+    card = page.locator("article.person").filter(has_text=signal["contact"]["name"]).first
+    shown = card.locator(f'li.signal[data-signal-key="{signal["key"]}"]')
+    expect(shown).to_contain_text(signal["reason"]["summary"])
+    no_serious_accessibility_issues(page)
+    shown.locator(f'[data-key="snooze-{signal["key"]}"]').click()
+    toast(page).to_contain_text("Snoozed until")
+    expect(shown).to_have_count(0)
+    assert signal_state(demo, signal["key"]) == "snoozed"
+    assert signal["key"] not in {s["key"] for s in my_signals(demo)}
+    assert page.errors == []  # type: ignore[attr-defined]
 
-    def with_signals(route: Any) -> None:
-        answer = route.fetch().json()
-        answer["signals"] = [
-            {"kind": "awaiting_reply", "reason": {"summary": "Daniela has not answered in 4 days."}}
-        ]
-        route.fulfill(json=answer)
 
-    context.route("**/api/v1/lookup?*", with_signals)
-    page = open_pane(context, demo, sets=HOSTS["current"], item=read_item(email))
-    signals = page.locator(".section-signals")
-    expect(signals).to_contain_text("Awaiting reply")
-    expect(signals).to_contain_text("Daniela has not answered in 4 days.")
+def test_my_day_when_nothing_is_selected_and_from_its_button(
+    context: BrowserContext, demo: Demo, picker: list[dict[str, Any]], host: str
+) -> None:
+    mine = my_signals(demo)
+    assert len(mine) >= 3, "the demo gives its admin a day's worth of signals"
+    if host == "current":  # Mailbox 1.13+: the pane opens with nothing selected
+        page = open_pane(context, demo, sets=HOSTS[host], item=None)
+    else:  # an older Outlook opens the pane on an email: My day is a button away
+        page = open_pane(context, demo, sets=HOSTS[host], item=read_item(picker[0]))
+        page.locator('[data-key="my-day-open"]').click()
+        expect(page.locator('[data-key="my-day-close"]')).to_be_visible()
+    listed = page.locator(".my-day li.signal")
+    expect(listed.first).to_be_visible()
+    first_page = mine[:25]
+    expect(listed).to_have_count(len(first_page))
+    assert listed.evaluate_all("nodes => nodes.map(n => n.dataset.signalKey)") == [
+        s["key"] for s in first_page
+    ]
+    first = first_page[0]
+    expect(listed.first).to_contain_text(first["reason"]["summary"])
+    if first["contact"]:
+        expect(listed.first).to_contain_text(
+            first["contact"]["name"] or first["contact"]["address"]
+        )
+    if host == "current":
+        screenshot(page, "pane-my-day.png")
+    no_serious_accessibility_issues(page)
+
+    # Write opens a new email in Outlook to the person; Dismiss takes the signal off for good.
+    person = next(s for s in first_page if s["contact"] and s["contact"]["address"])
+    page.locator(f'[data-key="write-{person["key"]}"]').click()
+    sent = page.evaluate("window.OfficeStandin.record.newMessages")
+    assert sent == [{"toRecipients": [person["contact"]["address"]], "subject": ""}]
+    page.locator(f'[data-key="dismiss-{first["key"]}"]').click()
+    toast(page).to_contain_text("Dismissed")
+    expect(page.locator(f'.my-day li.signal[data-signal-key="{first["key"]}"]')).to_have_count(0)
+    assert signal_state(demo, first["key"]) == "dismissed"
+
+    if host == "current":  # selecting an email leaves My day for its people
+        page.evaluate("item => window.OfficeStandin.selectItem(item)", read_item(picker[0]))
+    else:
+        page.locator('[data-key="my-day-close"]').click()
+    expect(page.locator("#item-title")).to_be_visible()
+    expect(page.locator(".my-day")).to_have_count(0)
+    assert page.errors == []  # type: ignore[attr-defined]

@@ -45,6 +45,15 @@ def test_the_preview_signs_in_by_itself_and_the_pane_follows_the_picker(
     expect(pane.locator("article.person h3")).to_have_text(DANIELA_NAME)
     pane.locator('[data-key="log-when-sent"]').click()
     expect(page.locator("#outlook-did")).to_contain_text("X-Rapport-Log: v1 ")
+
+    # Nothing selected: the pane shows My day; "Write" there opens a new email to that person.
+    page.locator("#select-nothing").click()
+    expect(pane.locator("#my-day-title")).to_have_text("My day")
+    first = pane.locator(".my-day li.signal").first
+    first.locator('[data-key^="write-"]').click()
+    expect(pane.locator(".this-item .meta")).to_have_text("New email")
+    expect(page.locator("#outlook-did")).to_contain_text("Outlook opened a new email to ")
+    expect(pane.locator("article.person").first).to_be_visible()
     assert errors == []
     context.close()
 

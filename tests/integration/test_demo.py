@@ -7,6 +7,8 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from server.config import load_settings
+from server.crm.signals import list_signals
+from server.crm.viewer import Viewer
 from server.db import Database
 from server.demo.setup import prepare_demo
 from server.models import (
@@ -14,10 +16,16 @@ from server.models import (
     ActivityParticipant,
     CaptureDecision,
     Contact,
+    Deal,
+    DealStageChange,
     Meeting,
     QuarantinedItem,
+    Stage,
     User,
+    utcnow,
 )
+
+ADMIN = "anna@northwind-supplies.com"
 
 
 def test_demo_is_captured_once_with_users_rules_and_quarantine(tmp_path: Path) -> None:
@@ -75,4 +83,41 @@ def test_demo_is_captured_once_with_users_rules_and_quarantine(tmp_path: Path) -
 
     prepare_demo(db, settings, echo=lambda _line: None)
     assert snapshot() == first, "running the demo again adds nothing"
+    db.dispose()
+
+
+def test_the_demo_admin_has_a_day_of_signals_and_a_pipeline(tmp_path: Path) -> None:
+    """What a person clicking through the demo should see: deals in every stage, customers with
+    owners, and for the admin a to-do list of each kind of signal the mail and deals give."""
+    settings = load_settings({"RAPPORT_DATA_DIR": str(tmp_path / "demo")}, demo=True)
+    db = Database(settings.database_url)
+    prepare_demo(db, settings, echo=lambda _line: None)
+    now = utcnow()
+    with db.read_session() as session:
+        anna = session.scalars(select(User).where(User.email == ADMIN)).one()
+        stages = dict(
+            session.execute(
+                select(Stage.name, func.count(Deal.id))
+                .join(Deal, Deal.stage_id == Stage.id)
+                .group_by(Stage.name)
+            ).all()
+        )
+        assert set(stages) == {"Lead", "Qualified", "Proposal", "Negotiation", "Won", "Lost"}
+        owned = session.scalar(
+            select(func.count()).select_from(Contact).where(Contact.owner_id.is_not(None))
+        )
+        assert owned and owned > 20
+        # Deals carry their history: each moved through the funnel on its own dates.
+        moves = session.scalar(select(func.count()).select_from(DealStageChange))
+        assert moves and moves > 2 * sum(stages.values())
+        viewer = Viewer.of(anna)
+        mine = list_signals(session, viewer, mine=True, limit=100, now=now).items
+    kinds = {s.kind for s in mine}
+    assert {"awaiting_reply", "unanswered", "going_cold", "deal_rotting", "top_customer"} <= kinds
+    prospect = [s for s in mine if s.contact and s.contact.name == "Rhiannon Pryce"]
+    assert [s.kind for s in prospect] == ["awaiting_reply"]
+    (top,) = [s for s in mine if s.kind == "top_customer"]
+    assert top.company and top.company.name == "Brightline Dental Care"
+    (rotting,) = [s for s in mine if s.kind == "deal_rotting"]
+    assert rotting.deal and rotting.deal.name == "Group-wide glove contract"
     db.dispose()

@@ -263,6 +263,12 @@ def test_task_pane_is_pinnable_in_reading_view_only_in_version_1_1(
         "MobileMessageReadCommandSurface": None,
     }
     assert outer.find(".//v10:SupportsPinning", NS) is None, "1.0 has no SupportsPinning"
+    no_item = {
+        point.get(XSI_TYPE)
+        for point in inner.iterfind("v11:Hosts/v11:Host/*/v11:ExtensionPoint", NS)
+        if point.findtext(".//v11:SupportsNoItemContext", namespaces=NS) == "true"
+    }
+    assert no_item == {"MessageReadCommandSurface"}, "My day opens with no message selected"
 
 
 def test_mobile_form_factor_has_a_read_button_with_every_mobile_icon(
@@ -455,6 +461,9 @@ def test_unified_manifest_matches_the_xml() -> None:
     (runtime,) = extension["runtimes"]
     assert runtime["code"] == {"page": f"{BASE}/pane/index.html"}
     pinnable = {a["id"]: a["pinnable"] for a in runtime["actions"]}
+    no_item = {a["id"]: a.get("supportsNoItemContext", False) for a in runtime["actions"]}
+    assert sorted(no_item.values()) == [False, True]  # the pinnable read pane only
+    assert all(a.get("multiselect", False) == no_item[a["id"]] for a in runtime["actions"])
     surfaces = {
         (r["requirements"]["formFactors"][0], r["contexts"][0]): pinnable[control["actionId"]]
         for r in extension["ribbons"]

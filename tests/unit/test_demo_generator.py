@@ -64,6 +64,10 @@ def _addresses(msg: EmailMessage, *names: str) -> list[str]:
     return [addr.lower() for _, addr in getaddresses(values) if addr]
 
 
+def _date(msg: EmailMessage) -> datetime:
+    return parsedate_to_datetime(str(msg["Date"]))
+
+
 def _calendar_parts(msg: EmailMessage) -> Iterator[icalendar.Calendar]:
     for part in msg.walk():
         if part.get_content_type() == "text/calendar":
@@ -286,6 +290,16 @@ def test_customer_stories(stored: list[Stored], now: datetime) -> None:
     assert len(waiting) == 1
     waiting_id = str(waiting[0]["Message-ID"])
     assert not [m for m in messages if waiting_id in str(m["In-Reply-To"] or "")]
+    # A prospect's enquiry and our quote, which they have not answered: Anna's to chase.
+    prospect = [
+        m
+        for m in messages
+        if any(a.endswith("@harbourside-dental.co.uk") for a in _addresses(m, "From", "To"))
+    ]
+    assert [_addresses(m, "From")[0] for m in sorted(prospect, key=_date)] == [
+        "rhiannon.pryce@harbourside-dental.co.uk",
+        "anna@" + DOMAIN,
+    ]
     # Free-mail contacts and a small customer writing from info@.
     senders = {a for m in messages for a in _addresses(m, "From")}
     for domain in ("gmail.com", "outlook.com", "yahoo.co.uk", "gmx.de"):
@@ -295,6 +309,14 @@ def test_customer_stories(stored: list[Stored], now: datetime) -> None:
     replies = [m for m in messages if m["In-Reply-To"] is not None]
     assert any(_addresses(m, "From")[0].endswith("@" + DOMAIN) for m in replies)
     assert any(not _addresses(m, "From")[0].endswith("@" + DOMAIN) for m in replies)
+
+
+def test_accounts_name_every_company_and_its_account_manager(demo: DemoDataset) -> None:
+    staff = {m.owner for m in demo.staff}
+    assert {a.owner for a in demo.accounts} <= staff
+    assert len({a.domain for a in demo.accounts}) == len(demo.accounts) >= 12
+    assert [a.name for a in demo.accounts if a.prospect] == ["Harbourside Dental Studio"]
+    assert [a.domain for a in demo.accounts if a.quiet_since_days] == ["fernhollow-vets.co.uk"]
 
 
 def test_bulk_rules_agree_with_the_demo(stored: list[Stored]) -> None:

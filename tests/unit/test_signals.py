@@ -4,6 +4,7 @@ languages, internal-only threads, a reply from a colleague."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -382,6 +383,10 @@ def test_going_cold_by_the_floor_and_by_the_stage_limit() -> None:
     (stage,) = going_cold(timeline(*sparse), ctx(at(1)))
     assert stage.due_at - sparse[-2].at == timedelta(days=30)
     assert stage.reason.facts["limit_from"] == "stage"
+    assert "past the 30 days a lead may stay quiet" in stage.reason.summary
+    opportunity = dataclasses.replace(CLARA_FACTS, lifecycle_stage="opportunity")
+    (quiet,) = going_cold(timeline(*sparse, contact=opportunity), ctx(at(1)))
+    assert "past the 14 days an opportunity may stay quiet" in quiet.reason.summary
     assert going_cold(timeline(*sparse), ctx(at(1), going_cold_stage_days={})) == []
 
 

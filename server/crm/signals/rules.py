@@ -411,7 +411,8 @@ class _Lens:
                 f"{_count(round(days, 1), 'day')} of silence they are going cold"
             )
         else:
-            usual = f"past the {_count(round(days, 1), 'day')} a {stage} may stay quiet"
+            article = "an" if stage[:1] in "aeiou" else "a"
+            usual = f"past the {_count(round(days, 1), 'day')} {article} {stage} may stay quiet"
         return [
             Signal(
                 key=f"going_cold:{self.contact.id}:{last.id}",
