@@ -36,6 +36,7 @@ from server.crm.custom_fields import (
 from server.crm.domains import company_domain_for, is_freemail, registrable_domain
 from server.crm.errors import Conflict, DomainError, Forbidden, NotFound
 from server.crm.paging import Page, keyset_page
+from server.crm.signals.changes import companies_changed
 from server.crm.timeline import TimelinePage, timeline
 from server.crm.viewer import Viewer
 from server.models import (
@@ -174,6 +175,8 @@ def update_company(session: Session, company: Company, fields: CompanyFields) ->
         if changed:
             company.updated_at = utcnow()
     flush_or_conflict(session, "domains")
+    if changed:
+        companies_changed(session, [company.id])
     return changed
 
 

@@ -49,6 +49,7 @@ from server.crm.custom_fields import (
 )
 from server.crm.errors import Conflict, DomainError, NotFound
 from server.crm.paging import Page, keyset_page
+from server.crm.signals.changes import contacts_changed
 from server.crm.timeline import TimelinePage, timeline
 from server.crm.viewer import Viewer
 from server.models import (
@@ -248,6 +249,8 @@ def update_contact(session: Session, contact: Contact, fields: ContactFields) ->
         if changed:
             contact.updated_at = utcnow()
     flush_or_conflict(session, "emails")
+    if changed:
+        contacts_changed(session, [contact.id])
     return changed
 
 

@@ -43,6 +43,7 @@ from server.crm.pipelines import (
     get_stage,
     status_for,
 )
+from server.crm.signals.changes import deals_changed
 from server.crm.timeline import (
     PAGE_SIZE_MAX,
     ActivityView,
@@ -386,6 +387,7 @@ def create_deal(
         )
     )
     session.flush()
+    deals_changed(session, [deal.id], [deal.company_id])
     return deal
 
 
@@ -393,6 +395,7 @@ def update_deal(session: Session, deal_id: int, data: DealInput) -> Deal:
     """Change the fields given (the stage moves through `move_stage`, which keeps history);
     custom fields merge: a key given as null is removed, keys not given are kept."""
     deal = get_deal(session, deal_id)
+    company_before = deal.company_id
     given = data.given
     if "title" in given:
         if data.title is None:
@@ -417,6 +420,7 @@ def update_deal(session: Session, deal_id: int, data: DealInput) -> Deal:
         deal.updated_at = utcnow()  # the people changed: a new version of the deal (one bump)
         _set_contacts(session, deal, data.contact_ids or [])
     session.flush()
+    deals_changed(session, [deal.id], [company_before, deal.company_id])
     return deal
 
 
@@ -440,6 +444,7 @@ def move_stage(
     )
     _enter(deal, stage, entered_at=now)
     session.flush()
+    deals_changed(session, [deal.id], [deal.company_id])
     return deal
 
 
@@ -470,6 +475,7 @@ def undo_stage_move(
     session.delete(last)
     _enter(deal, previous, entered_at=entered)
     session.flush()
+    deals_changed(session, [deal.id], [deal.company_id])
     return deal
 
 
@@ -492,9 +498,11 @@ def delete_deal(session: Session, viewer: Viewer, deal_id: int) -> None:
         .where(Activity.deal_id == deal.id, Activity.kind == "note")
         .execution_options(synchronize_session=False)
     )
+    company_id = deal.company_id
     session.delete(deal)
     session.flush()
     refresh_next_follow_up(session, contacts)
+    deals_changed(session, [], [company_id])  # its own signals went with it (cascade)
 
 
 # -- pieces ---------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from server.crm.companies import tags_of as company_tags_of
 from server.crm.contacts import tags_of as contact_tags_of
 from server.crm.custom_fields import valid_id
 from server.crm.errors import DomainError, NotFound
+from server.crm.signals.changes import companies_changed, contacts_changed
 from server.crm.viewer import Viewer
 from server.models import (
     Activity,
@@ -179,6 +180,7 @@ def merge_contacts(session: Session, viewer: Viewer, keep: Contact, other: Conta
     session.delete(other)
     session.flush()
     session.expire(keep, ["emails", "company"])
+    contacts_changed(session, [keep.id])
     return result
 
 
@@ -240,4 +242,5 @@ def merge_companies(session: Session, viewer: Viewer, keep: Company, other: Comp
     session.delete(other)
     session.flush()
     session.expire(keep, ["domains", "contacts"])
+    companies_changed(session, [keep.id])
     return result

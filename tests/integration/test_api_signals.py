@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from flask.testing import FlaskClient
+from sqlalchemy import delete as sa_delete
 from sqlalchemy import func, select, update
 
 from server.config import Settings
@@ -289,10 +290,9 @@ def test_admins_change_the_thresholds_and_everything_is_recomputed(
         assert refused.status_code == 422, wrong
 
 
-def test_rotting_deals_and_top_customers(
-    client: FlaskClient, db: Database, settings: Settings, tmp_path: Path, cli: Cli
-) -> None:
-    anna = auth(token_for(db, ANNA))
+def chairs_and_fit_out(db: Database, settings: Settings, tmp_path: Path) -> tuple[int, int, int]:
+    """Clara's company: "40 chairs" open and 30 days in a 14-day stage, and "Fit-out" won for
+    80,000. Returns (the open deal, the won deal, the company)."""
     capture(
         db,
         settings,
@@ -341,6 +341,14 @@ def test_rotting_deals_and_top_customers(
             .values(status="won", stage_id=won_stage, closed_at=ago(5))
         )
         company_id = clara.company_id
+    return rotting.id, big.id, company_id
+
+
+def test_rotting_deals_and_top_customers(
+    client: FlaskClient, db: Database, settings: Settings, tmp_path: Path, cli: Cli
+) -> None:
+    anna = auth(token_for(db, ANNA))
+    _rotting, _big, company_id = chairs_and_fit_out(db, settings, tmp_path)
     result = cli("signals", "recompute")
     assert result.exit_code == 0, result.output
     assert "1 open deals" in result.output
@@ -417,3 +425,46 @@ def test_the_worker_schedules_refreshes_and_an_hourly_tick(
     tick(db, now=now + timedelta(hours=1))  # the hourly tick: deals and companies
     kinds = [i["kind"] for i in listed(client, anna)]
     assert "deal_rotting" in kinds
+
+
+def test_deals_moved_and_contacts_edited_by_people_update_signals_at_once(
+    client: FlaskClient, db: Database, settings: Settings, tmp_path: Path, cli: Cli
+) -> None:
+    anna = auth(token_for(db, ANNA))
+    rotting, big, company_id = chairs_and_fit_out(db, settings, tmp_path)
+    assert cli("signals", "recompute").exit_code == 0
+    assert {i["kind"] for i in listed(client, anna)} >= {"deal_rotting", "top_customer"}
+    with db.read_session() as session:
+        stages = {row.name: row.id for row in session.execute(select(Stage.name, Stage.id))}
+
+    # Moving the rotting deal on clears it, with no worker and no recompute in between.
+    moved = client.post(
+        f"/api/v1/deals/{rotting}/stage", json={"stage_id": stages["Negotiation"]}, headers=anna
+    )
+    assert moved.status_code == 200, moved.get_json()
+    assert "deal_rotting" not in {i["kind"] for i in listed(client, anna)}
+
+    # Reopening the won deal takes the company below the threshold: no longer a top customer.
+    reopened = client.post(
+        f"/api/v1/deals/{big}/stage", json={"stage_id": stages["Proposal"]}, headers=anna
+    )
+    assert reopened.status_code == 200, reopened.get_json()
+    assert "top_customer" not in {i["kind"] for i in listed(client, anna)}
+    won = client.post(f"/api/v1/deals/{big}/stage", json={"stage_id": stages["Won"]}, headers=anna)
+    assert won.status_code == 200
+    top = [i for i in listed(client, anna) if i["kind"] == "top_customer"]
+    assert [i["company"]["id"] for i in top] == [company_id]
+
+    # A contact's stage changed by a person: marked for the worker, as new mail would be.
+    with db.session() as session:
+        session.execute(sa_delete(SignalDirty))
+        clara = session.scalars(select(Contact).where(Contact.name == "Clara Jensen")).one()
+        clara_id, version = clara.id, clara.version
+    edited = client.patch(
+        f"/api/v1/contacts/{clara_id}",
+        json={"version": version, "lifecycle_stage": "customer"},
+        headers=anna,
+    )
+    assert edited.status_code == 200, edited.get_json()
+    with db.read_session() as session:
+        assert list(session.scalars(select(SignalDirty.contact_id))) == [clara_id]
