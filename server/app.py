@@ -32,14 +32,16 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     for blueprint in blueprints():
         app.register_blueprint(blueprint)
     api.register(app)
+
+    @app.before_request
+    def _start_timer() -> None:
+        """First of the hooks: the logged time includes sign-in and the rate limit."""
+        g.started = time.perf_counter()
+
     security.init_app(app)  # before auth: CORS preflights are answered without a token
     auth.init_app(app)
     app.before_request(security.json_bodies_only)  # after sign-in: strangers learn nothing
     register_error_handlers(app)
-
-    @app.before_request
-    def _start_timer() -> None:
-        g.started = time.perf_counter()
 
     @app.after_request
     def _log_request(response: Response) -> Response:
