@@ -337,7 +337,7 @@ def _read_secret(stdin: bool, env_var: str | None, what: str) -> str:
 
 @mailbox.group("add")
 def mailbox_add() -> None:
-    """Link a mailbox: imap, graph (Microsoft 365) or drop (ews arrives with its source)."""
+    """Link a mailbox: imap, graph (Microsoft 365), ews (on-premises Exchange) or drop."""
 
 
 def _imap_oauth(
@@ -714,6 +714,114 @@ def mailbox_add_graph(
     click.echo(
         f"mailbox link {linked.link.id}: {linked.link.owner_address} via Microsoft Graph ({how}), "
         f"folders {', '.join(linked.folders)}{calendar}"
+    )
+    click.echo("`rapport worker` captures it from now on; `rapport mailbox sync ID` runs it now")
+
+
+@mailbox_add.command("ews")
+@click.option(
+    "--owner",
+    required=True,
+    metavar="ADDRESS",
+    help="The mailbox to read (a person's, or a shared one such as sales@): also its owner.",
+)
+@click.option(
+    "--server",
+    required=True,
+    metavar="URL",
+    help="The EWS URL, https://HOST/EWS/Exchange.asmx (or just the server's host name).",
+)
+@click.option(
+    "--user",
+    "username",
+    required=True,
+    help="The service account: DOMAIN\\name or name@domain.",
+)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--password-env", metavar="VAR", help="Read the password from this variable.")
+@click.option("--auth", type=click.Choice(["ntlm", "basic"]), default="ntlm", show_default=True)
+@click.option(
+    "--access",
+    type=click.Choice(["impersonation", "delegate"]),
+    help="How the account opens the mailbox: ApplicationImpersonation, or FullAccess as a "
+    "delegate; default impersonation (delegate when --user is the mailbox itself).",
+)
+@click.option(
+    "--folders",
+    help="Comma-separated: distinguished names (inbox, sentitems, drafts...) or folder paths "
+    "(Inbox/Projects); default Inbox and Sent Items.",
+)
+@click.option("--since", metavar="DATE|AGE", help="Only mail from then on: 2026-01-31 or 90d.")
+@click.option("--no-calendar", is_flag=True, help="Do not capture meetings from the calendar.")
+@click.option("--capture-level", type=click.Choice(["full", "subject", "metadata"]), default="full")
+@click.option(
+    "--alias", "aliases", multiple=True, metavar="ADDRESS", help="Another address of the owner."
+)
+@click.option(
+    "--visibility", type=click.Choice(["team", "private"]), default="team", show_default=True
+)
+@pass_ctx
+def mailbox_add_ews(
+    ctx: Context,
+    owner: str,
+    server: str,
+    username: str,
+    password_stdin: bool,
+    password_env: str | None,
+    auth: str,
+    access: str | None,
+    folders: str | None,
+    since: str | None,
+    no_calendar: bool,
+    capture_level: str,
+    aliases: tuple[str, ...],
+    visibility: str,
+) -> None:
+    """Link a mailbox on an on-premises Exchange server through Exchange Web Services; it is
+    tested before it is saved.
+
+    A service account opens the mailbox by impersonation (it holds the ApplicationImpersonation
+    role) or as a delegate (FullAccess on the mailbox). For a private CA, set RAPPORT_CA_BUNDLE.
+    docs/ews.md sets the Exchange side up."""
+    from server.crypto import SecretBox
+    from server.mail_ingest.links import EwsConnection, LinkOptions, link_ews
+
+    password = _read_secret(password_stdin, password_env, "password")
+    if since is not None:
+        _since(since)
+    if access is None:
+        access = (
+            "delegate" if username.strip().lower() == owner.strip().lower() else "impersonation"
+        )
+    names = tuple(f.strip() for f in folders.split(",") if f.strip()) if folders else None
+    connection = EwsConnection(
+        server=server,
+        mailbox=owner,
+        user=username,
+        password=password,
+        auth=auth,  # type: ignore[arg-type]
+        access=access,  # type: ignore[arg-type]
+        folders=names,
+        calendar=not no_calendar,
+    )
+    linked = link_ews(
+        ctx.db,
+        SecretBox(ctx.settings.secret_keys),
+        connection,
+        LinkOptions(
+            owner=owner,
+            capture_level=capture_level,
+            aliases=aliases,
+            visibility=visibility,
+            since=since,
+        ),
+        ca_bundle=ctx.settings.ca_bundle,
+    )
+    calendar = " and the calendar" if linked.calendar else ""
+    click.echo(
+        f"mailbox link {linked.link.id}: {linked.link.owner_address} via EWS "
+        f"{connection.url} ({access} as {username}), folders {', '.join(linked.folders)}"
+        f"{calendar}"
     )
     click.echo("`rapport worker` captures it from now on; `rapport mailbox sync ID` runs it now")
 

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -52,6 +53,7 @@ from server.mail_ingest.oauth import (
     identity_problem_of,
     token_source,
 )
+from server.mail_ingest.sources import ews as ews_source
 from server.mail_ingest.sources import graph as graph_source
 from server.mail_ingest.sources import imap
 from server.mail_ingest.sync import SOURCES
@@ -543,6 +545,182 @@ def link_graph(
             visibility=options.visibility,
         )
     return LinkedGraph(link, [f.name for f in found.folders], found.calendar)
+
+
+# -- Exchange Web Services (on-premises Exchange) ---------------------------------------------
+#
+# An EWS link reads one mailbox on an on-premises Exchange server with a service account: by
+# impersonation (the account holds the ApplicationImpersonation role; one account for many
+# links) or as a delegate (FullAccess on that mailbox). The test before saving proves the whole
+# chain: the server answers over trusted TLS, the account signs in, it may open the mailbox, the
+# folders exist, the calendar can be read (unless it is not wanted); the server's version is
+# kept with the link so syncs need not probe it.
+
+EwsAuth = Literal["ntlm", "basic"]
+EwsAccess = Literal["impersonation", "delegate"]
+
+
+@dataclass(frozen=True)
+class EwsConnection:
+    """An on-premises Exchange mailbox as an admin links it: the EWS URL (or just the server's
+    host name), the mailbox's address, and the service account that opens it."""
+
+    server: str
+    mailbox: str
+    user: str
+    password: str = field(repr=False)
+    auth: EwsAuth = "ntlm"
+    access: EwsAccess = "impersonation"
+    folders: tuple[str, ...] | None = None  # None: Inbox and Sent Items
+    calendar: bool = True
+
+    @property
+    def url(self) -> str:
+        """https://HOST/EWS/Exchange.asmx, from a URL or a bare host name."""
+        text = self.server.strip()
+        if "://" not in text:
+            return f"https://{text.strip('/')}/EWS/Exchange.asmx"
+        return text
+
+
+@dataclass(frozen=True)
+class LinkedEws:
+    link: MailboxLink
+    folders: list[str]  # what the test found and the worker will sync
+    calendar: bool
+
+
+def check_ews(connection: EwsConnection, *, ca_bundle: Path | None) -> ews_source.MailboxCheck:
+    """Sign in and read the mailbox's folders (and calendar); what was found, or
+    ConnectionFailed saying what to fix."""
+    return _test_ews(connection, ca_bundle)
+
+
+def _test_ews(connection: EwsConnection, ca_bundle: Path | None) -> ews_source.MailboxCheck:
+    owner_address(connection.mailbox)
+    url = connection.url
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname or any(c.isspace() for c in url):
+        raise ConnectionFailed(
+            f"{connection.server!r} is not an EWS URL: give https://HOST/EWS/Exchange.asmx (or "
+            "the server's host name); Rapport talks to Exchange over TLS only",
+            code="ews_url",
+            field="server",
+        )
+    if connection.auth not in ews_source.AUTH_TYPES:
+        raise ConnectionFailed("auth must be ntlm or basic", code="ews_invalid", field="auth")
+    if connection.access not in ("impersonation", "delegate"):
+        raise ConnectionFailed(
+            "access must be impersonation or delegate", code="ews_invalid", field="access"
+        )
+    _check_printable(connection.user, "user", "the user name")
+    _check_printable(connection.password, "password", "the password")
+    for folder in connection.folders or ():
+        _check_printable(folder, "folders", f"the folder name {folder!r}")
+    settings = ews_source.EwsSettings(
+        server=url,
+        mailbox=connection.mailbox.strip().lower(),
+        user=connection.user,
+        password=connection.password,
+        auth=connection.auth,
+        access=connection.access,
+        calendar=connection.calendar,
+        ca_bundle=ca_bundle,
+        timeout=TEST_TIMEOUT,
+        attempts=2,  # a person is waiting: one retry, not a long backoff
+    )
+    try:
+        return ews_source.check_mailbox(settings, connection.folders)
+    except SourceError as exc:
+        code, setting = ews_failure_kind(exc)
+        raise ConnectionFailed(
+            _without(exc.message, (connection.password,)), code=code, field=setting
+        ) from None
+
+
+def ews_failure_kind(exc: SourceError) -> tuple[str, str]:
+    """(code, setting to fix) for a failed EWS link test (pure; table-tested)."""
+    message = exc.message
+    if isinstance(exc, AuthExpired):
+        return "ews_credentials", "password"
+    if isinstance(exc, PermissionDenied):
+        if "impersonate" in message:
+            return "ews_impersonation", "user"
+        if "no mailbox" in message:
+            return "ews_mailbox", "owner"
+        if message.startswith("folder "):
+            return "ews_folder", "folders"
+        if "redirected" in message:
+            return "ews_url", "server"
+        return "ews_access", "user"
+    if isinstance(exc, Throttled):
+        return "ews_throttled", "server"
+    if "RAPPORT_CA_BUNDLE" in message:
+        return "ews_tls_untrusted", "server"
+    if "cannot reach" in message or "did not answer" in message or "TLS" in message:
+        return "ews_unreachable", "server"
+    if "no EWS answer" in message:
+        return "ews_url", "server"
+    return "ews_unavailable", "server"
+
+
+def link_ews(
+    db: Database,
+    box: SecretBox,
+    connection: EwsConnection,
+    options: LinkOptions,
+    *,
+    ca_bundle: Path | None,
+) -> LinkedEws:
+    """Check the options, test the link, then save it (the password encrypted); nothing is
+    saved when any of it fails. The owner is the mailbox (a shared mailbox's address counts as
+    the owner for direction)."""
+    _check_options(options)
+    mailbox = owner_address(connection.mailbox)
+    url = connection.url
+    with db.read_session() as session:
+        for link in session.scalars(
+            select(MailboxLink).where(MailboxLink.kind == "ews", MailboxLink.status != "removed")
+        ):
+            same = str(link.settings.get("server", "")).casefold() == url.casefold()
+            if same and str(link.settings.get("mailbox", "")).lower() == mailbox:
+                raise Conflict(
+                    f"mailbox link {link.id} already captures {mailbox} through {url}; resume "
+                    "or remove that one instead",
+                    field="owner",
+                )
+    try:
+        found = _test_ews(connection, ca_bundle)
+    except ConnectionFailed as exc:
+        raise ConnectionFailed(
+            f"the link was not saved: {exc.message}", code=exc.code, field=exc.field or "server"
+        ) from None
+    config: dict[str, object] = {
+        "server": url,
+        "mailbox": mailbox,
+        "user": connection.user,
+        "auth": connection.auth,
+        "access": connection.access,
+        "folders": [{"name": f.name, "id": f.id} for f in found.folders],
+        "calendar_id": found.calendar_id,
+        "server_version": list(found.version),
+        "api_version": found.api_version,
+    }
+    if options.since:
+        config["since"] = options.since
+    with db.session() as session:
+        link = add_link(
+            session,
+            box,
+            kind="ews",
+            owner=options.owner,
+            settings=config,
+            secret={"password": connection.password},
+            capture_level=options.capture_level,
+            aliases=options.aliases,
+            visibility=options.visibility,
+        )
+    return LinkedEws(link, [f.name for f in found.folders], found.calendar_id is not None)
 
 
 # -- sync now --------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from server.mail_ingest.pipeline import (
     default_jobs,
     prepare_item,
 )
+from server.mail_ingest.sources.ews import EwsFolder, EwsSettings, EwsSource
 from server.mail_ingest.sources.files import RawMessage
 from server.mail_ingest.sources.graph import GraphFolder, GraphSettings, GraphSource
 from server.mail_ingest.sources.imap import ImapSettings, ImapSource
@@ -112,8 +113,35 @@ def graph_source(link: MailboxLink, secret: dict[str, Any], settings: Settings) 
     return GraphSource(graph_settings(link, secret, settings))
 
 
+def ews_settings(link: MailboxLink, secret: dict[str, Any], settings: Settings) -> EwsSettings:
+    config = link.settings
+    version = config.get("server_version")
+    return EwsSettings(
+        server=str(config["server"]),
+        mailbox=str(config["mailbox"]),
+        user=str(config["user"]),
+        password=str(secret.get("password") or ""),
+        auth=str(config.get("auth", "ntlm")),
+        access=str(config.get("access", "impersonation")),
+        folders=tuple(EwsFolder(str(f["name"]), str(f["id"])) for f in config["folders"]),
+        calendar=bool(config.get("calendar_id")),
+        calendar_id=config.get("calendar_id"),
+        capture_level=link.capture_level,
+        since=parse_since(config["since"]) if config.get("since") else None,
+        ca_bundle=settings.ca_bundle,
+        version=(int(version[0]), int(version[1]), int(version[2]), int(version[3]))
+        if isinstance(version, list) and len(version) == 4
+        else None,
+        api_version=config.get("api_version"),
+    )
+
+
+def ews_source(link: MailboxLink, secret: dict[str, Any], settings: Settings) -> Source:
+    return EwsSource(ews_settings(link, secret, settings))
+
+
 # One line per source kind; the rest of the worker never branches on the provider.
-SOURCES: dict[str, SourceFactory] = {"imap": imap_source, "graph": graph_source}
+SOURCES: dict[str, SourceFactory] = {"imap": imap_source, "graph": graph_source, "ews": ews_source}
 
 
 @dataclass
