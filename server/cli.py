@@ -1288,3 +1288,50 @@ def signals_list(ctx: Context, address: str, everyone: bool, limit: int) -> None
         click.echo(f"    {item.reason.get('summary', '')}")
     if not page.items:
         click.echo("nothing to act on")
+
+
+# -- digest -------------------------------------------------------------------------------------
+
+
+@main.group()
+def digest() -> None:
+    """The daily digest email (the worker sends it at each user's morning)."""
+
+
+@digest.command("send")
+@click.option("--user", "address", metavar="ADDRESS", help="Only this user (default: everyone).")
+@click.option("--force", is_flag=True, help="Send even if today's digest went out already.")
+@pass_ctx
+def digest_send(ctx: Context, address: str | None, force: bool) -> None:
+    """Send today's digest now, through RAPPORT_SMTP_URL; a day with nothing to do sends nothing."""
+    from server.mail_out.digests import send_digest
+    from server.mail_out.smtp import SendFailed, sender_of
+    from server.models import User
+
+    try:
+        sender_of(ctx.settings)
+    except SendFailed as exc:
+        raise DomainError(str(exc)) from None
+    with ctx.session() as session:
+        query = select(User.id, User.email).where(User.disabled_at.is_(None)).order_by(User.id)
+        if address is not None:
+            query = query.where(User.email == address.strip().lower())
+        users = list(session.execute(query))
+    if address is not None and not users:
+        raise DomainError(f"there is no active user {address}")
+    failed = 0
+    for user_id, email in users:
+        try:
+            outcome = send_digest(ctx.db, ctx.settings, user_id, force=force)
+        except SendFailed as exc:
+            failed += 1
+            click.echo(f"{email}: not sent: {exc}", err=True)
+            continue
+        if outcome.sent:
+            click.echo(f"{email}: sent ({outcome.things} to do)")
+        elif outcome.things:
+            click.echo(f"{email}: already sent today (--force sends it again)")
+        else:
+            click.echo(f"{email}: nothing to do today, nothing sent")
+    if failed:
+        raise SystemExit(1)

@@ -39,6 +39,8 @@ from server.mail_ingest.pipeline import PrepareOptions, prepare_raw
 from server.mail_ingest.sources.drop import DropServer, DropTarget, drop_content
 from server.mail_ingest.sources.files import RawMessage
 from server.mail_ingest.sync import SOURCES, sync_link
+from server.mail_out.digests import JOB as DIGEST_JOB
+from server.mail_out.digests import DigestScheduler
 from server.models import Job, MailboxLink, utcnow
 
 log = logging.getLogger(__name__)
@@ -136,10 +138,15 @@ class Worker:
         self.db = db
         self.settings = settings
         self.idle_sleep = idle_sleep
+        self.digests = DigestScheduler(db, settings)
         self.runner = Runner(
             db,
             {"capture_drop": capture_drop, **signal_upkeep.HANDLERS},
-            long_handlers={"sync_link": self._sync, **signal_upkeep.LONG_HANDLERS},
+            long_handlers={
+                "sync_link": self._sync,
+                DIGEST_JOB: self.digests.job,
+                **signal_upkeep.LONG_HANDLERS,
+            },
         )
         self._lock: IO[str] | None = None
 
@@ -177,6 +184,7 @@ class Worker:
                     last_refresh = time.monotonic()
                 schedule_due_links(self.db)
                 signal_upkeep.schedule(self.db)
+                self.digests.schedule()
                 job = self.runner.run_one()
                 if job is not None:
                     count += 1

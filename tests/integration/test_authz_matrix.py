@@ -461,6 +461,8 @@ CASES = [
     # -- you, your tokens, your never-log list, your password
     Case("GET", "/api/v1/me", S, 200),
     Case("GET", "/api/v1/me/log-when-sent", S, 200),
+    Case("GET", "/api/v1/me/digest", S, 200),
+    Case("PUT", "/api/v1/me/digest", S, 200, body=json({"hour": 8})),
     Case("GET", "/api/v1/me/never-log", S, 200),
     Case("POST", "/api/v1/me/never-log", S, 201, body=fresh_json(lambda n: {"value": f"n{n}.org"})),
     Case(
