@@ -99,7 +99,7 @@ class LinkDetailOut(LinkOut):
 
 
 class LinkListQuery(ListQuery):
-    kind: Literal["imap", "drop", "import"] | None = None
+    kind: Literal["imap", "graph", "ews", "drop", "import"] | None = None
     status: Literal["active", "paused", "needs_attention", "error"] | None = None
 
 

@@ -16,8 +16,10 @@ from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
 from server.app import create_app
-from server.config import load_settings
+from server.config import Settings, load_settings
+from server.crm.mailboxes import add_link
 from server.crm.users import add_user, create_token
+from server.crypto import SecretBox
 from server.db import Database
 from server.models import Job, MailboxLink
 from tests.conftest import Cli
@@ -371,3 +373,27 @@ def test_ids_too_large_for_the_database_are_not_found(api: Api, url: str) -> Non
         answer = api(method, url + suffix)
         assert answer.status_code == 404
         assert answer.get_json()["error"]["code"] == "not_found"
+
+
+def test_links_of_every_kind_are_listed_and_filtered_by_kind(
+    api: Api, db: Database, settings: Settings
+) -> None:
+    """Graph and EWS links (linked from the CLI) show with the others, without their secrets."""
+    box = SecretBox(settings.secret_keys)
+    with db.session() as session:
+        for kind, secret in [("graph", "graph-client-secret"), ("ews", "ews-password")]:
+            add_link(
+                session,
+                box,
+                kind=kind,
+                owner=ANNA,
+                settings={"server": f"https://{kind}.example"},
+                secret={"password": secret},
+            )
+    everything = api("GET", "/api/v1/admin/mailboxes").get_json()["items"]
+    assert sorted(link["kind"] for link in everything) == ["ews", "graph"]
+    for kind in ("ews", "graph"):
+        found = api("GET", f"/api/v1/admin/mailboxes?kind={kind}")
+        assert found.status_code == 200
+        assert [link["kind"] for link in found.get_json()["items"]] == [kind]
+    assert not any("graph-client-secret" in b or "ews-password" in b for b in api.bodies)
