@@ -851,6 +851,29 @@ def mailbox_rotate(ctx: Context, link_id: int) -> None:
     click.echo(address)
 
 
+@mailbox.command("password")
+@click.argument("link_id", type=int)
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
+@click.option("--password-env", metavar="VAR", help="Read the new password from this variable.")
+@pass_ctx
+def mailbox_password(
+    ctx: Context, link_id: int, password_stdin: bool, password_env: str | None
+) -> None:
+    """The mailbox's password changed: test the link with the new one, store it, resume."""
+    from server.crypto import SecretBox
+    from server.mail_ingest.links import replace_password
+
+    password = _read_secret(password_stdin, password_env, "password")
+    link = replace_password(
+        ctx.db,
+        SecretBox(ctx.settings.secret_keys),
+        link_id,
+        password,
+        ca_bundle=ctx.settings.ca_bundle,
+    )
+    click.echo(f"mailbox link {link.id}: new password tested and stored; status {link.status}")
+
+
 @mailbox.command("list")
 @pass_ctx
 def mailbox_list(ctx: Context) -> None:

@@ -468,6 +468,42 @@ def rotate(link_id: int) -> LinkOut:
         return link_out(mailboxes.get_link(session, link_id))
 
 
+class PasswordIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: SecretStr = Field(min_length=1, max_length=1000, description="The new password")
+
+
+@bp.post(f"{LINK}/password")
+@admin_only
+@api.validate(
+    json=PasswordIn,
+    resp=Response(
+        HTTP_200=LinkOut,
+        HTTP_400=ErrorOut,
+        HTTP_401=ErrorOut,
+        HTTP_403=ErrorOut,
+        HTTP_404=ErrorOut,
+        HTTP_422=ErrorOut,
+    ),
+    tags=TAGS,
+)
+def replace_password(link_id: int, json: PasswordIn) -> LinkOut:
+    """The mailbox's password changed: the link is tested with the new one, then it is stored
+    and a link that needed attention resumes. When the test fails nothing changes and `field`
+    says what to fix (IMAP and EWS links that sign in with a password)."""
+    state = rapport(current_app)
+    link = links.replace_password(
+        state.db,
+        state.secrets,
+        link_id,
+        json.password.get_secret_value(),
+        ca_bundle=state.settings.ca_bundle,
+        actor_id=current_viewer().id,
+    )
+    return link_out(link)
+
+
 @bp.delete(LINK)
 @admin_only
 @api.validate(

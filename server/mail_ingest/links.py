@@ -30,8 +30,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from server.crm.errors import Conflict, DomainError
-from server.crm.mailboxes import add_link, check_level, get_link, owner_address
+from server.crm.mailboxes import add_link, check_level, get_link, owner_address, resume_link
 from server.crm.timeparse import parse_since
+from server.crm.users import audit
 from server.crypto import SecretBox
 from server.db import Database
 from server.jobs import enqueue
@@ -721,6 +722,69 @@ def link_ews(
             visibility=options.visibility,
         )
     return LinkedEws(link, [f.name for f in found.folders], found.calendar_id is not None)
+
+
+# -- a new password ------------------------------------------------------------------------------
+
+
+def replace_password(
+    db: Database,
+    box: SecretBox,
+    link_id: int,
+    password: str,
+    *,
+    ca_bundle: Path | None,
+    actor_id: int | None = None,
+) -> MailboxLink:
+    """The mailbox's password changed: test the link with the new one, store it (encrypted) and
+    resume the link when it was waiting for this (needs attention or failing); nothing changes
+    when the test fails. For IMAP and EWS links that sign in with a password; an OAuth link gets
+    its new secret by being linked again."""
+    with db.read_session() as session:
+        link = get_link(session, link_id)
+        kind, config = link.kind, dict(link.settings)
+    if kind == "imap" and not config.get("oauth"):
+        connection = ImapConnection(
+            host=str(config["host"]),
+            user=str(config["user"]),
+            password=password,
+            port=int(config["port"]),
+            security=config.get("security", "ssl"),
+            folders=tuple(config["folders"]) if config.get("folders") else None,
+        )
+        _, secret = _test(connection, ca_bundle, DEFAULT_AUTHORITY_HOST)
+    elif kind == "ews":
+        folders = tuple(str(f["name"]) for f in config.get("folders") or ())
+        _test_ews(
+            EwsConnection(
+                server=str(config["server"]),
+                mailbox=str(config["mailbox"]),
+                user=str(config["user"]),
+                password=password,
+                auth=config.get("auth", "ntlm"),
+                access=config.get("access", "impersonation"),
+                folders=folders or None,
+                calendar=config.get("calendar_id") is not None,
+            ),
+            ca_bundle,
+        )
+        secret = {"password": password}
+    else:
+        how = "OAuth" if kind == "imap" else kind
+        raise DomainError(
+            f"mailbox link {link_id} signs in with {how}, not a password: link it again with the "
+            "new credentials (and remove this one; its history stays)",
+            field="password",
+        )
+    with db.session() as session:
+        link = get_link(session, link_id)
+        link.secret = box.encrypt_json(secret)
+        if link.status in ("needs_attention", "error"):
+            resume_link(session, link_id)
+        audit(session, actor_id, "mailbox.password_replaced", "mailbox_link", link_id)
+        session.flush()
+        session.expunge(link)
+    return link
 
 
 # -- sync now --------------------------------------------------------------------------------

@@ -809,6 +809,14 @@ CASES = [
     Case("POST", "/api/v1/admin/mailboxes/{link_id}/resume", A, 200, "paused_link", True),
     Case("POST", "/api/v1/admin/mailboxes/{link_id}/sync", A, 202, "imap_link"),
     Case("POST", "/api/v1/admin/mailboxes/{link_id}/rotate", A, 200, "drop_link"),
+    Case(
+        "POST",
+        "/api/v1/admin/mailboxes/{link_id}/password",
+        A,
+        200,
+        "imap_link",
+        body=json({"password": "the new secret"}),
+    ),
     Case("DELETE", "/api/v1/admin/mailboxes/{link_id}", A, 200, "imap_link", True),
     Case("GET", "/api/v1/admin/rules", A, 200),
     Case(

@@ -336,6 +336,31 @@ def test_a_changed_password_or_a_lost_role_makes_the_link_need_attention(
     assert "ApplicationImpersonation" in (links(db)[0].status_reason or "")
 
 
+def test_the_new_password_of_the_service_account_is_tested_stored_and_resumes(
+    cli: Cli,
+    db: Database,
+    ews: EwsEmulator,  # noqa: F811
+    service: str,
+) -> None:
+    owner = new_mailbox(ews)
+    ews.deliver(owner, customer_mail(1, owner))
+    link_id = link(cli, ews, owner)
+    ews.change_password(SERVICE, "rotated-by-the-domain")
+    poll(cli, db)
+    assert links(db)[0].status == "needs_attention"
+    stale = cli("mailbox", "password", str(link_id), "--password-env", "EWS_PASSWORD")
+    assert stale.exit_code == 1 and "password" in stale.output
+    assert links(db)[0].status == "needs_attention", "a failed test changes nothing"
+    fresh = cli(
+        "mailbox", "password", str(link_id), "--password-env", "NEW",
+        env={"NEW": "rotated-by-the-domain"},
+    )  # fmt: skip
+    assert fresh.exit_code == 0, fresh.output
+    poll(cli, db)
+    assert links(db)[0].status == "active"
+    assert emails(db) == 1
+
+
 def test_the_link_test_says_what_to_fix(
     cli: Cli,
     db: Database,

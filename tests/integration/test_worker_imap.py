@@ -20,7 +20,7 @@ from sqlalchemy import func, select, update
 from server.crm.threads import normalise_message_id
 from server.crypto import SecretBox
 from server.db import Database
-from server.models import Activity, MailboxLink, MailboxObservation, SyncCheckpoint
+from server.models import Activity, AuditEvent, MailboxLink, MailboxObservation, SyncCheckpoint
 from tests.conftest import SECRET_KEY, Cli
 from tests.support.dovecot import DovecotServer
 from tests.support.dovecot_fixtures import ImapAccount
@@ -322,3 +322,42 @@ def test_idle_wakes_the_worker_long_before_the_next_poll(
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=90) == 0
+
+
+def test_a_new_password_is_tested_stored_and_the_link_resumes(
+    cli: Cli, db: Database, imap_account: ImapAccount
+) -> None:
+    linked = link_imap(cli, imap_account)
+    with db.session() as session:  # the password on the server changed since it was linked
+        session.execute(
+            update(MailboxLink).values(
+                secret=SecretBox([SECRET_KEY]).encrypt_json({"password": "old"})
+            )
+        )
+    assert linked("worker", "--once").exit_code == 0
+    with db.read_session() as session:
+        link = session.scalars(select(MailboxLink)).one()
+        assert link.status == "needs_attention"
+        link_id, before = link.id, link.secret
+    wrong = linked(
+        "mailbox", "password", str(link_id), "--password-env", "WRONG", env={"WRONG": "nope"}
+    )
+    assert wrong.exit_code == 1 and "refused" in wrong.output
+    with db.read_session() as session:
+        unchanged = session.get(MailboxLink, link_id)
+        assert unchanged is not None
+        assert (unchanged.status, unchanged.secret) == ("needs_attention", before)
+    right = linked("mailbox", "password", str(link_id), "--password-env", "IMAP_PASSWORD")
+    assert right.exit_code == 0, right.output
+    assert "status active" in right.output
+    imap_account.server.append(imap_account.user, "INBOX", customer_mail(1))
+    assert linked("worker", "--once").exit_code == 0
+    with db.read_session() as session:
+        link = session.get(MailboxLink, link_id)
+        assert link is not None and link.status == "active" and link.last_error_at is not None
+        assert session.scalar(select(func.count()).select_from(Activity)) == 1
+        assert session.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.action == "mailbox.password_replaced")
+        )
