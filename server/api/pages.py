@@ -1,15 +1,20 @@
-"""The task pane's pages and what they load: the pane (`/pane/`), the pane preview (`/preview/`),
-front-end packages from node_modules (`/vendor/...`) and the pane's two anonymous answers.
+"""The browser pages and what they load: the pane (`/pane/`), the pane preview (`/preview/`), the
+web app (`/app/`), front-end packages from node_modules (`/vendor/...`) and the pane's two
+anonymous answers.
 
 Why a blueprint and not a static folder: each file served is named here. Our own pages are the
-files of `static/pane/` and `static/preview/` with a known suffix; of node_modules only the files
-of the allow-list below are served (a package directory holds far more than a browser needs:
-sources, maps, tooling), each with its content type and a cache lifetime.
+files of `static/pane/`, `static/preview/` and `static/app/` with a known suffix; of node_modules
+only the files of the allow-list below are served (a package directory holds far more than a
+browser needs: sources, maps, tooling), each with its content type and a cache lifetime.
 
 The preview renders the real pane in a frame beside a picker of your recently captured emails.
 Its frame loads `/preview/pane`: the pane's own `index.html` with Office.js swapped for a small
 stand-in (`static/preview/office-standin.js`) that plays Outlook. In demo mode only (`rapport
 demo`, answering a browser on this machine) the preview signs in as the demo admin by itself.
+
+The web app is the same stack in a whole browser tab: its own modules under `static/app/` plus
+the pane's `http.js`, `dom.js` and `theme.js` (imported from `/pane/`, not copied), its routes
+after the `#` (so this one page serves them all).
 """
 
 from __future__ import annotations
@@ -185,6 +190,36 @@ def preview_pane() -> Response:
 @public
 def preview_file(name: str) -> Response:
     return _page_file("preview", name)
+
+
+# The pane's modules the web app imports (they are preloaded with the app's own).
+APP_SHARED_MODULES = ("/pane/http.js", "/pane/dom.js", "/pane/theme.js")
+
+
+@bp.get("/app/")
+@public
+def web_app() -> Response:
+    """The web app: contacts, companies, deals, follow-ups and your day, in a browser tab."""
+    html = (STATIC_DIR / "app" / "index.html").read_text(encoding="utf-8")
+    if PRELOADS_MARKER not in html:
+        abort(500, "static/app/index.html lacks the preloads marker")
+    modules = [
+        f"/app/{path.name}"
+        for path in sorted((STATIC_DIR / "app").glob("*.js"))
+        if path.name != "main.js"
+    ]
+    modules += [*APP_SHARED_MODULES, *(f"/vendor/fluent-tokens/{m}" for m in FLUENT_TOKEN_MODULES)]
+    links = "".join(f'<link rel="modulepreload" href="{m}">\n  ' for m in modules)
+    html = html.replace(PRELOADS_MARKER, links + PRELOADS_MARKER, 1)
+    response = current_app.response_class(html, mimetype="text/html")
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@bp.get("/app/<name>")
+@public
+def web_app_file(name: str) -> Response:
+    return _page_file("app", name)
 
 
 @bp.get("/vendor/<path:name>")

@@ -203,3 +203,49 @@ def screenshot(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.evaluate("document.getElementById('toast')?.replaceChildren()")  # a passing message
     page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+
+
+# -- the web app (/app/) -------------------------------------------------------------------------
+
+APP_TOKEN_KEY = "rapport.token"  # where the sign-in page (and so the web app) keeps its token
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def app_context(browser: Browser) -> Iterator[BrowserContext]:
+    """A fresh desktop profile for the web app. The sign-in page asks for Office.js (it hands its
+    token to the pane inside Outlook); here, as in any plain browser, there is none."""
+    ctx = browser.new_context(viewport=DESKTOP, locale="en-GB", timezone_id="Europe/London")
+    ctx.route(OFFICE_JS, lambda route: route.abort())
+    ctx.route(AXE_URL, lambda route: route.fulfill(path=str(AXE), content_type="text/javascript"))
+    yield ctx
+    ctx.close()
+
+
+def open_app(
+    context: BrowserContext, demo: Demo, route: str = "#/my-day", *, token: str | None = None
+) -> Page:
+    """The web app at `route`, signed in with `token` (default: the demo admin's; "" for nobody).
+    The token goes where the sign-in page leaves it: this tab's sessionStorage."""
+    page = context.new_page()
+    value = demo.admin_token if token is None else token
+    if value:
+        page.add_init_script(
+            "if (window.top === window && !window.opener) sessionStorage.setItem("
+            f"{json.dumps(APP_TOKEN_KEY)}, {json.dumps(value)});"
+        )
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{demo.base_url}/app/{route}")
+    page.errors = errors  # type: ignore[attr-defined]
+    return page
+
+
+def app_screenshot(page: Page, name: str) -> None:
+    """What the window shows (long lists draw only the rows on screen, so a whole-page picture
+    would show blank rows below)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.evaluate("document.getElementById('toast')?.replaceChildren()")
+    page.mouse.move(0, page.viewport_size["height"] - 1 if page.viewport_size else 0)
+    page.screenshot(path=str(SCREENSHOTS / name))

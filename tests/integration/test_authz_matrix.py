@@ -456,6 +456,8 @@ CASES = [
     Case("GET", "/preview/", P, SAME),
     Case("GET", "/preview/pane", P, SAME),
     Case("GET", "/preview/index.html", P, SAME),
+    Case("GET", "/app/", P, SAME),  # the web app: its page and files, like the pane's
+    Case("GET", "/app/app.css", P, SAME),
     Case("GET", "/vendor/msal-browser.min.js", P, SAME),
     Case("GET", "/addin/assets/icon-16.png", P, SAME),
     # -- you, your tokens, your never-log list, your password

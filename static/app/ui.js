@@ -1,0 +1,410 @@
+// The app's building blocks: headings, buttons, badges, forms with field errors, the message at
+// the bottom (with Undo), and a list that pages through the API's keyset pages as you scroll.
+// DOM from data through the pane's h() — never HTML strings.
+
+import { ApiError } from "/pane/http.js";
+import { h } from "/pane/dom.js";
+
+const TOAST_MS = 6000;
+const TOAST_WITH_ACTION_MS = 12000;
+
+// -- text -----------------------------------------------------------------------------------------
+
+export function sentence(error) {
+  if (error instanceof ApiError) return error.sentence;
+  const text = String(error?.message || error || "Something went wrong").trim();
+  const first = text.charAt(0).toUpperCase() + text.slice(1);
+  return /[.!?]$/.test(first) ? first : `${first}.`;
+}
+
+export function initials(name) {
+  const parts = String(name || "?")
+    .replace(/[^\p{L}\p{N} ]/gu, " ")
+    .split(/\s+/)
+    .filter(Boolean);
+  return ((parts[0]?.[0] || "?") + (parts.length > 1 ? parts[parts.length - 1][0] : "")).toUpperCase();
+}
+
+export function plural(count, one, many = `${one}s`) {
+  return `${count.toLocaleString()} ${count === 1 ? one : many}`;
+}
+
+// -- pieces ---------------------------------------------------------------------------------------
+
+export function button(label, onClick, { appearance, key, busy = false, size, type = "button", title } = {}) {
+  return h(
+    "fluent-button",
+    {
+      appearance: appearance || null,
+      size,
+      type,
+      title,
+      disabled: busy,
+      dataset: key ? { key } : null,
+      onclick: busy || !onClick ? null : onClick,
+    },
+    busy ? "Working…" : label,
+  );
+}
+
+export function pageHeader(title, { sub, actions, kicker } = {}) {
+  return h(
+    "div",
+    { class: "page-head" },
+    h(
+      "div",
+      { class: "page-title" },
+      kicker ? h("p", { class: "kicker" }, kicker) : null,
+      h("h1", { id: "page-title", tabindex: "-1" }, title),
+      sub ? h("p", { class: "sub" }, sub) : null,
+    ),
+    actions ? h("div", { class: "actions" }, actions) : null,
+  );
+}
+
+export function section(id, title, ...content) {
+  return h(
+    "section",
+    { class: `panel panel-${id}`, "aria-labelledby": `${id}-title` },
+    h("h2", { id: `${id}-title`, class: "panel-title" }, title),
+    ...content,
+  );
+}
+
+const BADGE_COLOURS = {
+  won: "success",
+  lost: "danger",
+  open: "brand",
+  customer: "success",
+  former: "subtle",
+  overdue: "danger",
+};
+
+export function badge(text, colour) {
+  return h(
+    "fluent-badge",
+    { appearance: "tint", color: colour || BADGE_COLOURS[text] || "informative", class: "badge" },
+    text,
+  );
+}
+
+export function facts(rows) {
+  const items = rows.filter(([, value]) => value !== null && value !== undefined && value !== "");
+  if (!items.length) return null;
+  return h(
+    "dl",
+    { class: "facts" },
+    items.map(([label, value]) => [h("dt", {}, label), h("dd", {}, value)]),
+  );
+}
+
+export function avatar(name) {
+  return h("span", { class: "avatar", "aria-hidden": "true" }, initials(name));
+}
+
+export function empty(text) {
+  return h("p", { class: "empty" }, text);
+}
+
+export function loading(text = "Loading…") {
+  return h("p", { class: "loading", role: "status" }, text);
+}
+
+export function failure(error, retry) {
+  return h(
+    "div",
+    { class: "failure", role: "alert" },
+    h("p", {}, sentence(error)),
+    retry ? button("Try again", retry, { key: "retry" }) : null,
+  );
+}
+
+// -- the message at the bottom, and the screen reader's ear ---------------------------------------
+
+let toastTimer = null;
+
+/** A passing message; with `action` ({label, run}) it carries a button (Undo) for a while. */
+export function toast(message, { intent = "success", action } = {}) {
+  const region = document.getElementById("toast");
+  clearTimeout(toastTimer);
+  const actionButton = action
+    ? button(
+        action.label,
+        async () => {
+          region.replaceChildren();
+          await action.run();
+        },
+        { key: "toast-action", appearance: "primary", size: "small" },
+      )
+    : null;
+  region.replaceChildren(
+    h(
+      "fluent-message-bar",
+      { intent, layout: "singleline", class: `toast-${intent}` },
+      h("span", { class: "toast-text" }, message),
+      actionButton ? h("span", { slot: "actions" }, actionButton) : null,
+    ),
+  );
+  toastTimer = setTimeout(() => region.replaceChildren(), action ? TOAST_WITH_ACTION_MS : TOAST_MS);
+}
+
+export function clearToast() {
+  clearTimeout(toastTimer);
+  document.getElementById("toast")?.replaceChildren();
+}
+
+export function announce(text) {
+  const region = document.getElementById("announce");
+  if (!region) return;
+  region.textContent = "";
+  setTimeout(() => {
+    region.textContent = text;
+  }, 50);
+}
+
+// -- forms ----------------------------------------------------------------------------------------
+
+let fieldCount = 0;
+
+/**
+ * One labelled control. kind: text (default), email, number, date, datetime, textarea, select.
+ * The control is named `name`; its error message (set by showErrors) sits under it.
+ */
+export function field({
+  name,
+  label,
+  kind = "text",
+  value = "",
+  required,
+  maxlength,
+  hint,
+  options,
+  rows,
+  inputmode,
+  autocomplete,
+  placeholder,
+}) {
+  const id = `f${++fieldCount}-${name.replace(/[^a-z0-9_-]/gi, "-")}`;
+  const described = [hint ? `${id}-hint` : null, `${id}-error`].filter(Boolean).join(" ");
+  const common = {
+    id,
+    name,
+    required,
+    "aria-describedby": described,
+    dataset: { field: name },
+  };
+  let control;
+  if (kind === "select") {
+    control = h(
+      "select",
+      common,
+      options.map((option) =>
+        h(
+          "option",
+          { value: option.value, selected: String(option.value) === String(value ?? "") },
+          option.label,
+        ),
+      ),
+    );
+  } else if (kind === "textarea") {
+    control = h("textarea", { ...common, rows: rows || 3, maxlength, placeholder });
+    control.value = value ?? "";
+  } else {
+    const type = { datetime: "datetime-local", email: "email", date: "date" }[kind] || "text";
+    control = h("input", {
+      ...common,
+      type,
+      value: value ?? "",
+      maxlength,
+      inputmode: inputmode || (kind === "number" ? "decimal" : null),
+      autocomplete: autocomplete || "off",
+      placeholder,
+    });
+  }
+  return h(
+    "div",
+    { class: `field field-${kind}` },
+    h(
+      "label",
+      { for: id },
+      label,
+      required ? h("span", { class: "required", "aria-hidden": "true" }, " *") : null,
+    ),
+    control,
+    hint ? h("p", { id: `${id}-hint`, class: "hint" }, hint) : null,
+    h("p", { id: `${id}-error`, class: "field-error", hidden: true }),
+  );
+}
+
+export function formValues(form) {
+  const values = {};
+  for (const control of form.querySelectorAll("[data-field]")) values[control.name] = control.value;
+  return values;
+}
+
+/** Show field errors ({name: message}); the first field in error gets the focus. */
+export function showErrors(form, errors, { focus = true } = {}) {
+  let first = null;
+  for (const control of form.querySelectorAll("[data-field]")) {
+    const message = errors[control.name];
+    const slot = document.getElementById(`${control.id}-error`);
+    control.setAttribute("aria-invalid", message ? "true" : "false");
+    if (slot) {
+      slot.textContent = message || "";
+      slot.hidden = !message;
+    }
+    if (message && !first) first = control;
+  }
+  if (first && focus) first.focus();
+  return Boolean(first);
+}
+
+/** The form-level message (a conflict, an error no field owns). */
+export function formMessage(form, content, intent = "error") {
+  const slot = form.querySelector(".form-message");
+  slot.replaceChildren(...(content ? [].concat(content) : []));
+  slot.hidden = !content;
+  slot.className = `form-message form-message-${intent}`;
+}
+
+export function formShell({ label, key, onSubmit, fields, submitLabel, onCancel, busyLabel = "Saving…" }) {
+  const submit = h(
+    "fluent-button",
+    { appearance: "primary", type: "submit", dataset: { key: `${key}-submit` } },
+    submitLabel,
+  );
+  const form = h(
+    "form",
+    {
+      class: "form",
+      "aria-label": label,
+      novalidate: true,
+      dataset: { form: key },
+      onsubmit: async (event) => {
+        event.preventDefault();
+        if (submit.disabled) return;
+        submit.disabled = true;
+        submit.textContent = busyLabel;
+        try {
+          await onSubmit(form);
+        } finally {
+          if (form.isConnected) {
+            submit.disabled = false;
+            submit.textContent = submitLabel;
+          }
+        }
+      },
+    },
+    fields,
+    h("div", { class: "form-message", role: "alert", hidden: true }),
+    h(
+      "div",
+      { class: "form-actions" },
+      submit,
+      onCancel ? button("Cancel", onCancel, { key: `${key}-cancel` }) : null,
+    ),
+  );
+  return form;
+}
+
+/** Map an API error with a `field` onto the form; true when a field took it. */
+export function fieldFromError(form, error, aliases = {}) {
+  if (!(error instanceof ApiError) || !error.field) return false;
+  const name = aliases[error.field] || error.field;
+  if (!form.querySelector(`[data-field="${CSS.escape(name)}"]`)) return false;
+  return showErrors(form, { [name]: error.sentence });
+}
+
+// -- lists that page ---------------------------------------------------------------------------------
+
+/**
+ * A list over a keyset-paged endpoint: the first page at once, the next when "Load more" scrolls
+ * into view (or is pressed). load(cursor) -> {items, next_cursor}; row(item) -> <li>.
+ * Rows are appended, never re-rendered, so the thousandth page costs what the first did.
+ */
+export function pagedList({ load, row, emptyText, label, className = "rows", head = null, key = "more" }) {
+  const list = h("ul", { class: className, "aria-label": label });
+  const status = h("p", { class: "list-status", role: "status" });
+  const more = button("Load more", () => next(), { key });
+  more.hidden = true;
+  const element = h("div", { class: "paged", "aria-busy": "true" }, head, list, status, more);
+  let cursor = null;
+  let busy = false;
+  let shown = 0;
+  let pages = 0;
+  let done = false;
+  let run = 0;
+
+  const observer = new IntersectionObserver(
+    (entries) => {
+      if (entries.some((entry) => entry.isIntersecting)) next();
+    },
+    { rootMargin: "600px 0px" },
+  );
+  observer.observe(more);
+
+  async function next() {
+    if (busy || done) return;
+    busy = true;
+    const mine = run;
+    element.setAttribute("aria-busy", "true");
+    more.disabled = true;
+    more.textContent = "Loading…";
+    try {
+      const page = await load(cursor);
+      if (mine !== run) return;
+      const rows = page.items.map(row).filter(Boolean);
+      list.append(...rows);
+      shown += page.items.length;
+      cursor = page.next_cursor;
+      done = !cursor;
+      pages += 1;
+      // One page that holds everything needs no count; after more, say where the end is.
+      if (shown === 0) status.textContent = emptyText;
+      else if (!done) status.textContent = `${shown.toLocaleString()} shown; more below.`;
+      else status.textContent = pages > 1 ? `All ${shown.toLocaleString()} shown.` : "";
+      status.classList.toggle("empty", shown === 0);
+      status.classList.remove("failed");
+    } catch (error) {
+      if (mine !== run) return;
+      status.textContent = sentence(error);
+      status.classList.add("failed");
+    } finally {
+      if (mine === run) {
+        busy = false;
+        element.setAttribute("aria-busy", "false");
+        more.hidden = done;
+        more.disabled = false;
+        more.textContent = "Load more";
+      }
+    }
+    // The observer speaks only when the button comes into view: on a tall screen it may still be
+    // in view after a page, so look again.
+    if (mine === run && !done && more.isConnected && !status.classList.contains("failed")) {
+      if (more.getBoundingClientRect().top < window.innerHeight + 600) setTimeout(next, 0);
+    }
+  }
+
+  function reload(newLoad) {
+    run += 1;
+    if (newLoad) load = newLoad;
+    cursor = null;
+    busy = false;
+    shown = 0;
+    pages = 0;
+    done = false;
+    list.replaceChildren();
+    status.textContent = "";
+    more.hidden = true;
+    return next();
+  }
+
+  return {
+    element,
+    list,
+    reload,
+    first: next(),
+    stop: () => observer.disconnect(),
+    count: () => shown,
+  };
+}
