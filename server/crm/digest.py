@@ -248,7 +248,7 @@ class _Links:
             return self.contact(item.contact_id)
         if item.deal_id is not None:
             return self.deal(item.deal_id)
-        return self._to("/follow-ups")
+        return self._to("/followups")
 
     def my_day(self) -> str | None:
         return self._to("/my-day")
