@@ -114,8 +114,8 @@ def demo(ctx: Context, port: int, host: str) -> None:
 
     ctx.demo = True
     settings = ctx.settings
-    summary = prepare_demo(ctx.db, settings, echo=click.echo)
     base = f"http://{host}:{port}"
+    summary = prepare_demo(ctx.db, settings, echo=click.echo, base_url=base)
     click.echo(f"Rapport demo running at {base}  (health: {base}/healthz)")
     for line in summary:
         click.echo(f"  {line}")

@@ -13,7 +13,7 @@ from server.config import Settings
 from server.crm.rule_admin import add_rule
 from server.crm.rules import seed_internal_domains
 from server.crm.signals.upkeep import recompute_all
-from server.crm.users import add_user, create_token
+from server.crm.users import add_user, create_token, set_password
 from server.db import Database
 from server.demo.crm import record_crm
 from server.demo.generator import generate_demo
@@ -21,11 +21,14 @@ from server.mail_ingest.importer import import_files
 from server.models import CaptureRule, User, utcnow
 
 DONE_MARKER = "demo-imported"
+MEMBER_PASSWORD = "northwind demo day"  # noqa: S105 - the demo's own, printed for people to use
 TOKEN_FILE = "demo-admin-token"  # noqa: S105 - a file name
 
 
-def prepare_demo(db: Database, settings: Settings, *, echo: Callable[[str], None]) -> list[str]:
-    """Create (once) and return a few lines telling a person what they can use."""
+def prepare_demo(
+    db: Database, settings: Settings, *, echo: Callable[[str], None], base_url: str = ""
+) -> list[str]:
+    """Create (once) and return a few lines telling a person what to open and as whom."""
     db.upgrade()
     marker = settings.data_dir / DONE_MARKER
     if not marker.exists():
@@ -59,16 +62,30 @@ def prepare_demo(db: Database, settings: Settings, *, echo: Callable[[str], None
             admin = session.scalars(select(User).where(User.role == "admin")).first()
             assert admin is not None
             issued = create_token(session, admin, name="demo", expires_in=timedelta(days=365))
+            member = session.scalars(select(User).where(User.role == "member")).first()
+            if member is not None:
+                set_password(session, member, MEMBER_PASSWORD)
         (settings.data_dir / TOKEN_FILE).write_text(issued.plaintext + "\n")
         marker.write_text(f"{dataset.message_count} messages\n")
     with db.session() as session:
         users = session.scalars(select(User).order_by(User.id)).all()
+        admin_user = next((u for u in users if u.role == "admin"), None)
+        member_user = next((u for u in users if u.role == "member"), None)
         lines = [f"demo users: {', '.join(f'{u.email} ({u.role})' for u in users)}"]
     token = (settings.data_dir / TOKEN_FILE).read_text().strip()
-    lines.append(f"API token of the demo admin: {token}")
+    admin_name = admin_user.email if admin_user else "the demo admin"
     lines.append(
-        "the Outlook task pane without Outlook: /preview/ at the address above "
-        "(it signs in as the demo admin)"
+        f'web app: {base_url}/app/  ("Continue as the demo admin" signs in as {admin_name}'
+        + (
+            f"; or sign in as {member_user.email} (member), password: {MEMBER_PASSWORD})"
+            if member_user
+            else ")"
+        )
     )
+    lines.append(f"admin pages: {base_url}/app/#/admin/mailboxes  (as the demo admin)")
+    lines.append(
+        f"the Outlook task pane without Outlook: {base_url}/preview/  (signs in as the demo admin)"
+    )
+    lines.append(f"API token of the demo admin: {token}")
     lines.append(f"demo data: {settings.data_dir}")
     return lines

@@ -6,11 +6,12 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from server.app import create_app
 from server.config import load_settings
 from server.crm.signals import list_signals
 from server.crm.viewer import Viewer
 from server.db import Database
-from server.demo.setup import prepare_demo
+from server.demo.setup import MEMBER_PASSWORD, prepare_demo
 from server.models import (
     Activity,
     ActivityParticipant,
@@ -31,8 +32,19 @@ ADMIN = "anna@northwind-supplies.com"
 def test_demo_is_captured_once_with_users_rules_and_quarantine(tmp_path: Path) -> None:
     settings = load_settings({"RAPPORT_DATA_DIR": str(tmp_path / "demo")}, demo=True)
     db = Database(settings.database_url)
-    lines = prepare_demo(db, settings, echo=lambda _line: None)
+    lines = prepare_demo(db, settings, echo=lambda _line: None, base_url="http://127.0.0.1:8000")
     assert any(line.startswith("demo users: anna@northwind-supplies.com (admin)") for line in lines)
+    for url in ("/app/", "/app/#/admin/mailboxes", "/preview/"):
+        assert any(f"http://127.0.0.1:8000{url} " in line for line in lines), url
+    # The member the summary names signs in with the password it prints.
+    (web,) = [line for line in lines if line.startswith("web app:")]
+    member = web.split("sign in as ")[1].split(" ")[0]
+    client = create_app(settings, db=db).test_client()
+    signed_in = client.post(
+        "/api/v1/auth/password", json={"email": member, "password": MEMBER_PASSWORD}
+    )
+    assert signed_in.status_code == 200, signed_in.get_json()
+    assert f"password: {MEMBER_PASSWORD}" in web
 
     def snapshot() -> dict[str, object]:
         with db.session() as session:
