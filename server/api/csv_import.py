@@ -9,16 +9,14 @@ writes the good rows and reports the bad ones — the answer says so in `message
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-from flask import Blueprint, Response, current_app, request, stream_with_context
-from pydantic import BaseModel, Field, ValidationError, WithJsonSchema
+from flask import Blueprint, Response, current_app, request
+from pydantic import BaseModel, Field, WithJsonSchema
 from spectree import Response as Responses
-from spectree.utils import get_multidict_items
 
 from server.api.auth import current_viewer
-from server.api.common import writing
+from server.api.common import csv_response, documented_by, validated_query, writing
 from server.api.companies import CompanyFilterQuery, company_filters
 from server.api.contacts import ERRORS, ContactFilterQuery, contact_filters
 from server.api.schemas import ErrorOut
@@ -29,9 +27,6 @@ from server.crm import csv_io
 from server.crm.errors import DomainError
 
 bp = Blueprint("csv", __name__, url_prefix="/api/v1")
-
-F = TypeVar("F", bound=Callable[..., Any])
-Q = TypeVar("Q", bound=BaseModel)
 
 
 class ImportQuery(BaseModel):
@@ -87,32 +82,6 @@ def _uploaded_csv() -> bytes:
     return request.get_data(cache=False)
 
 
-def _documented_by(twin: Callable[..., Any]) -> Callable[[F], F]:
-    """Give a streaming view the OpenAPI entry of `twin` (SpecTree finds it via __wrapped__)."""
-
-    def attach(view: F) -> F:
-        view.__wrapped__ = twin  # type: ignore[attr-defined]
-        return view
-
-    return attach
-
-
-def _query(model: type[Q]) -> Q:
-    """The query parameters, validated as SpecTree would (a 422 naming the field)."""
-    try:
-        return model.model_validate(get_multidict_items(request.args, model))
-    except ValidationError as exc:
-        api.before(request, None, exc, None, api.model_adapter)
-        raise  # pragma: no cover - the hook above aborts with the 422
-
-
-def _csv_response(chunks: Any, filename: str) -> Response:
-    response = Response(stream_with_context(chunks), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response.headers["Content-Type"] = "text/csv; charset=utf-8"
-    return response
-
-
 EXPORT_RESPONSES = Responses("HTTP_200", **ERRORS)
 
 
@@ -122,17 +91,17 @@ def _contacts_export_doc(query: ContactFilterQuery) -> None:  # pragma: no cover
 
 
 @bp.get("/contacts/export.csv")
-@_documented_by(_contacts_export_doc)
+@documented_by(_contacts_export_doc)
 def export_contacts() -> Response:
     """Contacts as CSV (text/csv), with the list's filters and sort; custom fields as cf.<key>."""
-    query = _query(ContactFilterQuery)
+    query = validated_query(ContactFilterQuery)
     chunks = csv_io.export_contacts(
         rapport(current_app).db.read_session,
         contact_filters(query),
         sort=query.sort,
         descending=query.order == "desc",
     )
-    return _csv_response(chunks, "contacts.csv")
+    return csv_response(chunks, "contacts.csv")
 
 
 @api.validate(query=CompanyFilterQuery, resp=EXPORT_RESPONSES, tags=["companies", "csv"])
@@ -141,17 +110,17 @@ def _companies_export_doc(query: CompanyFilterQuery) -> None:  # pragma: no cove
 
 
 @bp.get("/companies/export.csv")
-@_documented_by(_companies_export_doc)
+@documented_by(_companies_export_doc)
 def export_companies() -> Response:
     """Companies as CSV (text/csv), with the list's filters and sort; custom fields as cf.<key>."""
-    query = _query(CompanyFilterQuery)
+    query = validated_query(CompanyFilterQuery)
     chunks = csv_io.export_companies(
         rapport(current_app).db.read_session,
         company_filters(query),
         sort=query.sort,
         descending=query.order == "desc",
     )
-    return _csv_response(chunks, "companies.csv")
+    return csv_response(chunks, "companies.csv")
 
 
 IMPORT_RESPONSES = Responses(HTTP_200=ImportOut, HTTP_413=ErrorOut, **ERRORS)
