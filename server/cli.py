@@ -1105,6 +1105,71 @@ def token_revoke(ctx: Context, token_id: int) -> None:
     click.echo(f"token {token_id} revoked")
 
 
+# -- contact (GDPR) ------------------------------------------------------------------------------
+
+
+@main.group()
+def contact() -> None:
+    """A person's data: export it (subject access request) or erase it (docs/privacy.md)."""
+
+
+@contact.command("export")
+@click.argument("address")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the zip here (default: standard output, unless it is a terminal).",
+)
+@pass_ctx
+def contact_export(ctx: Context, address: str, output: Path | None) -> None:
+    """Everything Rapport holds about ADDRESS as one zip: person.json, emails as .eml, meetings
+    as .ics."""
+    import sys
+
+    from server.crm import privacy
+
+    if output is None and sys.stdout.isatty():
+        raise click.UsageError("the export is a zip: give -o FILE or redirect the output")
+    try:
+        with click.open_file(str(output) if output else "-", "wb") as target:
+            with ctx.db.read_session() as session:
+                exported = privacy.write_export(session, address, target)
+            with ctx.session() as session:
+                privacy.audit_export(session, None, exported)
+    except BaseException:
+        if output is not None:
+            output.unlink(missing_ok=True)  # no half-written export left behind
+        raise
+    click.echo(
+        f"exported {exported.emails} emails, {exported.meetings} meetings and "
+        f"{exported.other} notes and other entries" + (f" to {output}" if output else ""),
+        err=True,
+    )
+
+
+@contact.command("erase")
+@click.argument("address")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_ctx
+def contact_erase(ctx: Context, address: str, yes: bool) -> None:
+    """Erase ADDRESS's person for good and keep capture from recording them again."""
+    from server.crm import privacy
+
+    if not yes:
+        click.confirm(
+            f"Erase everything about {address}? This cannot be undone.", abort=True, err=True
+        )
+    with ctx.session() as session:
+        report = privacy.erase_person(session, None, address)
+    privacy.reclaim_freed_space(ctx.db.engine)
+    counts = report.as_dict()
+    contact_id = counts.pop("contact_id")
+    who = f"contact {contact_id}" if contact_id else "no contact"
+    done = ", ".join(f"{name.replace('_', ' ')} {n}" for name, n in counts.items() if n)
+    click.echo(f"erased ({who}): {done or 'nothing else was stored'}")
+
+
 # -- secrets -------------------------------------------------------------------------------------
 
 

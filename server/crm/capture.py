@@ -34,6 +34,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from server.crm import privacy
 from server.crm.addresses import choose_display_name
 from server.crm.blobs import put_blobs
 from server.crm.direction import direction as classify_direction
@@ -198,6 +199,8 @@ class Capturer:
                 self._quarantine(session, prepared)
                 counts.quarantined[prepared.quarantine_reason] += 1
         live = [p for p in batch if p.quarantine_reason is None]
+        # Erased people become their placeholders before anything is decided or stored.
+        privacy.hide_erased_people(session, live)
         mails = [p for p in live if p.item is not None]
         calendars = [p for p in live if p.item is None or p.calendar]
         rows = _Rows()
@@ -205,6 +208,7 @@ class Capturer:
         skipped_by: dict[int, str] = {}
         if mails:
             skipped_by = self._capture_mails(session, mails, rows, counts, thread_stats)
+        calendars = self._without_erased_meetings(calendars, rows, counts)
         if calendars:
             self._capture_meetings(session, calendars, skipped_by, rows, counts)
         rows.write(session)
@@ -278,6 +282,28 @@ class Capturer:
             else:
                 counts.skipped[outcomes[0] if outcomes else "empty_calendar"] += 1
 
+    def _without_erased_meetings(
+        self, calendars: list[Prepared], rows: _Rows, counts: CaptureCounts
+    ) -> list[Prepared]:
+        """Calendar items whose only outside party was erased are not captured; an .ics file
+        left with none is skipped by the rule "suppressed"."""
+        kept = []
+        for prepared in calendars:
+            events = [
+                event
+                for event in prepared.calendar
+                if not privacy.only_erased_people(
+                    (p.address for p in event.participants), self._is_external
+                )
+            ]
+            if prepared.item is None and prepared.calendar and not events:
+                rows.decision(self.link.id, prepared, "skipped", "suppressed")
+                counts.skipped["suppressed"] += 1
+                continue
+            prepared.calendar = events
+            kept.append(prepared)
+        return kept
+
     def _plan(
         self, session: Session, prepared: Prepared, known: dict[str, list[_Known]]
     ) -> _Planned:
@@ -290,6 +316,9 @@ class Capturer:
         key = prepared.message_key
         if self.since is not None and item.date is not None and item.date < self.since:
             return _Planned(prepared, "older_than_since")
+        outside = (p.address for p in item.participants if p.role in STORED_ROLES)
+        if privacy.only_erased_people(outside, self._is_external):
+            return _Planned(prepared, "suppressed")  # its only outside party was erased
         way = classify_direction(
             sender,
             item.participants,

@@ -20,6 +20,7 @@ from typing import cast
 from sqlalchemy import Table, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from server.crm import privacy
 from server.crm.domains import company_domain_for, company_name_from_domain
 from server.crm.rules import AutoCreate
 from server.crm.sql import insert_ignore_returning
@@ -114,7 +115,10 @@ class People:
         self, session: Session, seen: Sighting, *, may_create: bool = True
     ) -> int | None:
         """The contact for this sighting, created when the policy says so (and `may_create`:
-        an all-hands meeting's thousand attendees link to existing contacts only)."""
+        an all-hands meeting's thousand attendees link to existing contacts only). An erased
+        person (capture has put their placeholder in place of the address) is never one."""
+        if privacy.is_erased_placeholder(seen.address):
+            return None
         if seen.direction == "outgoing" and seen.role in RECIPIENT_ROLES:
             self._written_to.add(seen.address)
         elif seen.direction == "incoming" and seen.role == "from":

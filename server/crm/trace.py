@@ -22,6 +22,7 @@ from server.models import Activity, CaptureDecision, MailboxLink, QuarantinedIte
 
 RULE_TEXT = {
     "never_log": "the mailbox owner's never-log list names a participant",
+    "suppressed": "its only outside party was erased (GDPR): Rapport keeps nothing of them",
     "blocked_address": "a participant's address is blocked by a capture rule",
     "blocked_domain": "a participant's domain is blocked by a capture rule",
     "mailing_list": "mailing-list mail (List-Id / List-Post / Precedence: list)",

@@ -851,6 +851,15 @@ CASES = [
     Case("GET", "/api/v1/admin/quarantine", A, 200),
     Case("POST", "/api/v1/admin/quarantine/retry", A, 200, body=json({})),
     Case("GET", "/api/v1/admin/jobs", A, 200),
+    # -- admin: a person's data exported or erased (GDPR)
+    Case("GET", "/api/v1/admin/privacy/export?email=clara@brightline-dental.co.uk", A, 200),
+    Case(
+        "POST",
+        "/api/v1/admin/privacy/erase",
+        A,
+        200,
+        body=fresh_json(lambda n: {"email": f"erase{n}@example.org", "confirm": True}),
+    ),
 ]
 
 
