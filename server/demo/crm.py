@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from server.crm.deals import DealInput, create_deal, move_stage
 from server.crm.pipelines import ensure_default_pipeline, update_stage
+from server.crm.templates import create_template
 from server.crm.viewer import Viewer
 from server.demo.generator import DemoAccount
 from server.models import Company, CompanyDomain, Contact, Deal, Stage, User
@@ -51,7 +52,7 @@ class DemoDeal:
 DEALS: dict[str, tuple[DemoDeal, ...]] = {
     "brightline-dental.co.uk": (
         DemoDeal("Annual glove and wipes supply", 38_500, "Won", 95, 130),
-        DemoDeal("Surgery refit consumables", 14_200, "Won", 40, 60),
+        DemoDeal("Surgery refit consumables", 14_200, "Won", 9, 60),
         DemoDeal("2027 supply renewal", 41_000, "Negotiation", 4, 20),
     ),
     "vasquezrow-architects.com": (DemoDeal("Supply agreement 2027", 9_800, "Proposal", 6, 25),),
@@ -78,6 +79,33 @@ DEALS: dict[str, tuple[DemoDeal, ...]] = {
     "saltmarsh-bakehouse.co.uk": (DemoDeal("Kraft bags reorder", 1_900, "Lead", 2, 2),),
     "pinecrest-housing.ie": (DemoDeal("Summer term order", 8_700, "Qualified", 15, 30),),
 }
+
+
+# The team's shared templates (the first two are what the pane suggests after a won deal and
+# after a meeting: `server.crm.templates.PURPOSES`).
+TEMPLATES = (
+    (
+        "Thank you — how did we do?",
+        "Thank you, {{ contact.first_name | there }}",
+        "Hello {{ contact.first_name | there }},\n\nThank you for choosing Northwind Supplies for "
+        "{{ deal.title | your order }}. How did we do? A one-line answer to this email helps us "
+        "more than any survey.\n\nBest regards,\n{{ sender.name }}",
+    ),
+    (
+        "Following up on our meeting",
+        "Our meeting: next steps",
+        "Hello {{ contact.first_name | there }},\n\nThank you for your time today. As promised, "
+        "here is a short summary and the next steps for {{ company.name | your team }}:\n\n- \n\n"
+        "Best regards,\n{{ sender.name }}",
+    ),
+    (
+        "Quote follow-up",
+        "Your quote from Northwind Supplies",
+        "Hello {{ contact.first_name | there }},\n\nI wanted to check whether the quote I sent "
+        "answered your questions, and whether we can help with anything else.\n\n"
+        "Best regards,\n{{ sender.name }}",
+    ),
+)
 
 
 def record_crm(session: Session, accounts: list[DemoAccount], now: datetime) -> int:
@@ -116,6 +144,12 @@ def record_crm(session: Session, accounts: list[DemoAccount], now: datetime) -> 
         for spec in deals:
             _make_deal(session, Viewer.of(owner), company, people, spec, stages, now)
             made += 1
+    admin = next((u for u in users.values() if u.role == "admin"), None)
+    if admin is not None:
+        for name, subject, body in TEMPLATES:
+            create_template(
+                session, Viewer.of(admin), name=name, subject=subject, body=body, shared=True
+            )
     session.flush()
     return made
 

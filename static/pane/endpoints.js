@@ -39,6 +39,14 @@ export const api = {
   dismissSignal: (key) =>
     request("POST", `/api/v1/signals/${encodeURIComponent(key)}/dismiss`, { body: {} }),
 
+  templates: () => request("GET", "/api/v1/templates"),
+  templateSuggestions: (contactId) =>
+    request("GET", "/api/v1/templates/suggestions", { query: { contact_id: contactId } }),
+  renderTemplate: (templateId, contactId, dealId = null) =>
+    request("POST", `/api/v1/templates/${templateId}/render`, {
+      body: { ...(contactId ? { contact_id: contactId } : {}), ...(dealId ? { deal_id: dealId } : {}) },
+    }),
+
   users: () => request("GET", "/api/v1/users", { query: { limit: 200 } }),
   logWhenSent: () => request("GET", "/api/v1/me/log-when-sent"),
 };

@@ -72,6 +72,24 @@ function asyncField(field) {
   return call((done) => field.getAsync(done)).catch(() => null);
 }
 
+/** Put a filled-in template where the cursor is in the email being written, as HTML when the
+ * body is HTML (Mailbox 1.1 tells), as text otherwise; and its subject when there is none yet. */
+export async function insertTemplate(rendered) {
+  const item = office().context.mailbox.item;
+  const type = await call((done) => item.body.getTypeAsync(done)).catch(() => "text");
+  const html = type === office().CoercionType.Html || type === "html";
+  await call((done) =>
+    item.body.setSelectedDataAsync(html ? rendered.body_html : rendered.body_text, {
+      coercionType: html ? office().CoercionType.Html : office().CoercionType.Text,
+    }, done),
+  );
+  if (!rendered.subject || typeof item.subject?.getAsync !== "function") return false;
+  const current = await call((done) => item.subject.getAsync(done)).catch(() => "");
+  if (String(current || "").trim()) return false;
+  await call((done) => item.subject.setAsync(rendered.subject, done));
+  return true;
+}
+
 /** Open a new email to `address` in Outlook (Mailbox 1.0: every host). */
 export function writeTo(address, subject = "") {
   office().context.mailbox.displayNewMessageForm({ toRecipients: [address], subject });

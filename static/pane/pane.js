@@ -33,6 +33,7 @@ const state = {
   loadError: null,
   emailState: null,
   logWhenSent: null,
+  templates: null, // {items, suggestions} while an email is being written
   myDay: null, // {items, next, loaded, error}: the signed-in person's signals
   showMyDay: false, // "My day" asked for while an item is open
   drafts: {},
@@ -139,6 +140,7 @@ async function openItem() {
     loadError: null,
     emailState: null,
     logWhenSent: null,
+    templates: null,
     showMyDay: false,
     drafts: {},
     open: {},
@@ -203,6 +205,7 @@ async function loadLookup(mine) {
     state.lookupNext = lookup.next_cursor;
     state.emailState = emailState;
     state.loadError = null;
+    if (item.mode === "compose" && item.kind === "message") loadTemplates(mine);
   } catch (error) {
     if (mine !== generation || error.status === 401) return;
     state.loadError = sentence(error);
@@ -250,6 +253,33 @@ function recipientsChanged(mine) {
 async function reload() {
   if (state.item === null || state.showMyDay) await loadMyDay(generation);
   else if (state.item) await loadLookup(generation);
+}
+
+// -- templates (while writing) ------------------------------------------------------------------------
+
+/** The person the email is for: the first recipient Rapport knows. */
+function recipientContact() {
+  for (const person of state.participants) {
+    const found = state.lookup?.contacts.find((c) => c.emails.includes(person.address.toLowerCase()));
+    if (found) return found;
+  }
+  return null;
+}
+
+async function loadTemplates(mine) {
+  const contact = recipientContact();
+  try {
+    const [all, suggested] = await Promise.all([
+      api.templates(),
+      contact ? api.templateSuggestions(contact.id) : Promise.resolve({ items: [] }),
+    ]);
+    if (mine !== generation) return;
+    state.templates = { items: all.items, suggestions: suggested.items, contactId: contact?.id ?? null };
+  } catch (error) {
+    if (mine !== generation || error.status === 401) return;
+    state.templates = { items: [], suggestions: [], error: sentence(error) };
+  }
+  render();
 }
 
 // -- my day ------------------------------------------------------------------------------------------
@@ -473,6 +503,21 @@ const actions = {
         }
         state.logWhenSent = { ok: true, message, done };
         return message;
+      },
+      { refresh: false },
+    ),
+
+  insertTemplate: (templateId, dealId = null) =>
+    act(
+      `template-${templateId}`,
+      async () => {
+        const contact = recipientContact();
+        const rendered = await api.renderTemplate(templateId, contact?.id ?? null, dealId);
+        const subjectSet = await host.insertTemplate(rendered);
+        const gaps = rendered.missing.length
+          ? ` Not filled in (no value): ${rendered.missing.join(", ")}.`
+          : "";
+        return `Template inserted${subjectSet ? " with its subject" : ""}.${gaps}`;
       },
       { refresh: false },
     ),

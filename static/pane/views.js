@@ -542,6 +542,59 @@ export function myDayView(state, actions) {
   ];
 }
 
+// -- templates (while writing an email) --------------------------------------------------------
+
+function templatesSection(state, actions) {
+  const item = state.item;
+  const found = state.templates;
+  if (item.kind !== "message" || item.mode !== "compose" || !found) return null;
+  if (found.error) return section("templates", "Templates", errorText(found.error));
+  if (!found.items.length) {
+    return section("templates", "Templates", h("p", { class: "hint" }, "No templates yet: add them in the web app."));
+  }
+  const chooser = "template-choice";
+  return section(
+    "templates",
+    "Templates",
+    found.suggestions.length
+      ? h(
+          "ul",
+          { class: "suggestions" },
+          found.suggestions.map((s) =>
+            h(
+              "li",
+              { class: "suggestion", dataset: { purpose: s.purpose } },
+              h("strong", {}, s.template.name),
+              s.reason ? h("p", { class: "sub" }, s.reason) : null,
+              button("Insert", () => actions.insertTemplate(s.template.id, s.deal_id), {
+                key: `suggested-${s.template.id}`,
+                size: "small",
+                appearance: "primary",
+                busy: state.busy[`template-${s.template.id}`],
+              }),
+            ),
+          ),
+        )
+      : null,
+    h(
+      "div",
+      { class: "field inline" },
+      h("label", { for: chooser }, "Template"),
+      h(
+        "select",
+        { id: chooser, dataset: { key: chooser } },
+        found.items.map((t) => h("option", { value: t.id }, t.name)),
+      ),
+      button(
+        "Insert",
+        () => actions.insertTemplate(Number(document.getElementById(chooser).value)),
+        { key: "template-insert", size: "small" },
+      ),
+    ),
+    errorText(Object.entries(state.errors).find(([k]) => k.startsWith("template-"))?.[1]),
+  );
+}
+
 // -- deals, follow-ups, notes ---------------------------------------------------------------
 
 function aboutOptions(state) {
@@ -843,6 +896,7 @@ export function paneView(state, actions) {
   }
   return [
     itemSection(state, actions),
+    templatesSection(state, actions),
     peopleSection(state, actions),
     companiesSection(state),
     signalsSection(state, actions),

@@ -133,6 +133,23 @@
       return item;
     }
     item.subject = getter(function () { return state.subject || ""; });
+    item.subject.setAsync = function (subject, options, callback) {
+      var a = split(options, callback);
+      state.subject = String(subject);
+      answer(a[1], undefined, a[0]);
+      notify();
+    };
+    item.body.getTypeAsync = function (options, callback) {
+      var a = split(options, callback);
+      answer(a[1], "html", a[0]);
+    };
+    item.body.setSelectedDataAsync = function (data, options, callback) {
+      var a = split(options, callback);
+      state.body = (state.body || "") + String(data);
+      record.inserted = (record.inserted || []).concat([String(data)]);
+      answer(a[1], undefined, a[0]);
+      notify();
+    };
     if (meeting) {
       item.requiredAttendees = people(state, "to");
       item.optionalAttendees = people(state, "cc");

@@ -21,7 +21,7 @@
   }
   var config = window.__officeConfig || (opener && opener.__officeConfig) || {};
   var sets = config.sets || { Mailbox: "1.15" };
-  var record = { bcc: [], headers: {}, dialogs: [], events: [], newMessages: [] };
+  var record = { bcc: [], headers: {}, dialogs: [], events: [], newMessages: [], inserted: [] };
 
   var AsyncResultStatus = { Succeeded: "succeeded", Failed: "failed" };
   var EventType = {
@@ -135,12 +135,26 @@
   }
 
   function body(owner) {
-    return {
+    var found = {
       getAsync: function (coercionType, options, callback) {
         var a = split(options, callback);
         answer(a[1], owner.state.body || "", null, a[0]);
       },
     };
+    if (owner.state.mode === "compose") {
+      found.getTypeAsync = function (options, callback) {
+        var a = split(options, callback);
+        answer(a[1], owner.state.bodyType || "html", null, a[0]);
+      };
+      found.setSelectedDataAsync = function (data, options, callback) {
+        var a = split(options, callback);
+        var opts = a[0] || {};
+        owner.state.body = (owner.state.body || "") + String(data);
+        record.inserted.push({ data: String(data), coercionType: opts.coercionType || null });
+        answer(a[1], undefined, null, a[0]);
+      };
+    }
+    return found;
   }
 
   function addHandler(target) {
@@ -181,6 +195,11 @@
       return item;
     }
     item.subject = asyncValue(function () { return owner.state.subject || ""; });
+    item.subject.setAsync = function (subject, options, callback) {
+      var a = split(options, callback);
+      owner.state.subject = String(subject);
+      answer(a[1], undefined, null, a[0]);
+    };
     if (appointment) {
       item.requiredAttendees = recipients(owner, "to");
       item.optionalAttendees = recipients(owner, "cc");

@@ -336,6 +336,56 @@ def test_compose_follows_the_recipients_and_logs_when_sent(
     assert page.errors == []  # type: ignore[attr-defined]
 
 
+def test_a_template_is_suggested_after_a_won_deal_and_inserted_filled_in(
+    context: BrowserContext, demo: Demo, host: str
+) -> None:
+    with demo.db.read_session() as session:
+        deal = session.scalars(select(Deal).where(Deal.title == "Surgery refit consumables")).one()
+        contact_id = session.scalar(
+            select(DealContact.contact_id).where(DealContact.deal_id == deal.id)
+        )
+        contact = session.get(Contact, contact_id)
+        assert contact is not None
+        address = session.scalar(
+            select(ContactEmail.address).where(ContactEmail.contact_id == contact.id)
+        )
+        name = contact.name
+    item = {
+        "kind": "message",
+        "mode": "compose",
+        "subject": "",
+        "from": {"name": "Anna Lindqvist", "address": ADMIN},
+        "to": [{"name": name, "address": address}],
+        "cc": [],
+    }
+    page = open_pane(context, demo, sets=HOSTS[host], item=item)
+    suggestion = page.locator('.section-templates li.suggestion[data-purpose="deal_won"]')
+    expect(suggestion).to_contain_text("Thank you — how did we do?")
+    expect(suggestion).to_contain_text("Surgery refit consumables was won on")
+    no_serious_accessibility_issues(page)
+    suggestion.locator("fluent-button").click()
+    toast(page).to_contain_text("Template inserted with its subject")
+    (inserted,) = page.evaluate("OfficeStandin.record.inserted")
+    first = name.replace("Dr ", "").split()[0]
+    assert inserted["coercionType"] == "html"
+    assert f"Hello {first}," in inserted["data"]
+    assert "Surgery refit consumables" in inserted["data"]  # the won deal, not the open one
+    subject = page.evaluate(
+        "() => new Promise(r => Office.context.mailbox.item.subject.getAsync(x => r(x.value)))"
+    )
+    assert subject == f"Thank you, {first}"
+    if host == "current":
+        screenshot(page, "pane-template.png")
+    # Any template, from the list: the subject typed already stays.
+    page.evaluate("() => new Promise(r => Office.context.mailbox.item.subject.setAsync('Mine', r))")
+    choice = page.locator('[data-key="template-choice"]')
+    choice.select_option(label="Quote follow-up")
+    page.locator('[data-key="template-insert"]').click()
+    toast(page).to_contain_text("Template inserted.")
+    assert len(page.evaluate("OfficeStandin.record.inserted")) == 2
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
 def anna_links(session: Any, user_id: int) -> list[Any]:
     from server.crm.mailboxes import links_owned_by
 

@@ -295,7 +295,13 @@ def _pipeline(w: World, owner: str) -> dict[str, Any]:
     return {"pipeline_id": made["id"], "stage_id": made["stages"][0]["id"]}
 
 
+def _template(w: World, owner: str) -> dict[str, Any]:
+    body = {"name": f"Mine {w.unique()}", "body": "Hello {{ contact.first_name }}", "shared": False}
+    return {"template_id": w.call(owner, "POST", "/api/v1/templates", body)["id"]}
+
+
 MAKERS: dict[str, Callable[[World, str], dict[str, Any]]] = {
+    "template": _template,
     "contact": _contact,
     "contact_pair": _contact_pair,
     "company": _company,
@@ -480,6 +486,40 @@ CASES = [
     Case("GET", "/api/v1/reports/win-rate.csv", S, 200),
     Case("GET", "/api/v1/reports/top-customers", S, 200),
     Case("GET", "/api/v1/reports/top-customers.csv", S, 200),
+    Case("GET", "/api/v1/templates", S, 200),
+    Case(
+        "POST",
+        "/api/v1/templates",
+        S,
+        201,
+        body=json({"name": "Thanks", "subject": "Thank you, {{ contact.first_name }}"}),
+    ),
+    Case("GET", "/api/v1/templates/{template_id}", Access.OWNER_ONLY_HIDDEN, 200, "template"),
+    Case(
+        "PATCH",
+        "/api/v1/templates/{template_id}",
+        Access.OWNER_ONLY_HIDDEN,
+        200,
+        "template",
+        body=json({"name": "Renamed"}),
+    ),
+    Case(
+        "DELETE",
+        "/api/v1/templates/{template_id}",
+        Access.OWNER_ONLY_HIDDEN,
+        204,
+        "template",
+        True,
+    ),
+    Case(
+        "POST",
+        "/api/v1/templates/{template_id}/render",
+        Access.OWNER_ONLY_HIDDEN,
+        200,
+        "template",
+        body=json({}),
+    ),
+    Case("GET", "/api/v1/templates/suggestions?contact_id={contact_id}", S, 200, "contact"),
     Case("GET", "/api/v1/me/digest", S, 200),
     Case("PUT", "/api/v1/me/digest", S, 200, body=json({"hour": 8})),
     Case("GET", "/api/v1/me/never-log", S, 200),
