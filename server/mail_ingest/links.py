@@ -17,23 +17,27 @@ one saved.
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import socket
 import ssl
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from server.crm.errors import Conflict, DomainError
+from server.crm.errors import Conflict, DomainError, NotFound
 from server.crm.mailboxes import add_link, check_level, get_link, owner_address, resume_link
+from server.crm.settings import set_setting
 from server.crm.timeparse import parse_since
 from server.crm.users import audit
-from server.crypto import SecretBox
+from server.crypto import SecretBox, SecretError
 from server.db import Database
 from server.jobs import enqueue
 from server.mail_ingest.errors import AuthExpired, PermissionDenied, SourceError, Throttled
@@ -50,15 +54,17 @@ from server.mail_ingest.oauth import (
     TokenSource,
     certificate_thumbprint,
     check_credentials,
+    finish_browser_sign_in,
     graph_app,
     identity_problem_of,
+    start_browser_sign_in,
     token_source,
 )
 from server.mail_ingest.sources import ews as ews_source
 from server.mail_ingest.sources import graph as graph_source
 from server.mail_ingest.sources import imap
 from server.mail_ingest.sync import SOURCES
-from server.models import Job, MailboxLink, utcnow
+from server.models import Job, MailboxLink, Setting, utcnow
 
 # Seconds per network step of a connection test: a person (or a web request) is waiting.
 TEST_TIMEOUT = 15.0
@@ -546,6 +552,362 @@ def link_graph(
             visibility=options.visibility,
         )
     return LinkedGraph(link, [f.name for f in found.folders], found.calendar)
+
+
+# -- Microsoft Graph: the browser sign-in from the admin page ----------------------------------
+#
+# Delegated access for a user without admin rights, where the device code is blocked: the admin
+# page asks for an authorize URL (`begin_graph_sign_in`), the browser signs in at Entra ID and
+# comes back to the redirect URI with a code and the state (`finish_graph_sign_in`), which
+# redeems the code (PKCE), tests the mailbox like `link_graph` and saves the link -- or, for a
+# re-connect, gives an existing link the new grant and resumes it.
+#
+# Between the two, the pending sign-in (msal's flow: state, PKCE verifier, nonce; what to link)
+# waits in the settings table, encrypted with the app's SecretBox, under a key derived from the
+# state, for SIGN_IN_LIFETIME at most. The state is the callback's only credential (the browser
+# carries no token): 256 random bits, used once (the row is deleted as it is read), never
+# stored in the clear.
+
+SIGN_IN_LIFETIME = timedelta(minutes=10)
+SIGN_IN_PREFIX = "graph.signin."
+
+
+@dataclass(frozen=True)
+class GraphSignInRequest:
+    """What the admin page sends to start a browser sign-in: a new link (owner, tenant, client
+    id and the link's options), or a re-connect (`link_id`; tenant and client id default to the
+    link's, the rest is the link's own)."""
+
+    owner: str | None = None
+    tenant: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)  # None: a public client
+    folders: tuple[str, ...] | None = None
+    calendar: bool = True
+    capture_level: str = "full"
+    aliases: tuple[str, ...] = ()
+    visibility: str = "team"
+    since: str | None = None
+    link_id: int | None = None
+
+
+@dataclass(frozen=True)
+class PendingSignIn:
+    authorize_url: str
+    state: str
+    redirect_uri: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class GraphSignedIn:
+    """What the callback did: the link saved (or re-connected), who signed in."""
+
+    link: MailboxLink
+    folders: list[str]
+    calendar: bool
+    signed_in_as: str
+    reconnected: bool
+
+
+def _sign_in_key(state: str) -> str:
+    return SIGN_IN_PREFIX + hashlib.sha256(state.encode("utf-8", "replace")).hexdigest()[:64]
+
+
+def begin_graph_sign_in(
+    db: Database,
+    box: SecretBox,
+    request: GraphSignInRequest,
+    *,
+    redirect_uri: str,
+    authority_host: str = DEFAULT_AUTHORITY_HOST,
+    ca_bundle: Path | None = None,
+    actor_id: int | None = None,
+    now: datetime | None = None,
+) -> PendingSignIn:
+    """Check what can be checked before the user is sent to Microsoft (the options, the ids, a
+    duplicate link, the tenant -- Entra's OpenID configuration is fetched), then keep the flow
+    and return the URL to send the browser to."""
+    record = _sign_in_record(db, request)
+    endpoints = IdentityEndpoints(authority_host, ca_bundle, TEST_TIMEOUT)
+    state = secrets.token_urlsafe(32)
+    try:
+        sign_in = start_browser_sign_in(
+            record["tenant"],
+            record["client_id"],
+            endpoints,
+            redirect_uri=redirect_uri,
+            client_secret=request.client_secret,
+            state=state,
+        )
+    except SourceError as exc:
+        code, setting = graph_failure_kind(exc)
+        raise ConnectionFailed(exc.message, code=code, field=setting) from None
+    now = now or utcnow()
+    expires = now + SIGN_IN_LIFETIME
+    record.update(flow=sign_in.flow, client_secret=request.client_secret, actor_id=actor_id)
+    with db.session() as session:
+        _forget_expired_sign_ins(session, now)
+        set_setting(
+            session,
+            _sign_in_key(sign_in.state),
+            {
+                "sealed": box.encrypt_json(record).decode("ascii"),
+                "expires_at": expires.isoformat(),
+            },
+        )
+    return PendingSignIn(sign_in.authorize_url, sign_in.state, redirect_uri, expires)
+
+
+def _sign_in_record(db: Database, request: GraphSignInRequest) -> dict[str, Any]:
+    """The pending sign-in's plan (checked): whose mailbox, which app, what to link."""
+    for folder in request.folders or ():
+        _check_printable(folder, "folders", f"the folder name {folder!r}")
+    if request.link_id is not None:
+        with db.read_session() as session:
+            link = get_link(session, request.link_id)
+            kind, config = link.kind, dict(link.settings)
+        if kind != "graph":
+            raise DomainError(
+                f"mailbox link {request.link_id} is a {kind} link; only Microsoft Graph links "
+                "re-connect with a Microsoft sign-in",
+                field="link_id",
+            )
+        mailbox = str(config.get("mailbox", ""))
+        if request.owner and owner_address(request.owner) != mailbox:
+            raise DomainError(
+                f"link {request.link_id} captures {mailbox}, not {request.owner}; leave owner "
+                "out to re-connect it",
+                field="owner",
+            )
+        tenant = request.tenant or str(config.get("tenant", ""))
+        client_id = request.client_id or str(config.get("client_id", ""))
+        plan: dict[str, Any] = {"link_id": request.link_id, "mailbox": mailbox}
+    else:
+        if not (request.owner and request.tenant and request.client_id):
+            raise DomainError(
+                "give owner, tenant and client_id (or link_id to re-connect a link)",
+                field="owner" if not request.owner else "tenant",
+            )
+        options = LinkOptions(
+            owner=request.owner,
+            capture_level=request.capture_level,
+            aliases=request.aliases,
+            visibility=request.visibility,
+            since=request.since,
+        )
+        _check_options(options)
+        mailbox = owner_address(request.owner)
+        with db.read_session() as session:
+            _refuse_duplicate_graph(session, mailbox)
+        tenant, client_id = request.tenant, request.client_id
+        plan = {
+            "link_id": None,
+            "mailbox": mailbox,
+            "folders": list(request.folders) if request.folders is not None else None,
+            "calendar": request.calendar,
+            "options": {
+                "capture_level": request.capture_level,
+                "aliases": list(request.aliases),
+                "visibility": request.visibility,
+                "since": request.since,
+            },
+        }
+    try:
+        _check_app_ids(tenant, client_id)
+    except IdentityError as exc:
+        raise ConnectionFailed(
+            exc.problem.message, code=exc.problem.code, field=exc.problem.field
+        ) from None
+    return {**plan, "tenant": tenant.strip(), "client_id": client_id.strip()}
+
+
+def _refuse_duplicate_graph(session: Session, mailbox: str) -> None:
+    for link in session.scalars(
+        select(MailboxLink).where(MailboxLink.kind == "graph", MailboxLink.status != "removed")
+    ):
+        if str(link.settings.get("mailbox", "")).lower() == mailbox:
+            raise Conflict(
+                f"mailbox link {link.id} already captures {mailbox} through Microsoft Graph; "
+                "re-connect, resume or remove that one instead",
+                field="owner",
+            )
+
+
+def _forget_expired_sign_ins(session: Session, now: datetime) -> None:
+    """Sign-ins nobody finished: their rows go (a handful at most, so a prefix scan)."""
+    for row in session.scalars(select(Setting).where(Setting.key.startswith(SIGN_IN_PREFIX))):
+        value = row.value if isinstance(row.value, dict) else {}
+        try:
+            expired = datetime.fromisoformat(str(value.get("expires_at"))) <= now
+        except ValueError:
+            expired = True
+        if expired:
+            session.delete(row)
+
+
+def _take_sign_in(db: Database, box: SecretBox, state: str, now: datetime) -> dict[str, Any]:
+    """The pending sign-in of this state, removed as it is read (a replayed state finds
+    nothing); ConnectionFailed when there is none or it expired."""
+    unknown = ConnectionFailed(
+        "this sign-in is unknown, already used or expired (sign-ins last "
+        f"{int(SIGN_IN_LIFETIME.total_seconds() // 60)} minutes): start it again from the admin "
+        "page",
+        code="signin_state",
+        field="state",
+    )
+    if not state or len(state) > 200:
+        raise unknown
+    with db.session() as session:
+        value = session.scalar(
+            delete(Setting).where(Setting.key == _sign_in_key(state)).returning(Setting.value)
+        )
+    if not isinstance(value, dict):
+        raise unknown
+    try:
+        expired = datetime.fromisoformat(str(value.get("expires_at"))) <= now
+        record = box.decrypt_json(str(value["sealed"]).encode("ascii"))
+    except (KeyError, ValueError, SecretError):
+        raise unknown from None
+    if expired or not isinstance(record, dict) or record.get("flow", {}).get("state") != state:
+        raise unknown
+    return record
+
+
+def finish_graph_sign_in(
+    db: Database,
+    box: SecretBox,
+    state: str,
+    answer: Mapping[str, str],
+    *,
+    api_url: str,
+    ca_bundle: Path | None,
+    authority_host: str = DEFAULT_AUTHORITY_HOST,
+    now: datetime | None = None,
+) -> GraphSignedIn:
+    """The browser is back from Entra ID (`answer`: its query, code and state or error): redeem
+    the code, test the mailbox with the user's grant, and save the link (or give the link being
+    re-connected its new grant and resume it). ConnectionFailed says what went wrong and what
+    to fix; nothing is saved then."""
+    record = _take_sign_in(db, box, state, now or utcnow())
+    endpoints = IdentityEndpoints(authority_host, ca_bundle, TEST_TIMEOUT)
+    try:
+        grant = finish_browser_sign_in(
+            record["tenant"],
+            record["client_id"],
+            endpoints,
+            record["flow"],
+            answer,
+            client_secret=record.get("client_secret"),
+        )
+    except SourceError as exc:
+        code, setting = graph_failure_kind(exc)
+        raise ConnectionFailed(
+            f"the sign-in failed: {exc.message}", code=code, field=setting
+        ) from None
+    if record.get("link_id") is not None:
+        return _reconnect_graph(
+            db,
+            box,
+            int(record["link_id"]),
+            grant,
+            api_url=api_url,
+            ca_bundle=ca_bundle,
+            authority_host=authority_host,
+            actor_id=record.get("actor_id"),
+        )
+    options = record["options"]
+    folders = record.get("folders")
+    linked = link_graph(
+        db,
+        box,
+        GraphConnection(
+            mailbox=record["mailbox"],
+            tenant=record["tenant"],
+            client_id=record["client_id"],
+            delegated=grant,
+            folders=tuple(folders) if folders is not None else None,
+            calendar=bool(record.get("calendar", True)),
+        ),
+        LinkOptions(
+            owner=record["mailbox"],
+            capture_level=options["capture_level"],
+            aliases=tuple(options["aliases"]),
+            visibility=options["visibility"],
+            since=options["since"],
+        ),
+        api_url=api_url,
+        ca_bundle=ca_bundle,
+        authority_host=authority_host,
+    )
+    with db.session() as session:
+        audit(
+            session,
+            record.get("actor_id"),
+            "mailbox.linked",
+            "mailbox_link",
+            linked.link.id,
+            kind="graph",
+            how="browser_sign_in",
+        )
+    return GraphSignedIn(linked.link, linked.folders, linked.calendar, grant.user, False)
+
+
+def _reconnect_graph(
+    db: Database,
+    box: SecretBox,
+    link_id: int,
+    grant: DelegatedGrant,
+    *,
+    api_url: str,
+    ca_bundle: Path | None,
+    authority_host: str,
+    actor_id: int | None,
+) -> GraphSignedIn:
+    """Test the link's mailbox and folders with the new grant, then store it (encrypted) in
+    place of the old credential and resume the link if it was waiting for this."""
+    with db.read_session() as session:
+        link = get_link(session, link_id)
+        config = dict(link.settings)
+    folders = tuple(str(f["name"]) for f in config.get("folders") or ())
+    try:
+        found, secret = _test_graph(
+            GraphConnection(
+                mailbox=str(config["mailbox"]),
+                tenant=grant.tenant,
+                client_id=grant.client_id,
+                delegated=grant,
+                folders=folders or None,
+                calendar=bool(config.get("calendar", True)),
+            ),
+            api_url,
+            ca_bundle,
+            authority_host,
+        )
+    except ConnectionFailed as exc:
+        raise ConnectionFailed(
+            f"link {link_id} was not changed: {exc.message}",
+            code=exc.code,
+            field=exc.field or "host",
+        ) from None
+    with db.session() as session:
+        locked = session.scalar(
+            select(MailboxLink).where(MailboxLink.id == link_id).with_for_update()
+        )
+        if locked is None or locked.status == "removed":
+            raise NotFound(f"mailbox link {link_id} was removed during the sign-in")
+        settings = {k: v for k, v in locked.settings.items() if k != "certificate_thumbprint"}
+        settings.update(grant.link_settings())
+        settings["folders"] = [{"name": f.name, "id": f.id} for f in found.folders]
+        settings["calendar"] = found.calendar
+        locked.settings = settings
+        locked.secret = box.encrypt_json(secret)
+        if locked.status in ("needs_attention", "error"):
+            resume_link(session, link_id)
+        audit(session, actor_id, "mailbox.reconnected", "mailbox_link", link_id, kind="graph")
+        session.flush()
+        session.expunge(locked)
+    return GraphSignedIn(locked, [f.name for f in found.folders], found.calendar, grant.user, True)
 
 
 # -- Exchange Web Services (on-premises Exchange) ---------------------------------------------

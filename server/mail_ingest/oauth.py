@@ -57,6 +57,7 @@ import re
 import ssl
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -290,6 +291,17 @@ _AADSTS: dict[int, tuple[type[SourceError], str, str, str]] = {
             "the session was revoked after a password change: sign in again and re-link"),
     54005: (AuthExpired, "oauth_grant", "refresh_token",
             "the authorization code was already used: sign in again"),
+    # The browser sign-in (authorization code with PKCE): what the redirect or the code
+    # redemption can say.
+    65004: (PermissionDenied, "oauth_consent", "user",
+            "the user declined to consent to app {client_id}: sign in again and accept, or have "
+            "an administrator grant consent for the organisation"),
+    501481: (AuthExpired, "oauth_grant", "user",
+             "the sign-in's PKCE code verifier did not match its challenge: start the sign-in "
+             "again"),
+    50011: (PermissionDenied, "oauth_redirect", "client_id",
+            "the redirect URI is not registered on app {client_id}: add it under "
+            "Authentication > Web"),
     50076: (PermissionDenied, "oauth_policy", "user",
             "the tenant requires multi-factor sign-in for this: sign in interactively"),
     50079: (PermissionDenied, "oauth_policy", "user",
@@ -1372,6 +1384,158 @@ def finish_device_sign_in(sign_in: DeviceSignIn) -> DelegatedGrant:
         sign_in.client_id,
         str(result["refresh_token"]),
         sign_in.scopes,
+        user=str(claims.get("preferred_username") or ""),
+    )
+
+
+# The browser sign-in from the admin page: OAuth 2.0 authorization code with PKCE (Microsoft,
+# "Microsoft identity platform and OAuth 2.0 authorization code flow",
+# learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow). msal makes the state,
+# the nonce and the PKCE verifier (S256); the flow it returns is kept by the caller, server-side
+# and encrypted, until Entra sends the browser back to the redirect URI with a code (or an
+# error) and the state. The app signs in as a public client ("Allow public client flows", as
+# for the device code) unless a client secret is given; Entra rejects the code unless the
+# redirect URI is registered on the app as a Web platform URI.
+
+GRAPH_USER_READ = f"{GRAPH_RESOURCE}/User.Read"
+# What the browser sign-in asks for: the device code's permissions (the user's own mailbox,
+# and mailboxes they have FullAccess to) and User.Read, the sign-in permission Entra adds to
+# every new app registration. msal adds openid, profile and offline_access.
+GRAPH_BROWSER_SCOPES = (*GRAPH_DELEGATED_SCOPES, *GRAPH_SHARED_SCOPES, GRAPH_USER_READ)
+
+
+@dataclass(frozen=True)
+class BrowserSignIn:
+    """An authorization code sign-in under way: send the browser to `authorize_url`; keep
+    `flow` (state, PKCE code verifier, nonce, redirect URI) until the browser comes back."""
+
+    authorize_url: str
+    state: str
+    flow: dict[str, Any] = field(repr=False)
+
+
+def _delegated_client(
+    tenant: str, client_id: str, endpoints: IdentityEndpoints, client_secret: str | None
+) -> tuple[Any, IdentitySession]:
+    """An msal app for a user's sign-in (its constructor fetches the tenant's OpenID
+    configuration: an unknown tenant fails here)."""
+    import msal
+
+    session = https_session(endpoints)
+    discovery = None if endpoints.known_to_microsoft else False
+    try:
+        if client_secret:
+            client = msal.ConfidentialClientApplication(
+                client_id,
+                client_credential=client_secret,
+                authority=endpoints.authority(tenant),
+                http_client=session,
+                instance_discovery=discovery,
+            )
+        else:
+            client = msal.PublicClientApplication(
+                client_id,
+                authority=endpoints.authority(tenant),
+                http_client=session,
+                instance_discovery=discovery,
+            )
+    except Exception:
+        session.close()
+        raise
+    return client, session
+
+
+def start_browser_sign_in(
+    tenant: str,
+    client_id: str,
+    endpoints: IdentityEndpoints,
+    *,
+    redirect_uri: str,
+    client_secret: str | None = None,
+    scopes: Sequence[str] = GRAPH_BROWSER_SCOPES,
+    state: str | None = None,
+) -> BrowserSignIn:
+    """The Entra authorize URL for a user's sign-in (PKCE, response_mode query), and the flow
+    to keep. Failures (an unknown tenant, Entra unreachable) are SourceErrors caused by an
+    IdentityError saying what to fix."""
+    failure = TokenFailure(
+        "microsoft", endpoints.authority_host, client_id=client_id, tenant=tenant
+    )
+    try:
+        client, session = _delegated_client(tenant, client_id, endpoints, client_secret)
+    except Exception as exc:
+        _raise(classify_identity_failure(_with_exception(failure, exc)))
+        raise AssertionError("unreachable") from None
+    try:
+        with warnings.catch_warnings():
+            # msal recommends response_mode=form_post (RFC 9700 section 4.3.1: a code in a URL
+            # can leak). The callback is a GET because every POST of this API takes JSON only;
+            # a leaked code is worthless here: it is redeemed once, only with the PKCE verifier
+            # that never leaves the server, and the callback page sends no Referer and is not
+            # cached.
+            warnings.filterwarnings(
+                "ignore", message="response_mode='form_post' is recommended", category=UserWarning
+            )
+            flow = client.initiate_auth_code_flow(
+                list(scopes), redirect_uri=redirect_uri, state=state, response_mode="query"
+            )
+    except Exception as exc:
+        _raise(classify_identity_failure(_with_exception(failure, exc)))
+        raise AssertionError("unreachable") from None
+    finally:
+        session.close()
+    return BrowserSignIn(str(flow["auth_uri"]), str(flow["state"]), dict(flow))
+
+
+def finish_browser_sign_in(
+    tenant: str,
+    client_id: str,
+    endpoints: IdentityEndpoints,
+    flow: Mapping[str, Any],
+    answer: Mapping[str, str],
+    *,
+    client_secret: str | None = None,
+) -> DelegatedGrant:
+    """Redeem what Entra sent back to the redirect URI (`answer`: code and state, or error and
+    error_description) for the user's grant; msal checks the state, sends the PKCE verifier and
+    checks the ID token's nonce. A refusal (consent declined, a code used twice, a verifier that
+    does not match) is a SourceError caused by an IdentityError saying what to do."""
+    failure = TokenFailure(
+        "microsoft", endpoints.authority_host, client_id=client_id, tenant=tenant
+    )
+    try:
+        client, session = _delegated_client(tenant, client_id, endpoints, client_secret)
+    except Exception as exc:
+        _raise(classify_identity_failure(_with_exception(failure, exc)))
+        raise AssertionError("unreachable") from None
+    try:
+        result = client.acquire_token_by_auth_code_flow(dict(flow), dict(answer))
+    except Exception as exc:  # ValueError: state mismatch; RuntimeError: nonce mismatch
+        _raise(classify_identity_failure(_with_exception(failure, exc)))
+        raise AssertionError("unreachable") from None
+    finally:
+        session.close()
+    if not isinstance(result, dict) or not result.get("refresh_token"):
+        _raise(classify_identity_failure(_with_answer(failure, result)))
+    claims = result.get("id_token_claims") or {}
+    signed_in_tenant = str(claims.get("tid") or "")
+    if _GUID.match(tenant) and signed_in_tenant and signed_in_tenant.lower() != tenant.lower():
+        _raise(
+            IdentityProblem(
+                AuthExpired,
+                "oauth_tenant",
+                "tenant",
+                f"the user signed in to tenant {signed_in_tenant}, not {tenant}: sign in with "
+                "an account of the tenant the app is registered in",
+            )
+        )
+    scopes = tuple(str(s) for s in flow.get("scope") or () if str(s).startswith("https://"))
+    return DelegatedGrant(
+        tenant,
+        client_id,
+        str(result["refresh_token"]),
+        scopes or GRAPH_BROWSER_SCOPES,
+        client_secret,
         user=str(claims.get("preferred_username") or ""),
     )
 

@@ -34,6 +34,8 @@ from server.crm.rules import load_policy
 from server.crm.signals import upkeep as signal_upkeep
 from server.db import Database
 from server.jobs import ClaimedJob, Requeue, Runner, claim, enqueue, runner_id
+from server.mail_ingest.graph_notify import JOB as SUBSCRIPTIONS_JOB
+from server.mail_ingest.graph_notify import SubscriptionKeeper
 from server.mail_ingest.idle import IdleWatchers, remember_syncer
 from server.mail_ingest.pipeline import PrepareOptions, prepare_raw
 from server.mail_ingest.sources.drop import DropServer, DropTarget, drop_content
@@ -139,12 +141,14 @@ class Worker:
         self.settings = settings
         self.idle_sleep = idle_sleep
         self.digests = DigestScheduler(db, settings)
+        self.subscriptions = SubscriptionKeeper(db, settings)  # Graph change notifications
         self.runner = Runner(
             db,
             {"capture_drop": capture_drop, **signal_upkeep.HANDLERS},
             long_handlers={
                 "sync_link": self._sync,
                 DIGEST_JOB: self.digests.job,
+                SUBSCRIPTIONS_JOB: self.subscriptions.job,
                 **signal_upkeep.LONG_HANDLERS,
             },
         )
@@ -185,6 +189,7 @@ class Worker:
                 schedule_due_links(self.db)
                 signal_upkeep.schedule(self.db)
                 self.digests.schedule()
+                self.subscriptions.schedule()
                 job = self.runner.run_one()
                 if job is not None:
                     count += 1

@@ -18,6 +18,8 @@ page's sample payloads as the shapes of the answers:
     GET  /v1.0/users/{id}/calendarView/delta?startDateTime&endDateTime
     GET  /v1.0/users/{id}/events/{id}                             a series master, say
     POST /v1.0/$batch                                              JSON batching, 20 a request
+    POST /v1.0/subscriptions, GET|PATCH|DELETE /v1.0/subscriptions/{id}
+                                                                   change notifications
     (/me/... for delegated tokens)
 
 Access: an RS256 token from the identity emulator, not expired (nor expired by `expire_tokens`),
@@ -57,6 +59,14 @@ QUIRKS it reproduces (what the client must cope with):
   `fail_next_delta(address, code)` (410 Gone, syncStateNotFound or resyncRequired, with a
   Location header holding the initial query with an empty $deltatoken); `delay` seconds added to
   every request, `slow_rate`/`slow_seconds` for some;
+- change notifications: a subscription (messages of a folder or of the whole mailbox, or
+  events) exists only after its notificationUrl -- and lifecycleNotificationUrl -- passed
+  validation (HTTPS only; a POST with ?validationToken= that must come back as 200 text/plain
+  within `validation_timeout`); expirationDateTime at most 10,080 minutes ahead; an expired
+  subscription is deleted (a renewal then answers 404). `deliver`, `move`, `delete`,
+  `mark_read` and `add_event` notify the matching subscriptions at once (`notify_on_change`);
+  `notify(...)` and `lifecycle(id, event)` send one on demand; `deliveries` logs every POST
+  made to a subscriber (validation, change, lifecycle) with the status it got;
 - Retry-After is fractional here (`retry_after`, e.g. 0.2) so tests stay fast -- Graph sends
   whole seconds; the client reads either.
 
@@ -81,6 +91,11 @@ Pages cited (Microsoft Learn, learn.microsoft.com/graph/...):
 - "Get MIME content of a message" (outlook-get-mime-message);
 - "Obtain immutable identifiers for Outlook resources" (outlook-immutable-id);
 - "Microsoft Graph error responses and resource types" (errors): the error body;
+- "subscription resource type" (api/resources/subscription), "Create subscription"
+  (api/subscription-post-subscriptions), "Update subscription", "Delete subscription";
+  "Receive change notifications through webhooks" (change-notifications-delivery-webhooks):
+  validation and the changeNotificationCollection payload; "Reduce missing subscriptions and
+  change notifications" (change-notifications-lifecycle-events): lifecycle notifications;
 - "Limiting application permissions to specific Exchange Online mailboxes"
   (auth-limit-mailbox-access) and "Role Based Access Control for Applications in Exchange Online"
   (learn.microsoft.com/exchange/permissions-exo/application-rbac).
@@ -113,6 +128,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import jwt
 import pytest
+import requests
 
 from tests.emulators.identity import GRAPH, HOST, App, IdentityEmulator, Tenant, _TlsServer
 
@@ -291,6 +307,50 @@ class LoggedRequest:
     early: bool = False  # sent before a Retry-After that applied to it
 
 
+@dataclass
+class Subscription:
+    """A change-notification subscription ("subscription resource type")."""
+
+    id: str
+    app_id: str
+    tenant_id: str
+    mailbox: str
+    scope: str  # a folder id, "*" (the whole mailbox's messages) or "calendar"
+    resource: str
+    change_types: frozenset[str]
+    notification_url: str
+    lifecycle_url: str | None
+    client_state: str | None
+    expires: datetime
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#subscriptions/$entity",
+            "id": self.id,
+            "resource": self.resource,
+            "applicationId": self.app_id,
+            "changeType": ",".join(sorted(self.change_types)),
+            "clientState": self.client_state,
+            "notificationUrl": self.notification_url,
+            "lifecycleNotificationUrl": self.lifecycle_url,
+            "expirationDateTime": _iso_precise(self.expires),
+            "creatorId": self.app_id,
+            "includeResourceData": False,
+            "latestSupportedTlsVersion": "v1_2",
+            "notificationUrlAppId": None,
+        }
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One POST the emulator made to a subscriber (validation, notification or lifecycle)."""
+
+    kind: str
+    url: str
+    status: int
+    subscription_id: str | None = None
+
+
 class GraphError(Exception):
     """A Graph error answer ("Microsoft Graph error responses and resource types")."""
 
@@ -364,6 +424,8 @@ class GraphEmulator:
         self._queued: list[tuple[str, int, str | None, float | None]] = []
         self._gone: list[tuple[str, str | None, str]] = []  # (mailbox, scope, code)
         self._counter = itertools.count(1)
+        self.subscriptions: dict[str, Subscription] = {}
+        self.deliveries: list[Delivery] = []
         self._server: _TlsServer | None = None
         self._thread: threading.Thread | None = None
         self.reset()
@@ -424,6 +486,10 @@ class GraphEmulator:
             self.slow_seconds = 0.0
             self.concurrency_limit = 4
             self._expire_countdown: int | None = None
+            self.notify_on_change = True  # deliver/move/delete... notify the subscribers
+            self.validation_timeout = 10.0  # seconds a subscriber has to echo the token
+            self.subscriptions.clear()
+            self.deliveries.clear()
             self.log.clear()
             self._queued.clear()
             self._gone.clear()
@@ -546,27 +612,35 @@ class GraphEmulator:
                 headers = []  # never transported: no internet headers (see QUIRKS)
             message = Message(_new_id(), _new_id(), target.id, mime, fields, headers, is_read)
             mailbox.messages[message.immutable_id] = message
-            return message.immutable_id
+        self._changed(mailbox, target.id, "created", message.immutable_id)
+        return message.immutable_id
 
     def move(self, address: str, message_id: str, folder: str) -> None:
         with self._lock:
             mailbox = self.mailboxes[address.lower()]
             message = mailbox.messages[message_id]
             target = mailbox.folder(folder) or mailbox.folders[self.folder_id(address, folder)]
+            source = message.folder_id
             message.folder_id = target.id
             message.rest_id = _new_id()  # a new default id in the new folder (see QUIRKS)
             message.version += 1
+        self._changed(mailbox, source, "deleted", message_id)
+        self._changed(mailbox, target.id, "created", message_id)
 
     def delete(self, address: str, message_id: str) -> None:
         """Deleted for good (a hard delete; a soft one is a move to deleteditems)."""
         with self._lock:
-            del self.mailboxes[address.lower()].messages[message_id]
+            mailbox = self.mailboxes[address.lower()]
+            gone = mailbox.messages.pop(message_id)
+        self._changed(mailbox, gone.folder_id, "deleted", message_id)
 
     def mark_read(self, address: str, message_id: str, read: bool = True) -> None:
         with self._lock:
-            message = self.mailboxes[address.lower()].messages[message_id]
+            mailbox = self.mailboxes[address.lower()]
+            message = mailbox.messages[message_id]
             message.is_read = read
             message.version += 1
+        self._changed(mailbox, message.folder_id, "updated", message_id)
 
     def messages_in(self, address: str, folder: str) -> list[Message]:
         with self._lock:
@@ -620,7 +694,9 @@ class GraphEmulator:
             own_response=own_response,
         )
         with self._lock:
-            self.mailboxes[address.lower()].events[series.id] = series
+            mailbox = self.mailboxes[address.lower()]
+            mailbox.events[series.id] = series
+        self._changed(mailbox, "calendar", "created", series.id)
         return series.id
 
     def change_occurrence(
@@ -757,6 +833,8 @@ class GraphEmulator:
     ) -> tuple[str, str | None]:
         if method == "POST" and segments == ["$batch"]:
             return "batch", None
+        if segments[:1] == ["subscriptions"]:
+            return "subscription", None
         address: str | None = None
         if len(segments) >= 2 and segments[0] == "users":
             address = segments[1].lower()
@@ -828,6 +906,8 @@ class GraphEmulator:
             if method != "POST":
                 raise GraphError(405, "BadRequest", "Use POST for $batch.")
             return self.batch(caller, headers, body)
+        if entry.kind == "subscription":
+            return self.subscription_route(caller, method, segments, body)
         if method != "GET":
             raise GraphError(405, "ErrorInvalidRequest", f"{method} is not supported here.")
         return self.route(caller, segments, query, headers)
@@ -1205,6 +1285,264 @@ class GraphEmulator:
             )
         return _Answer(200, _event_json(series, mailbox))
 
+    # -- change notifications ---------------------------------------------------------------------
+
+    def subscription_route(
+        self, caller: _Caller, method: str, segments: list[str], body: bytes
+    ) -> _Answer:
+        """ "subscription resource type": create (POST /subscriptions), list, get, update
+        (PATCH: expirationDateTime, notificationUrl) and delete, each app its own."""
+        with self._lock:
+            self._drop_expired()
+        if len(segments) == 1:
+            if method == "POST":
+                return self.create_subscription(caller, _json_body(body))
+            if method == "GET":
+                with self._lock:
+                    mine = [
+                        s.json() for s in self.subscriptions.values() if s.app_id == caller.app_id
+                    ]
+                return _Answer(200, {"value": mine})
+            raise GraphError(405, "BadRequest", f"{method} is not supported on /subscriptions.")
+        if len(segments) != 2:
+            raise GraphError(400, "BadRequest", "Resource not found for the segment.")
+        with self._lock:
+            found = self.subscriptions.get(segments[1])
+        if found is None or found.app_id != caller.app_id:
+            raise GraphError(404, "ResourceNotFound", "The object was not found.")
+        if method == "GET":
+            return _Answer(200, found.json())
+        if method == "DELETE":
+            with self._lock:
+                self.subscriptions.pop(found.id, None)
+            return _Answer(204, None)
+        if method == "PATCH":
+            changes = _json_body(body)
+            expires = self._expiry(changes.get("expirationDateTime"), "Update")
+            url = changes.get("notificationUrl")
+            if url is not None:
+                self._validate(str(url), found.id)
+            with self._lock:
+                found.expires = expires
+                if url is not None:
+                    found.notification_url = str(url)
+            return _Answer(200, found.json())
+        raise GraphError(405, "BadRequest", f"{method} is not supported on a subscription.")
+
+    def create_subscription(self, caller: _Caller, request: Mapping[str, Any]) -> _Answer:
+        """ "Create subscription": the resource must be one the caller may read; the
+        notification URL (and the lifecycle one) must be HTTPS and pass validation -- Graph
+        POSTs ?validationToken=... and wants the token back (200, text/plain) within 10
+        seconds -- before the subscription exists (201)."""
+        resource = str(request.get("resource") or "")
+        mailbox, scope = self._subscribed(caller, resource)
+        changes = frozenset(c.strip() for c in str(request.get("changeType") or "").split(","))
+        if not changes or not changes <= {"created", "updated", "deleted"}:
+            raise GraphError(400, "InvalidRequest", "changeType must be created, updated, deleted.")
+        expires = self._expiry(request.get("expirationDateTime"), "Create")
+        state = request.get("clientState")
+        if state is not None and (not isinstance(state, str) or len(state) > 128):
+            raise GraphError(400, "InvalidRequest", "clientState is at most 128 characters.")
+        notification = str(request.get("notificationUrl") or "")
+        lifecycle = request.get("lifecycleNotificationUrl")
+        subscription_id = str(uuid.uuid4())
+        for url in (notification, *([str(lifecycle)] if lifecycle else [])):
+            self._validate(url, subscription_id)
+        subscription = Subscription(
+            subscription_id,
+            caller.app_id,
+            caller.tenant_id,
+            mailbox.address,
+            scope,
+            resource,
+            changes,
+            notification,
+            str(lifecycle) if lifecycle else None,
+            state,
+            expires,
+        )
+        with self._lock:
+            self.subscriptions[subscription.id] = subscription
+        return _Answer(201, subscription.json())
+
+    def _subscribed(self, caller: _Caller, resource: str) -> tuple[Mailbox, str]:
+        """The mailbox and scope of a subscription's resource: users/{id}/messages,
+        users/{id}/mailFolders('{id}')/messages or users/{id}/events (or me/...)."""
+        segments = _segments(unquote(resource))
+        if segments and segments[0] in VERSIONS:
+            segments = segments[1:]
+        if segments[:1] == ["me"]:
+            segments = ["users", "me", *segments[1:]]
+        rest = segments[2:] if segments[:1] == ["users"] and len(segments) > 2 else []
+        if rest == ["messages"]:
+            return self._mailbox(caller, segments[1], "mail"), "*"
+        if rest == ["events"]:
+            return self._mailbox(caller, segments[1], "calendar"), "calendar"
+        if len(rest) == 3 and rest[0] == "mailFolders" and rest[2] == "messages":
+            mailbox = self._mailbox(caller, segments[1], "mail")
+            folder = mailbox.folder(rest[1])
+            if folder is None:
+                raise GraphError(
+                    404, "ErrorItemNotFound", "The specified object was not found in the store."
+                )
+            return mailbox, folder.id
+        raise GraphError(
+            400, "InvalidRequest", f"The resource '{resource}' is not supported for subscriptions."
+        )
+
+    def _expiry(self, value: object, operation: str) -> datetime:
+        """ "subscription resource type", maximum length per resource: Outlook messages and
+        events 10,080 minutes (under 7 days)."""
+        try:
+            expires = _parse_time(str(value))
+        except ValueError:
+            raise GraphError(400, "InvalidRequest", "expirationDateTime is required.") from None
+        now = datetime.now(UTC)
+        if expires <= now or expires > now + timedelta(minutes=10_080):
+            raise GraphError(
+                400,
+                "ExtensionError",
+                f"Operation: {operation}; Exception: [Status Code: BadRequest; Reason: "
+                "Subscription expiration can only be 10080 minutes in the future.]",
+            )
+        return expires
+
+    def _validate(self, url: str, subscription_id: str) -> None:
+        """ "Receive change notifications through webhooks", "Notification endpoint
+        validation"."""
+        if not url.lower().startswith("https://"):
+            raise GraphError(
+                400, "InvalidRequest", f"The Notification Url '{url}' must be an HTTPS url."
+            )
+        token = (
+            "Validation: Testing client application reachability for subscription Request-Id: "
+            + str(uuid.uuid4())
+        )
+        status = 0
+        echoed = ""
+        try:
+            with self._subscriber() as http:
+                answer = http.post(
+                    url,
+                    params={"validationToken": token},
+                    headers={"Content-Type": "text/plain; charset=utf-8"},
+                    timeout=self.validation_timeout,
+                )
+            status, echoed = answer.status_code, answer.text
+            plain = answer.headers.get("Content-Type", "").startswith("text/plain")
+        except requests.RequestException:
+            plain = False
+        with self._lock:
+            self.deliveries.append(Delivery("validation", url, status, subscription_id))
+        if status != 200 or echoed != token or not plain:
+            raise GraphError(
+                400,
+                "ValidationError",
+                "Subscription validation request failed. Notification endpoint must respond "
+                "with 200 OK to validation request.",
+            )
+
+    def _subscriber(self) -> requests.Session:
+        """How the emulator reaches a subscriber: HTTPS trusting the emulators' CA (a test's
+        Rapport serves with a certificate from it)."""
+        http = requests.Session()
+        http.trust_env = False
+        http.verify = str(self.identity.ca_path)
+        return http
+
+    def _drop_expired(self) -> None:
+        """Graph deletes a subscription when it expires."""
+        now = datetime.now(UTC)
+        for key in [k for k, s in self.subscriptions.items() if s.expires <= now]:
+            del self.subscriptions[key]
+
+    def _changed(self, mailbox: Mailbox, scope: str, change: str, item_id: str) -> None:
+        """Something changed in a folder (or the calendar): notify the subscribers, as Graph
+        does after the change (here at once, from the caller's thread)."""
+        if not self.notify_on_change:
+            return
+        self.notify(mailbox.address, scope, change, item_id=item_id)
+
+    def notify(
+        self, address: str, folder: str = "inbox", change: str = "created", *, item_id: str = ""
+    ) -> list[int]:
+        """POST a change notification ("changeNotificationCollection") to every subscription
+        on this mailbox's folder ("calendar" for events); the statuses the subscribers gave."""
+        with self._lock:
+            self._drop_expired()
+            mailbox = self.mailboxes[address.lower()]
+            scope = folder
+            if folder != "calendar":
+                scope = (
+                    mailbox.folder(folder) or mailbox.folders[self.folder_id(address, folder)]
+                ).id
+            targets = [
+                s
+                for s in self.subscriptions.values()
+                if s.mailbox == mailbox.address
+                and change in s.change_types
+                and (s.scope == scope or (s.scope == "*" and scope != "calendar"))
+            ]
+        kind = "Events" if scope == "calendar" else "Messages"
+        item = item_id or _new_id()
+        statuses = []
+        for subscription in targets:
+            notification = {
+                "id": str(uuid.uuid4()),
+                "subscriptionId": subscription.id,
+                "subscriptionExpirationDateTime": _iso_precise(subscription.expires),
+                "changeType": change,
+                "resource": f"Users/{mailbox.id}/{kind}/{item}",
+                "resourceData": {
+                    "@odata.type": f"#Microsoft.Graph.{kind[:-1]}",
+                    "@odata.id": f"Users/{mailbox.id}/{kind}/{item}",
+                    "@odata.etag": 'W/"CQAAABYAAAB"',
+                    "id": item,
+                },
+                "clientState": subscription.client_state,
+                "tenantId": subscription.tenant_id,
+            }
+            statuses.append(
+                self._post(subscription, subscription.notification_url, notification, "change")
+            )
+        return statuses
+
+    def lifecycle(self, subscription_id: str, event: str) -> int:
+        """ "Reduce missing subscriptions and change notifications": POST a lifecycle
+        notification (reauthorizationRequired, subscriptionRemoved -- the subscription is gone
+        first --, missed) to the subscription's lifecycleNotificationUrl; the status."""
+        with self._lock:
+            subscription = self.subscriptions[subscription_id]
+            if event == "subscriptionRemoved":
+                del self.subscriptions[subscription_id]
+        if subscription.lifecycle_url is None:
+            return 0
+        notification = {
+            "subscriptionId": subscription.id,
+            "subscriptionExpirationDateTime": _iso_precise(subscription.expires),
+            "tenantId": subscription.tenant_id,
+            "clientState": subscription.client_state,
+            "lifecycleEvent": event,
+        }
+        return self._post(subscription, subscription.lifecycle_url, notification, event)
+
+    def _post(
+        self, subscription: Subscription, url: str, notification: dict[str, Any], kind: str
+    ) -> int:
+        try:
+            with self._subscriber() as http:
+                status = http.post(url, json={"value": [notification]}, timeout=10).status_code
+        except requests.RequestException:
+            status = 0
+        with self._lock:
+            self.deliveries.append(Delivery(kind, url, status, subscription.id))
+        return status
+
+    def subscriptions_of(self, address: str) -> list[Subscription]:
+        with self._lock:
+            self._drop_expired()
+            return [s for s in self.subscriptions.values() if s.mailbox == address.lower()]
+
     # -- JSON batching ----------------------------------------------------------------------------
 
     def batch(self, caller: _Caller, headers: Mapping[str, str], body: bytes) -> _Answer:
@@ -1295,6 +1633,16 @@ def _segments(path: str) -> list[str]:
         else:
             out.append(segment)
     return out
+
+
+def _json_body(body: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(body or b"{}")
+    except ValueError:
+        raise GraphError(400, "BadRequest", "Unable to read JSON request payload.") from None
+    if not isinstance(value, dict):
+        raise GraphError(400, "BadRequest", "Unable to read JSON request payload.")
+    return value
 
 
 def _prefer(headers: Mapping[str, str]) -> dict[str, str]:
@@ -1582,6 +1930,12 @@ def _handler(emulator: GraphEmulator) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             self._serve("POST")
+
+        def do_PATCH(self) -> None:
+            self._serve("PATCH")
+
+        def do_DELETE(self) -> None:
+            self._serve("DELETE")
 
         def _serve(self, method: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)

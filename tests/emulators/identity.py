@@ -46,7 +46,12 @@ Quirks and faults it reproduces:
   `revoke_refresh_token(rt)` / `revoke_user_grants(upn)` (AADSTS50173), `fail_next(...)` (an AADSTS
   error, or a 5xx with or without Retry-After, for the next requests to an endpoint),
   `block_device_code` (a Conditional Access policy refusing the device-code flow, AADSTS53003),
-  `token_lifetime` (seconds).
+  `token_lifetime` (seconds);
+- at /authorize, `signed_in_user` is who signs in; `decline_consent` makes them cancel the
+  consent prompt (the browser comes back with error=access_denied, AADSTS65004); permissions
+  nobody consented to come back as error=consent_required (AADSTS65001); a redirect_uri not
+  registered on the app, an unknown app or a response_type other than code is an error page
+  (Entra does not redirect to an unverified address).
 - `hits` counts requests per endpoint; `token_requests` records each token request's grant type,
   client and outcome.
 
@@ -278,6 +283,7 @@ class IdentityEmulator:
         self.single_use_refresh_tokens = False
         self.block_device_code = False
         self.signed_in_user: str | None = None  # who "signs in" at /authorize
+        self.decline_consent = False  # the user answers the consent prompt with Cancel
         self.hits: Counter[str] = Counter()
         self.token_requests: list[dict[str, Any]] = []
         self._lock = threading.RLock()
@@ -436,6 +442,7 @@ class IdentityEmulator:
             self.single_use_refresh_tokens = False
             self.block_device_code = False
             self.signed_in_user = None
+            self.decline_consent = False
             self.hits.clear()
             self.token_requests.clear()
 
@@ -1004,7 +1011,9 @@ class IdentityEmulator:
     ) -> tuple[int, dict[str, Any] | str, dict[str, str]]:
         """ "Microsoft identity platform and OAuth 2.0 authorization code flow", sections
         "Request an authorization code" and "Successful response": the browser comes back to
-        redirect_uri with code and state (query response mode). The user is `signed_in_user`."""
+        redirect_uri with code and state (query response mode, or form_post), and "Error
+        response" (error, error_description, state). The user is `signed_in_user`; the PKCE
+        code_challenge (S256 or plain) is kept with the code for its redemption."""
         tenant = self._tenant(tenant_name)
         with self._lock:
             app = self.apps.get(query.get("client_id", ""))
@@ -1018,9 +1027,25 @@ class IdentityEmulator:
                 f"match the redirect URIs configured for the application '{app.client_id}'.",
                 {},
             )
+        if query.get("response_type") != "code":
+            return 400, "AADSTS900144: The request body must contain the parameter 'code'.", {}
         state = query.get("state", "")
         scopes = query.get("scope", "").split()
         resource, permissions = _resource_scopes(scopes)
+        if self.decline_consent:
+            # Section "Error response": the user (or admin) denied the request; Entra's own
+            # error code for a cancelled consent prompt is AADSTS65004.
+            error = self._entra_error(
+                "access_denied", 65004, "User declined to consent to access the app."
+            )
+            location = _with_query(
+                redirect,
+                error="access_denied",
+                error_subcode="cancel",
+                error_description=error["error_description"],
+                state=state,
+            )
+            return 302, "", {"Location": location}
         if permissions - app.delegated.get(resource, set()):
             error = self._entra_error(
                 "consent_required", 65001, "The user or administrator has not consented."

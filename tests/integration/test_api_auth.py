@@ -326,6 +326,10 @@ PUBLIC_API = {
     ("GET", "/api/v1/reference"),
     ("GET", "/api/v1/pane-config"),
     ("POST", "/api/v1/preview/demo-sign-in"),
+    ("POST", "/api/v1/forms/lead"),  # the web lead form, posted by a page of another site
+    ("GET", "/api/v1/graph/callback"),  # Entra ID's redirect after a delegated sign-in
+    ("POST", "/api/v1/graph/notifications"),  # Graph's change notifications
+    ("POST", "/api/v1/graph/lifecycle"),
 }
 
 

@@ -877,6 +877,15 @@ CASES = [
         body=json({"password": "the new secret"}),
     ),
     Case("DELETE", "/api/v1/admin/mailboxes/{link_id}", A, 200, "imap_link", True),
+    # The browser sign-in: an admin reaches the view, whose check of the owner refuses it
+    # before Entra ID is asked (no network here).
+    Case(
+        "POST",
+        "/api/v1/admin/mailboxes/graph/authorize",
+        A,
+        400,
+        body=json({"owner": "not an address", "tenant": "contoso.example", "client_id": "x"}),
+    ),
     Case("GET", "/api/v1/admin/rules", A, 200),
     Case(
         "POST",

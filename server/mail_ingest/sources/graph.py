@@ -77,7 +77,7 @@ import random
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -450,8 +450,10 @@ class GraphClient:
         body: Mapping[str, Any] | None = None,
         stream: bool = False,
         what: str = "",
+        accept: Collection[int] = (),
     ) -> requests.Response:
-        """One request, retried as the module docstring says; a 2xx response, or a SourceError
+        """One request, retried as the module docstring says; a 2xx response (or one whose
+        status is in `accept`, e.g. 404 for a subscription that is gone), or a SourceError
         (CursorInvalid for 410)."""
         attempt = 0
         refreshed = False
@@ -477,7 +479,7 @@ class GraphClient:
                 continue
             self.requests[kind] += 1
             status = response.status_code
-            if 200 <= status < 300:
+            if 200 <= status < 300 or status in accept:
                 return response
             failure = self._failure(response, what)
             response.close()
