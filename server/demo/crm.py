@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from server.crm.deals import DealInput, create_deal, move_stage
+from server.crm.leads import save_settings
 from server.crm.pipelines import ensure_default_pipeline, update_stage
 from server.crm.templates import create_template
 from server.crm.viewer import Viewer
@@ -144,6 +145,13 @@ def record_crm(session: Session, accounts: list[DemoAccount], now: datetime) -> 
         for spec in deals:
             _make_deal(session, Viewer.of(owner), company, people, spec, stages, now)
             made += 1
+    # The web form takes leads for Tom and Priya in turn (try it at /forms/lead/demo).
+    takers = [
+        users[a].id
+        for a in ("tom@northwind-supplies.com", "priya@northwind-supplies.com")
+        if a in users
+    ]
+    save_settings(session, {"enabled": True, "owners": takers})
     admin = next((u for u in users.values() if u.role == "admin"), None)
     if admin is not None:
         for name, subject, body in TEMPLATES:

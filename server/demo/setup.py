@@ -86,6 +86,7 @@ def prepare_demo(
     lines.append(
         f"the Outlook task pane without Outlook: {base_url}/preview/  (signs in as the demo admin)"
     )
+    lines.append(f"the web lead form, as on a customer's site: {base_url}/forms/lead/demo")
     lines.append(f"API token of the demo admin: {token}")
     lines.append(f"demo data: {settings.data_dir}")
     return lines

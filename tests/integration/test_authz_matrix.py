@@ -520,6 +520,12 @@ CASES = [
         body=json({}),
     ),
     Case("GET", "/api/v1/templates/suggestions?contact_id={contact_id}", S, 200, "contact"),
+    # the lead form: public, closed until an admin enables it (then 303 to the thank-you page)
+    Case("POST", "/api/v1/forms/lead", P, 404, body=json({"email": "lead@example.org"})),
+    Case("GET", "/forms/thanks", P, 200),
+    Case("GET", "/forms/lead/demo", P, 404),  # demo mode only
+    Case("GET", "/api/v1/admin/lead-form", A, 200),
+    Case("PUT", "/api/v1/admin/lead-form", A, 200, body=json({"reply_within_hours": 6})),
     Case("GET", "/api/v1/me/digest", S, 200),
     Case("PUT", "/api/v1/me/digest", S, 200, body=json({"hour": 8})),
     Case("GET", "/api/v1/me/never-log", S, 200),
