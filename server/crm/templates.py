@@ -33,7 +33,7 @@ from decimal import Decimal
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
-from server.crm.custom_fields import clean_text
+from server.crm.custom_fields import clean_text, valid_id
 from server.crm.errors import DomainError, Forbidden, NotFound
 from server.crm.settings import get_setting
 from server.crm.viewer import Viewer
@@ -104,6 +104,8 @@ def list_templates(session: Session, viewer: Viewer) -> list[Template]:
 
 
 def get_template(session: Session, viewer: Viewer, template_id: int) -> Template:
+    if not valid_id(template_id):
+        raise NotFound(f"no template {template_id}")
     found = session.scalar(select(Template).where(Template.id == template_id, visible(viewer)))
     if found is None:
         raise NotFound(f"no template {template_id}")
@@ -222,6 +224,8 @@ def _values(
         "sender.first_name": name.split()[0] if name else "",
         "sender.email": viewer.email,
     }
+    if contact_id is not None and not valid_id(contact_id):
+        raise NotFound(f"no contact {contact_id}")
     contact = session.get(Contact, contact_id) if contact_id is not None else None
     if contact_id is not None and contact is None:
         raise NotFound(f"no contact {contact_id}")
@@ -243,6 +247,8 @@ def _values(
         if contact.company_id is not None:
             company = session.get(Company, contact.company_id)
             values["company.name"] = company.name if company else ""
+    if deal_id is not None and not valid_id(deal_id):
+        raise NotFound(f"no deal {deal_id}")
     deal = session.get(Deal, deal_id) if deal_id is not None else None
     if deal_id is not None and deal is None:
         raise NotFound(f"no deal {deal_id}")
