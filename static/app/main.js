@@ -4,6 +4,13 @@
 
 import { h } from "/pane/dom.js";
 import { configure } from "/pane/http.js";
+import { adminOnly } from "./admin-common.js";
+import { fieldsPage } from "./admin-fields.js";
+import { mailboxesPage, mailboxPage } from "./admin-mailboxes.js";
+import { pipelinesPage } from "./admin-pipelines.js";
+import { rulesPage } from "./admin-rules.js";
+import { tracePage } from "./admin-trace.js";
+import { usersPage } from "./admin-users.js";
 import { companiesPage, companyPage } from "./companies.js";
 import { contactPage, contactsPage } from "./contacts.js";
 import { dealPage, dealsPage } from "./deals.js";
@@ -31,6 +38,15 @@ route("/companies/:id", companyPage, "companies");
 route("/deals", dealsPage, "deals");
 route("/deals/:id", dealPage, "deals");
 route("/activities/:id", activityPage, null);
+// Admin pages: for admins only (members are told so; the API refuses them too).
+route("/admin", adminOnly(mailboxesPage), "admin");
+route("/admin/mailboxes", adminOnly(mailboxesPage), "admin");
+route("/admin/mailboxes/:id", adminOnly(mailboxPage), "admin");
+route("/admin/rules", adminOnly(rulesPage), "admin");
+route("/admin/users", adminOnly(usersPage), "admin");
+route("/admin/fields", adminOnly(fieldsPage), "admin");
+route("/admin/pipelines", adminOnly(pipelinesPage), "admin");
+route("/admin/trace", adminOnly(tracePage), "admin");
 
 const TITLES = {
   "my-day": "My day",
@@ -38,6 +54,7 @@ const TITLES = {
   contacts: "Contacts",
   companies: "Companies",
   deals: "Deals",
+  admin: "Admin",
 };
 
 let signedIn = false;

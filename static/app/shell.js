@@ -60,6 +60,9 @@ function setTheme(choice, apply) {
 
 // -- navigation and account -----------------------------------------------------------------------
 
+// Shown to admins only (the admin pages tell anyone else they are for admins).
+export const ADMIN_NAV = { name: "admin", path: "/admin/mailboxes", label: "Admin" };
+
 export function renderNav(active) {
   const nav = document.getElementById("nav");
   nav.hidden = false;
@@ -67,7 +70,7 @@ export function renderNav(active) {
     h(
       "ul",
       {},
-      NAV.map((item) =>
+      (isAdmin() ? [...NAV, ADMIN_NAV] : NAV).map((item) =>
         h(
           "li",
           {},
