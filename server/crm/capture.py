@@ -34,7 +34,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from server.crm import privacy
+from server.crm import privacy, webhooks
 from server.crm.addresses import choose_display_name
 from server.crm.blobs import put_blobs
 from server.crm.direction import direction as classify_direction
@@ -215,6 +215,11 @@ class Capturer:
         self.threads.touch(session, thread_stats)
         self.people.flush(session)
         signals_dirty.mark_touched(session, (a for _, a in rows.observations))
+        seen = sorted({a for _, a in rows.observations})
+        if seen:
+            webhooks.emit(
+                session, "activity.captured", {"activity_ids": seen, "link_id": self.link.id}
+            )
         # Each batch prefetches what it needs; caches kept across batches would grow with the
         # mailbox (memory must stay flat from a thousand messages to a hundred thousand).
         self.threads.forget()

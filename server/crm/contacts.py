@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, selectinload
 
+from server.crm import webhooks
 from server.crm.addresses import normalise_address
 from server.crm.companies import flush_or_conflict, may_remove, resolve_company
 from server.crm.custom_fields import (
@@ -237,7 +238,20 @@ def create_contact(
     flush_or_conflict(session, "emails")
     set_tags(session, contact.id, clean_tags(fields.get("tags", [])))
     _link_past_mail(session, contact, addresses)
+    webhooks.emit(session, "contact.created", contact_event(contact))
     return contact
+
+
+def contact_event(contact: Contact) -> dict[str, object]:
+    """What a webhook says about a contact (ids and the fields a CRM integration keys on)."""
+    return {
+        "contact_id": contact.id,
+        "name": contact.name,
+        "emails": [e.address for e in contact.emails],
+        "owner_id": contact.owner_id,
+        "lifecycle_stage": contact.lifecycle_stage,
+        "company_id": contact.company_id,
+    }
 
 
 def update_contact(session: Session, contact: Contact, fields: ContactFields) -> bool:
@@ -251,6 +265,7 @@ def update_contact(session: Session, contact: Contact, fields: ContactFields) ->
     flush_or_conflict(session, "emails")
     if changed:
         contacts_changed(session, [contact.id])
+        webhooks.emit(session, "contact.updated", contact_event(contact))
     return changed
 
 

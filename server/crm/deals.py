@@ -22,6 +22,7 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, String, cast, delete, func, select
 from sqlalchemy.orm import Session, selectinload
 
+from server.crm import webhooks
 from server.crm.companies import may_remove
 from server.crm.custom_fields import (
     check_cursor,
@@ -442,9 +443,11 @@ def move_stage(
             changed_at=now,
         )
     )
+    from_stage_id = deal.stage_id
     _enter(deal, stage, entered_at=now)
     session.flush()
     deals_changed(session, [deal.id], [deal.company_id])
+    _stage_event(session, deal, from_stage_id)
     return deal
 
 
@@ -472,11 +475,24 @@ def undo_stage_move(
     previous = get_stage(session, last.from_stage_id)
     # The deal entered the stage it returns to when the move before this one happened.
     entered = changes[1].changed_at if len(changes) > 1 else deal.created_at
+    from_stage_id = deal.stage_id
     session.delete(last)
     _enter(deal, previous, entered_at=entered)
     session.flush()
     deals_changed(session, [deal.id], [deal.company_id])
+    _stage_event(session, deal, from_stage_id)
     return deal
+
+
+def _stage_event(session: Session, deal: Deal, from_stage_id: int | None) -> None:
+    payload = {
+        "deal_id": deal.id,
+        "title": deal.title,
+        "from_stage_id": from_stage_id,
+        "to_stage_id": deal.stage_id,
+        "status": deal.status,
+    }
+    webhooks.emit(session, "deal.stage_changed", payload)
 
 
 def delete_deal(session: Session, viewer: Viewer, deal_id: int) -> None:

@@ -32,6 +32,8 @@ from server.crm.errors import Conflict, DomainError
 from server.crm.mailboxes import link_info
 from server.crm.rules import load_policy
 from server.crm.signals import upkeep as signal_upkeep
+from server.crm.webhooks import JOB as WEBHOOK_JOB
+from server.crm.webhooks import announce_due_follow_ups
 from server.db import Database
 from server.jobs import ClaimedJob, Requeue, Runner, claim, enqueue, runner_id
 from server.mail_ingest.graph_notify import JOB as SUBSCRIPTIONS_JOB
@@ -43,6 +45,7 @@ from server.mail_ingest.sources.files import RawMessage
 from server.mail_ingest.sync import SOURCES, sync_link
 from server.mail_out.digests import JOB as DIGEST_JOB
 from server.mail_out.digests import DigestScheduler
+from server.mail_out.webhooks import Deliverer
 from server.models import Job, MailboxLink, utcnow
 
 log = logging.getLogger(__name__)
@@ -141,6 +144,8 @@ class Worker:
         self.settings = settings
         self.idle_sleep = idle_sleep
         self.digests = DigestScheduler(db, settings)
+        self.webhooks = Deliverer(settings)
+        self._next_due_check = 0.0
         self.subscriptions = SubscriptionKeeper(db, settings)  # Graph change notifications
         self.runner = Runner(
             db,
@@ -148,6 +153,7 @@ class Worker:
             long_handlers={
                 "sync_link": self._sync,
                 DIGEST_JOB: self.digests.job,
+                WEBHOOK_JOB: self.webhooks.job,
                 SUBSCRIPTIONS_JOB: self.subscriptions.job,
                 **signal_upkeep.LONG_HANDLERS,
             },
@@ -189,6 +195,7 @@ class Worker:
                 schedule_due_links(self.db)
                 signal_upkeep.schedule(self.db)
                 self.digests.schedule()
+                self._announce_due_follow_ups()
                 self.subscriptions.schedule()
                 job = self.runner.run_one()
                 if job is not None:
@@ -205,6 +212,14 @@ class Worker:
                 signal.signal(sig, previous)
             self._release_lock()
         return count
+
+    def _announce_due_follow_ups(self) -> None:
+        """follow_up.due webhooks, looked for once a minute."""
+        if time.monotonic() < self._next_due_check:
+            return
+        self._next_due_check = time.monotonic() + 60
+        with self.db.session() as session:
+            announce_due_follow_ups(session)
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.info("stopping after the current page", extra={"signal": signum})

@@ -295,6 +295,11 @@ def _pipeline(w: World, owner: str) -> dict[str, Any]:
     return {"pipeline_id": made["id"], "stage_id": made["stages"][0]["id"]}
 
 
+def _webhook(w: World, owner: str) -> dict[str, Any]:
+    body = {"url": f"http://127.0.0.1:9/hook{w.unique()}", "events": ["contact.created"]}
+    return {"webhook_id": w.call(BOSS, "POST", "/api/v1/admin/webhooks", body)["webhook"]["id"]}
+
+
 def _template(w: World, owner: str) -> dict[str, Any]:
     body = {"name": f"Mine {w.unique()}", "body": "Hello {{ contact.first_name }}", "shared": False}
     return {"template_id": w.call(owner, "POST", "/api/v1/templates", body)["id"]}
@@ -302,6 +307,7 @@ def _template(w: World, owner: str) -> dict[str, Any]:
 
 MAKERS: dict[str, Callable[[World, str], dict[str, Any]]] = {
     "template": _template,
+    "webhook": _webhook,
     "contact": _contact,
     "contact_pair": _contact_pair,
     "company": _company,
@@ -526,6 +532,28 @@ CASES = [
     Case("GET", "/forms/lead/demo", P, 404),  # demo mode only
     Case("GET", "/api/v1/admin/lead-form", A, 200),
     Case("PUT", "/api/v1/admin/lead-form", A, 200, body=json({"reply_within_hours": 6})),
+    Case("GET", "/api/v1/admin/webhooks", A, 200),
+    Case(
+        "POST",
+        "/api/v1/admin/webhooks",
+        A,
+        201,
+        body=fresh_json(
+            lambda n: {"url": f"https://hooks{n}.example/x", "events": ["contact.created"]}
+        ),
+    ),
+    Case("GET", "/api/v1/admin/webhooks/{webhook_id}", A, 200, "webhook"),
+    Case(
+        "PATCH",
+        "/api/v1/admin/webhooks/{webhook_id}",
+        A,
+        200,
+        "webhook",
+        body=json({"active": False}),
+    ),
+    Case("DELETE", "/api/v1/admin/webhooks/{webhook_id}", A, 204, "webhook", True),
+    Case("GET", "/api/v1/admin/webhooks/{webhook_id}/deliveries", A, 200, "webhook"),
+    Case("POST", "/api/v1/admin/webhooks/{webhook_id}/test", A, 202, "webhook"),
     Case("GET", "/api/v1/me/digest", S, 200),
     Case("PUT", "/api/v1/me/digest", S, 200, body=json({"hour": 8})),
     Case("GET", "/api/v1/me/never-log", S, 200),
