@@ -19,7 +19,8 @@ import os
 import signal
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from types import FrameType
 from typing import IO, Any
 
@@ -27,6 +28,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from server.config import Settings
+from server.crm import retention
 from server.crm.capture import Capturer
 from server.crm.errors import Conflict, DomainError
 from server.crm.mailboxes import link_info
@@ -35,7 +37,7 @@ from server.crm.signals import upkeep as signal_upkeep
 from server.crm.webhooks import JOB as WEBHOOK_JOB
 from server.crm.webhooks import announce_due_follow_ups
 from server.db import Database
-from server.jobs import ClaimedJob, Requeue, Runner, claim, enqueue, runner_id
+from server.jobs import ClaimedJob, Requeue, Runner, claim, enqueue, heartbeat, runner_id
 from server.mail_ingest.graph_notify import JOB as SUBSCRIPTIONS_JOB
 from server.mail_ingest.graph_notify import SubscriptionKeeper
 from server.mail_ingest.idle import IdleWatchers, remember_syncer
@@ -47,6 +49,8 @@ from server.mail_out.digests import JOB as DIGEST_JOB
 from server.mail_out.digests import DigestScheduler
 from server.mail_out.webhooks import Deliverer
 from server.models import Job, MailboxLink, utcnow
+
+RETENTION_JOB = "retention_sweep"
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +150,7 @@ class Worker:
         self.digests = DigestScheduler(db, settings)
         self.webhooks = Deliverer(settings)
         self._next_due_check = 0.0
+        self._next_retention_check = 0.0
         self.subscriptions = SubscriptionKeeper(db, settings)  # Graph change notifications
         self.runner = Runner(
             db,
@@ -154,6 +159,7 @@ class Worker:
                 "sync_link": self._sync,
                 DIGEST_JOB: self.digests.job,
                 WEBHOOK_JOB: self.webhooks.job,
+                RETENTION_JOB: self._retention,
                 SUBSCRIPTIONS_JOB: self.subscriptions.job,
                 **signal_upkeep.LONG_HANDLERS,
             },
@@ -196,6 +202,7 @@ class Worker:
                 signal_upkeep.schedule(self.db)
                 self.digests.schedule()
                 self._announce_due_follow_ups()
+                self._schedule_retention()
                 self.subscriptions.schedule()
                 job = self.runner.run_one()
                 if job is not None:
@@ -220,6 +227,28 @@ class Worker:
         self._next_due_check = time.monotonic() + 60
         with self.db.session() as session:
             announce_due_follow_ups(session)
+
+    def _schedule_retention(self) -> None:
+        """The daily sweep of old email content, when an admin set a limit (every 10 minutes
+        the worker looks whether one is due; a unique key makes it one job across workers)."""
+        if time.monotonic() < self._next_retention_check:
+            return
+        self._next_retention_check = time.monotonic() + 600
+        with self.db.read_session() as session:
+            if not retention.due(session, utcnow()):
+                return
+        with self.db.session() as session:
+            enqueue(session, RETENTION_JOB, {}, unique_key="retention")
+
+    def _retention(self, db: Database, job: ClaimedJob) -> None:
+        @contextmanager
+        def unit() -> Iterator[Session]:
+            with db.session() as session:
+                heartbeat(session, job)
+                yield session
+
+        dropped = retention.sweep(unit)
+        log.info("retention sweep", extra={"emails": dropped})
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.info("stopping after the current page", extra={"signal": signum})
