@@ -26,7 +26,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         secrets=SecretBox(settings.secret_keys),
     )
 
-    from server.api import auth, blueprints, security
+    from server.api import audit, auth, blueprints, security
     from server.api.spec import api
 
     for blueprint in blueprints():
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
 
     security.init_app(app)  # before auth: CORS preflights are answered without a token
     auth.init_app(app)
+    audit.init_app(app)
     app.before_request(security.json_bodies_only)  # after sign-in: strangers learn nothing
     register_error_handlers(app)
 

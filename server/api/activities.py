@@ -13,6 +13,7 @@ from flask import Blueprint, current_app
 from pydantic import AwareDatetime, BaseModel, Field
 from spectree import Response
 
+from server.api.audit import reads_email
 from server.api.auth import current_viewer
 from server.api.common import reading, writing
 from server.api.schemas import ActivityOut, ErrorOut
@@ -119,6 +120,7 @@ def list_activities(query: TimelineQuery) -> TimelineOut:
 
 
 @bp.get("/<int:activity_id>")
+@reads_email
 @api.validate(
     resp=Response(HTTP_200=TimelineEntryOut, HTTP_401=ErrorOut, HTTP_404=ErrorOut), tags=TAGS
 )

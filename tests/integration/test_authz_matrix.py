@@ -556,6 +556,7 @@ CASES = [
     Case("POST", "/api/v1/admin/webhooks/{webhook_id}/test", A, 202, "webhook"),
     Case("GET", "/api/v1/admin/retention", A, 200),
     Case("PUT", "/api/v1/admin/retention", A, 200, body=json({"email_content_days": 3650})),
+    Case("GET", "/api/v1/admin/audit", A, 200),
     Case("GET", "/api/v1/me/digest", S, 200),
     Case("PUT", "/api/v1/me/digest", S, 200, body=json({"hour": 8})),
     Case("GET", "/api/v1/me/never-log", S, 200),

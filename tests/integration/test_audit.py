@@ -1,0 +1,83 @@
+"""The audit log on both databases: every API change and every read of an email, by whom and
+from where, with ids and no personal data; admins filter it; nobody changes or deletes it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import DatabaseError
+
+from server.config import Settings
+from server.db import Database
+from server.models import Activity, AuditEvent
+from tests.integration.test_api_lookup import auth, capture, token_for
+from tests.support.mail import make_email
+
+BOSS = "boss@northwind-supplies.com"
+ANNA = "anna@northwind-supplies.com"
+CLARA = "clara@brightline-dental.co.uk"
+
+
+def events(client: FlaskClient, headers: dict[str, str], query: str = "") -> list[dict]:  # type: ignore[type-arg]
+    answer = client.get(f"/api/v1/admin/audit?{query}", headers=headers)
+    assert answer.status_code == 200, answer.get_json()
+    return list(answer.get_json()["items"])
+
+
+def test_changes_and_email_reads_are_recorded_without_personal_data(
+    client: FlaskClient, db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    boss = auth(token_for(db, BOSS, role="admin"))
+    anna = auth(token_for(db, ANNA))
+    capture(
+        db, settings, tmp_path, ANNA, [make_email(sender=f"Clara <{CLARA}>", to=ANNA, subject="Hi")]
+    )
+    made = client.post(
+        "/api/v1/contacts", json={"name": "Dan Okafor", "emails": ["dan@kestrel.example"]}, headers=anna,
+        environ_base={"REMOTE_ADDR": "203.0.113.9"},
+    ).get_json()  # fmt: skip
+    client.patch(
+        f"/api/v1/contacts/{made['id']}",
+        json={"version": made["version"], "title": "CEO"},
+        headers=anna,
+    )
+    client.get("/api/v1/contacts", headers=anna)  # a read of a list: not an event
+    with db.read_session() as session:
+        email_id = session.scalar(select(Activity.id).where(Activity.kind == "email"))
+    assert client.get(f"/api/v1/activities/{email_id}", headers=anna).status_code == 200
+
+    logged = events(client, boss)
+    actions = [(e["action"], e["entity_type"], e["entity_id"]) for e in logged]
+    assert actions[:3] == [
+        ("email.read", "activity", email_id),
+        ("PATCH /api/v1/contacts/<int:contact_id>", "contact", made["id"]),
+        ("POST /api/v1/contacts", "contacts", made["id"]),
+    ]
+    created = logged[2]
+    assert created["source"] == "203.0.113.9" and created["details"]["status"] == 201
+    everything = repr(logged)
+    for personal in ("Dan Okafor", "dan@kestrel.example", "CEO", CLARA, "Hi"):
+        assert personal not in everything
+    # filters
+    assert [e["action"] for e in events(client, boss, "action=PATCH")] == [actions[1][0]]
+    assert {
+        e["entity_id"] for e in events(client, boss, f"entity_type=contact&entity_id={made['id']}")
+    } == {made["id"]}
+    assert events(client, boss, "user_id=999") == []
+    page = client.get("/api/v1/admin/audit?limit=1", headers=boss).get_json()
+    assert len(page["items"]) == 1 and page["next_cursor"]
+    assert client.get("/api/v1/admin/audit", headers=anna).status_code == 403
+
+
+def test_nobody_changes_or_deletes_an_event(db: Database) -> None:
+    with db.session() as session:
+        session.add(AuditEvent(action="test.event", entity_type="contact", entity_id=1))
+    with pytest.raises(DatabaseError, match="append-only"), db.session() as session:
+        session.execute(update(AuditEvent).values(action="rewritten"))
+    with pytest.raises(DatabaseError, match="append-only"), db.session() as session:
+        session.execute(delete(AuditEvent))
+    with db.read_session() as session:
+        assert session.scalars(select(AuditEvent.action)).all() == ["test.event"]
