@@ -1,10 +1,14 @@
-// Companies: the list (search, owner and tag filters, sort, paged as you scroll) and a company's
-// page (details, people, deals, timeline with notes; the edit form).
+// Companies: the list (search, owner, tag and custom field filters, sort, paged as you scroll;
+// rows to select and act on, CSV import and export) and a company's page (details, people, deals,
+// timeline with notes; the edit form; delete).
 
 import { formatDate, h, money } from "/pane/dom.js";
+import { atLeast, customCell, exportAllButton, joined, ownerEmail, selection } from "./bulk.js";
 import { filterBar, ownerFilterOptions } from "./contacts.js";
 import { api } from "./endpoints.js";
-import { companySpecs, customFacts, customSpecs, editForm } from "./records.js";
+import { applyFilterValues, customFieldControls, customFilters, customQuery } from "./filters.js";
+import { openImport } from "./importer.js";
+import { companySpecs, currentCustomFields, customFacts, customSpecs, editForm } from "./records.js";
 import { go, href, render, replaceQuery } from "./router.js";
 import { session, userName } from "./session.js";
 import { noteForm, timeline } from "./timeline.js";
@@ -12,15 +16,18 @@ import {
   avatar,
   badge,
   button,
+  confirmDelete,
   empty,
   facts,
   failure,
   field,
+  keepWindow,
   pageHeader,
   pagedList,
   plural,
   section,
   toast,
+  toastOnNextPage,
 } from "./ui.js";
 
 const SORTS = [
@@ -37,6 +44,7 @@ function apiQuery(filters) {
     q: filters.q || undefined,
     owner_id: ownerId || undefined,
     tag: filters.tag || undefined,
+    ...customQuery(filters),
     sort,
     order,
   };
@@ -80,19 +88,98 @@ const HEAD = () =>
   h(
     "div",
     { class: "row row-company row-head", "aria-hidden": "true" },
-    ["Name", "Owner", "Changed", "Tags"].map((label) => h("div", { class: "cell" }, label)),
+    ["", "Name", "Owner", "Changed", "Tags"].map((label) =>
+      h("div", { class: label ? "cell" : "cell cell-pick" }, label),
+    ),
   );
+
+/** What the selection and the merge need to know about companies. */
+const COMPANIES = {
+  entity: "company",
+  one: "company",
+  many: "companies",
+  path: "/companies",
+  nameOf: (company) => company.name,
+  rowOf: companyRow,
+  update: (company, body) => api.updateCompany(company.id, body),
+  fresh: (companyId) => api.company(companyId, 1),
+  detail: (companyId) => api.company(companyId, 20),
+  merge: (keepId, body) => api.mergeCompanies(keepId, body),
+  mergeFacts: (company) => [
+    ["Domains", company.domains.join(", ")],
+    ["Owner", company.owner_id ? userName(company.owner_id) : "Nobody"],
+    ["Tags", company.tags.join(", ")],
+    ["People", String(company.contact_count)],
+    ["Deals", String(company.deals.length)],
+    ["Mail and notes", atLeast(company.timeline.length, company.timeline_next_cursor)],
+    ["Added", formatDate(company.created_at)],
+  ],
+  mergeMoves: (keep, other) => {
+    const custom = Object.keys(other.custom_fields || {}).filter(
+      (key) => [null, undefined, ""].includes(keep.custom_fields?.[key]) && other.custom_fields[key] !== null,
+    );
+    return [
+      ["Domains", other.domains.join(", ")],
+      ["People", other.contact_count ? plural(other.contact_count, "person", "people") : ""],
+      ["Deals", other.deals.map((deal) => deal.title).join(", ")],
+      ["Notes", "every note filed on it"],
+      ["Tags", other.tags.filter((tag) => !keep.tags.includes(tag)).join(", ")],
+      [
+        "Fills in",
+        [
+          ...(!keep.owner_id && other.owner_id ? ["owner"] : []),
+          ...(custom.length ? [`${custom.length} custom field(s)`] : []),
+        ].join(", "),
+      ],
+    ];
+  },
+  exportColumns: (definitions) => [
+    "id",
+    "name",
+    "domains",
+    "owner",
+    "tags",
+    "created_at",
+    "updated_at",
+    ...definitions.map((definition) => `cf.${definition.key}`),
+  ],
+  exportCells: (company, definitions) => [
+    company.id,
+    company.name,
+    joined(company.domains),
+    ownerEmail(company.owner_id),
+    joined(company.tags),
+    company.created_at,
+    company.updated_at,
+    ...definitions.map((definition) => customCell(definition, company.custom_fields?.[definition.key])),
+  ],
+};
+
+const COMPANY_IMPORT = {
+  one: "company",
+  many: "companies",
+  send: (file, dryRun) => api.importCompanies(file, dryRun),
+  columns:
+    "Rapport knows name, domain (several separated by “;”; a website or an address will do), owner " +
+    "(a colleague's address), tags and cf.<key> for custom fields; a Rapport export's id column " +
+    "updates the records it names.",
+};
 
 export async function companiesPage(main, { query }) {
   const filters = Object.fromEntries(["q", "owner", "tag", "sort"].map((key) => [key, query.get(key) || ""]));
+  Object.assign(filters, customFilters(query));
+  const picks = selection(COMPANIES);
   const paged = pagedList({
     load: (cursor) => api.companies(apiQuery(filters), cursor),
-    row: companyRow,
+    row: (company) => picks.decorate(companyRow(company), company),
     emptyText: "No companies match.",
     label: "Companies",
     head: HEAD(),
     key: "companies-more",
   });
+  const rowsWindow = keepWindow(paged.list);
+  picks.attach(paged.list, rowsWindow);
+  const definitions = await currentCustomFields("company").catch(() => []);
   const bar = filterBar(
     "Filter companies",
     [
@@ -111,6 +198,7 @@ export async function companiesPage(main, { query }) {
         options: ownerFilterOptions(),
       }),
       field({ name: "tag", label: "Tag", value: filters.tag, maxlength: 100 }),
+      customFieldControls(definitions, filters),
       field({
         name: "sort",
         label: "Sort",
@@ -118,10 +206,11 @@ export async function companiesPage(main, { query }) {
         value: filters.sort || "name:asc",
         options: SORTS,
       }),
-    ],
+    ].filter(Boolean),
     (values) => {
-      Object.assign(filters, values);
+      applyFilterValues(filters, values);
       replaceQuery(filters);
+      picks.reset();
       paged.reload();
     },
   );
@@ -161,9 +250,26 @@ export async function companiesPage(main, { query }) {
     );
     creating.querySelector("input")?.focus();
   }
-  main.replaceChildren(pageHeader("Companies", { actions: [newButton] }), creating, bar, paged.element);
+  const importButton = button("Import CSV…", () => openImport(COMPANY_IMPORT, () => paged.reload()), {
+    key: "companies-import",
+  });
+  const exportButton = exportAllButton({
+    key: "companies-export",
+    many: "companies",
+    fetchAll: () => api.exportCompanies(apiQuery(filters)),
+  });
+  main.replaceChildren(
+    pageHeader("Companies", { actions: [importButton, exportButton, newButton] }),
+    creating,
+    bar,
+    picks.bar,
+    paged.element,
+  );
   await paged.first;
-  return () => paged.stop();
+  return () => {
+    paged.stop();
+    rowsWindow.stop();
+  };
 }
 
 // -- one company ----------------------------------------------------------------------------------
@@ -286,13 +392,30 @@ export async function companyPage(main, { params, alive }) {
     more: (cursor) => api.companyTimeline(company.id, cursor),
     label: "Timeline",
   });
+  const remove = button(
+    "Delete",
+    async () => {
+      const deleted = await confirmDelete({
+        what: "company",
+        name: company.name,
+        key: "company-delete",
+        consequences: "Its people, deals and notes stay, without the company.",
+        remove: () => api.deleteCompany(company.id),
+      });
+      if (deleted) {
+        toastOnNextPage(`Deleted ${company.name}.`);
+        go("/companies");
+      }
+    },
+    { key: "company-delete" },
+  );
   main.replaceChildren(
     pageHeader(company.name, {
       kicker: "Company",
       sub: [company.domains[0], plural(company.contact_count, "person", "people")]
         .filter(Boolean)
         .join(" · "),
-      actions: [edit],
+      actions: [edit, remove],
     }),
     h(
       "div",

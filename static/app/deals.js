@@ -1,12 +1,14 @@
 // Deals: the pipeline board (a column per stage with its totals; drag a card to another stage, or
 // pick the stage from the card's list — the keyboard and touch way — and Undo), the list view, and
-// a deal's page with its stage history. Every move goes through POST /deals/{id}/stage, which
+// a deal's page with its stage history, an edit form (the contact form's, 409 handling and all)
+// and delete. Every move goes through POST /deals/{id}/stage, which
 // records who moved it and when; Undo is the API's own (your last move, for a few minutes).
 
 import { formatDate, formatDateTime, fromNow, h, money } from "/pane/dom.js";
 import { filterBar, ownerFilterOptions } from "./contacts.js";
 import { api } from "./endpoints.js";
 import { followUpsPanel, rememberName } from "./followups.js";
+import { customFacts, customSpecs, dealSpecs, editForm } from "./records.js";
 import { go, href, render, replaceQuery } from "./router.js";
 import { session, userName } from "./session.js";
 import { noteForm, timeline } from "./timeline.js";
@@ -14,6 +16,7 @@ import {
   announce,
   badge,
   button,
+  confirmDelete,
   empty,
   facts,
   failure,
@@ -29,6 +32,7 @@ import {
   sentence,
   showErrors,
   toast,
+  toastOnNextPage,
 } from "./ui.js";
 
 const BOARD_PAGE = 200; // the API's largest page
@@ -653,6 +657,85 @@ export async function dealPage(main, { params, alive }) {
     stageSelect,
   );
 
+  const custom = await customFacts("deal", deal);
+  if (!alive()) return;
+  const details = h("div", { class: "details" });
+  const showDetails = () =>
+    details.replaceChildren(
+      facts([
+        ["Amount", money(deal.amount, deal.currency) || "Not set"],
+        ["Status", badge(deal.status)],
+        ["Stage", `${deal.stage.name} (${deal.stage.probability}%)`],
+        ["Owner", deal.owner_id ? userName(deal.owner_id) : "Nobody"],
+        [
+          "Company",
+          deal.company ? h("a", { href: href(`/companies/${deal.company.id}`) }, deal.company.name) : "",
+        ],
+        [
+          "People",
+          deal.contacts.length
+            ? h(
+                "span",
+                {},
+                deal.contacts.flatMap((c, i) => [
+                  i ? ", " : null,
+                  h("a", { href: href(`/contacts/${c.id}`) }, c.name || c.email || `Contact ${c.id}`),
+                ]),
+              )
+            : "",
+        ],
+        ["Expected close", deal.expected_close ? formatDate(deal.expected_close) : ""],
+        ["Closed", deal.closed_at ? formatDate(deal.closed_at) : ""],
+        ...custom,
+        ["Created", formatDate(deal.created_at)],
+      ]),
+    );
+  showDetails();
+
+  const edit = button("Edit", () => openEdit(), { key: "deal-edit" });
+  async function openEdit() {
+    edit.hidden = true;
+    const specs = dealSpecs(await customSpecs("deal").catch(() => []));
+    details.replaceChildren(
+      editForm({
+        key: "deal-edit",
+        label: `Edit ${deal.title}`,
+        record: deal,
+        specs,
+        save: (body) => api.updateDeal(deal.id, body),
+        fresh: () => api.deal(deal.id),
+        onSaved: (_saved, { unchanged, discarded }) => {
+          if (!unchanged) toast("Saved.");
+          else if (discarded) toast("Showing their version.", { intent: "info" });
+          render(); // the page again, from the server
+        },
+        onCancel: () => {
+          edit.hidden = false;
+          showDetails();
+          edit.focus();
+        },
+      }),
+    );
+    details.querySelector("input, textarea, select")?.focus();
+  }
+  const remove = button(
+    "Delete",
+    async () => {
+      const deleted = await confirmDelete({
+        what: "deal",
+        name: `“${deal.title}”`,
+        key: "deal-delete",
+        consequences: "Its stage history, its follow-ups and the notes filed on it go with it.",
+        remove: () => api.deleteDeal(deal.id),
+      });
+      if (deleted) {
+        toastOnNextPage(`Deleted “${deal.title}”.`);
+        go("/deals", { pipeline: deal.pipeline_id });
+      }
+    },
+    { key: "deal-delete" },
+  );
+
   const entries = timeline({
     first: { items: deal.timeline, next_cursor: deal.next_cursor },
     more: (cursor) => api.dealTimeline(deal.id, cursor),
@@ -664,7 +747,7 @@ export async function dealPage(main, { params, alive }) {
       sub:
         `${pipeline.name} pipeline · ${deal.stage.name} · in this stage since ` +
         `${formatDate(deal.stage_entered_at)} (${fromNow(deal.stage_entered_at)})`,
-      actions: [stageControl],
+      actions: [stageControl, edit, remove],
     }),
     h(
       "div",
@@ -672,36 +755,7 @@ export async function dealPage(main, { params, alive }) {
       h(
         "aside",
         { class: "column-side" },
-        section(
-          "details",
-          "Details",
-          facts([
-            ["Amount", money(deal.amount, deal.currency) || "Not set"],
-            ["Status", badge(deal.status)],
-            ["Stage", `${deal.stage.name} (${deal.stage.probability}%)`],
-            ["Owner", deal.owner_id ? userName(deal.owner_id) : "Nobody"],
-            [
-              "Company",
-              deal.company ? h("a", { href: href(`/companies/${deal.company.id}`) }, deal.company.name) : "",
-            ],
-            [
-              "People",
-              deal.contacts.length
-                ? h(
-                    "span",
-                    {},
-                    deal.contacts.flatMap((c, i) => [
-                      i ? ", " : null,
-                      h("a", { href: href(`/contacts/${c.id}`) }, c.name || c.email || `Contact ${c.id}`),
-                    ]),
-                  )
-                : "",
-            ],
-            ["Expected close", deal.expected_close ? formatDate(deal.expected_close) : ""],
-            ["Closed", deal.closed_at ? formatDate(deal.closed_at) : ""],
-            ["Created", formatDate(deal.created_at)],
-          ]),
-        ),
+        section("details", "Details", details),
         section(
           "history",
           "Stage history",

@@ -20,6 +20,11 @@ import {
 
 const definitions = new Map(); // entity -> Promise of the custom field definitions
 
+/** The definitions as they are now (not kept: the filter bar and exports ask each time). */
+export function currentCustomFields(entity) {
+  return api.customFields(entity).then((answer) => answer.items.sort((a, b) => a.position - b.position));
+}
+
 export function customFieldDefinitions(entity) {
   if (!definitions.has(entity)) {
     const loaded = api
@@ -395,6 +400,53 @@ export function companySpecs(custom) {
     },
     owner(),
     tags(),
+    ...custom,
+  ];
+}
+
+// -- deals ------------------------------------------------------------------------------------------
+
+const AMOUNT = /^\d{1,12}(\.\d{1,2})?$/;
+
+/** A deal's fields (its stage moves through the stage list, which records the history). */
+export function dealSpecs(custom) {
+  return [
+    text("title", "Title", 300, {
+      required: true,
+      validate: (value) =>
+        !value.trim()
+          ? "A deal needs a title."
+          : value.trim().length > 300
+            ? "At most 300 characters."
+            : null,
+    }),
+    {
+      name: "amount",
+      label: "Amount",
+      kind: "number",
+      hint: "Like 1200 or 1200.50; empty: no amount.",
+      initial: (record) => (record.amount ?? "") === "" ? "" : String(record.amount),
+      toApi: (value) => value.trim() || null,
+      validate: (value) =>
+        value.trim() && !AMOUNT.test(value.trim()) ? "Write an amount like 1200 or 1200.50." : null,
+    },
+    {
+      name: "currency",
+      label: "Currency",
+      maxlength: 3,
+      hint: "ISO code: EUR, GBP, USD…",
+      initial: (record) => record.currency || "",
+      toApi: (value) => value.trim().toUpperCase(),
+      validate: (value) => (/^[A-Za-z]{3}$/.test(value.trim()) ? null : "Three letters, like EUR."),
+    },
+    owner(),
+    {
+      name: "expected_close",
+      label: "Expected close",
+      kind: "date",
+      initial: (record) => record.expected_close || "",
+      toApi: (value) => value || null,
+    },
     ...custom,
   ];
 }

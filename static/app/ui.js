@@ -408,3 +408,273 @@ export function pagedList({ load, row, emptyText, label, className = "rows", hea
     count: () => shown,
   };
 }
+
+// -- dialogs -----------------------------------------------------------------------------------------
+
+let dialogCount = 0;
+
+/**
+ * A modal dialog (the native <dialog>: focus stays inside, Esc closes it, the page behind is
+ * inert) with a heading, a body and a row of buttons; on close it goes and the focus returns
+ * to what opened it. `onCancel()` returning false keeps it open; so does setBusy(onEscape).
+ */
+export function modal({ title, key, wide = false, onClose, onCancel }) {
+  const id = `dialog-${++dialogCount}`;
+  const body = h("div", { class: "dialog-body" });
+  const actions = h("div", { class: "form-actions dialog-actions" });
+  const dialog = h(
+    "dialog",
+    {
+      class: `modal${wide ? " modal-wide" : ""}`,
+      "aria-labelledby": `${id}-title`,
+      dataset: { dialog: key },
+    },
+    h("h2", { id: `${id}-title`, class: "dialog-title" }, title),
+    body,
+    actions,
+  );
+  const opener = document.activeElement;
+  let busy = null; // while work is under way: what Esc does instead of closing
+  dialog.addEventListener("cancel", (event) => {
+    if (busy) {
+      event.preventDefault();
+      busy();
+    } else if (onCancel && onCancel() === false) event.preventDefault();
+  });
+  dialog.addEventListener("close", () => {
+    dialog.remove();
+    onClose?.();
+    if (opener?.isConnected) opener.focus();
+  });
+  document.body.append(dialog);
+  dialog.showModal();
+  return {
+    dialog,
+    body,
+    /** The buttons at the bottom (fluent-buttons from button()). */
+    setActions: (...buttons) => actions.replaceChildren(...buttons.filter(Boolean)),
+    close: () => dialog.close(),
+    /** Work under way: Esc does `onEscape` (stop, or nothing) rather than close; null ends it. */
+    setBusy: (onEscape) => {
+      busy = onEscape ? onEscape : null;
+    },
+    /** A message inside the dialog (the toast sits behind a modal dialog). */
+    say: (content, intent = "error") => {
+      let slot = body.querySelector(":scope > .dialog-message");
+      if (!slot) {
+        slot = h("div", { class: "dialog-message", role: "alert" });
+        body.prepend(slot);
+      }
+      slot.className = `dialog-message dialog-message-${intent}`;
+      slot.replaceChildren(...(content ? [].concat(content) : []));
+      slot.hidden = !content;
+    },
+  };
+}
+
+/**
+ * "Delete X?" and, on Yes, `remove()`; a refusal (403: not yours to delete) is said plainly in
+ * the dialog. Resolves true once deleted.
+ */
+export function confirmDelete({ what, name, consequences, remove, key }) {
+  return new Promise((resolve) => {
+    let deleted = false;
+    const prefix = key || "delete";
+    const box = modal({ title: `Delete ${name}?`, key: prefix, onClose: () => resolve(deleted) });
+    box.body.append(
+      h("p", {}, consequences),
+      h("p", {}, `Deleting a ${what} cannot be undone. Only an admin or the ${what}'s owner may do it.`),
+    );
+    const yes = button(`Delete ${what}`, () => run(), { appearance: "primary", key: `${prefix}-confirm` });
+    const no = button("Cancel", () => box.close(), { key: `${prefix}-cancel` });
+    box.setActions(yes, no);
+    no.focus(); // the safe choice first
+    async function run() {
+      yes.disabled = true;
+      yes.textContent = "Deleting…";
+      try {
+        await remove();
+      } catch (error) {
+        if (error.status === 401) {
+          box.close();
+          return;
+        }
+        box.say(
+          error.status === 403
+            ? `You may not delete this ${what}: ${sentence(error).replace(/^./, (c) => c.toLowerCase())}`
+            : sentence(error),
+        );
+        yes.remove();
+        no.textContent = "Close";
+        no.focus();
+        return;
+      }
+      deleted = true;
+      box.close();
+    }
+  });
+}
+
+/** A little progress bar with its words ("Changing 3 of 10…"). */
+export function progress(label) {
+  const bar = h("progress", { max: 1, value: 0, "aria-label": label });
+  const words = h("p", { class: "progress-text", role: "status" });
+  return {
+    element: h("div", { class: "progress" }, bar, words),
+    set: (done, total, text) => {
+      bar.max = Math.max(total, 1);
+      bar.value = done;
+      words.textContent = text;
+    },
+  };
+}
+
+/** A message for the page about to be shown (a new page clears the last one's message as it
+ * starts; this listener runs after the router's, so the message stays). */
+export function toastOnNextPage(message, options) {
+  window.addEventListener("hashchange", () => toast(message, options), { once: true });
+}
+
+// -- long lists: only the rows near the screen stay in the document -------------------------------------
+
+const WINDOW_CHUNK = 50; // rows per chunk: a page of the API
+const WINDOW_KEEP = 1000; // below this many rows everything stays
+const WINDOW_SCREENS = 2; // chunks within this many screens of the window stay
+
+/**
+ * Keeps a long list cheap to scroll and to grow: once it holds more than WINDOW_KEEP rows, chunks
+ * of rows far from the screen (more than two screens away) leave the document, each replaced by
+ * an empty item of its height, and come back as they near the screen again. Rows off screen are
+ * already not laid out (content-visibility), but the browser still walks every one of them when
+ * the list grows or scrolls, so without this a page of rows costs more the more pages came before
+ * it. The rows themselves are kept, with their state (ticked or not), as they were.
+ *
+ * The list's own code appends rows (pagedList); whoever changes or removes a row afterwards goes
+ * through replace() / remove(), which work whether the row is in the document or not.
+ */
+export function keepWindow(list) {
+  let chunks = []; // [{nodes: [li...], spacer: li | null}]
+  const chunkOf = new Map(); // li -> its chunk
+  let scheduled = false;
+
+  function add(nodes) {
+    for (const node of nodes) {
+      let last = chunks[chunks.length - 1];
+      if (!last || last.spacer || last.nodes.length >= WINDOW_CHUNK) {
+        last = { nodes: [], spacer: null };
+        chunks.push(last);
+      }
+      last.nodes.push(node);
+      chunkOf.set(node, last);
+    }
+  }
+
+  function rebuild() {
+    chunks = [];
+    chunkOf.clear();
+    add([...list.children].filter((node) => !node.classList.contains("rows-spacer")));
+  }
+
+  /** The list's own changes: rows appended, or everything replaced (loaded afresh). */
+  function seen(records) {
+    if (!records.length) return;
+    if (records.some((record) => record.removedNodes.length)) rebuild();
+    else add(records.flatMap((record) => [...record.addedNodes]).filter((node) => node.nodeType === 1));
+    schedule();
+  }
+  const watcher = new MutationObserver(seen);
+  watcher.observe(list, { childList: true });
+
+  /** Our own changes, which the watcher must not take for the list's. */
+  function mutate(change) {
+    seen(watcher.takeRecords()); // the list's changes not delivered yet come first
+    try {
+      change();
+    } finally {
+      watcher.takeRecords();
+    }
+  }
+
+  function rowCount() {
+    let count = 0;
+    for (const chunk of chunks) count += chunk.nodes.length;
+    return count;
+  }
+
+  function update() {
+    scheduled = false;
+    if (!list.isConnected) return;
+    const total = rowCount();
+    const margin = window.innerHeight * WINDOW_SCREENS;
+    const focused = document.activeElement;
+    const changes = [];
+    chunks.forEach((chunk, index) => {
+      const first = chunk.spacer || chunk.nodes[0];
+      const last = chunk.spacer || chunk.nodes[chunk.nodes.length - 1];
+      if (!first) return;
+      const top = first.getBoundingClientRect().top;
+      const bottom = last.getBoundingClientRect().bottom;
+      const near = bottom > -margin && top < window.innerHeight + margin;
+      if (chunk.spacer && near) changes.push(() => attachChunk(chunk));
+      else if (
+        !chunk.spacer &&
+        !near &&
+        total > WINDOW_KEEP &&
+        index < chunks.length - 2 && // the end of the list stays: it is where the next page goes
+        !chunk.nodes.some((node) => node.contains(focused))
+      )
+        changes.push(() => detachChunk(chunk, bottom - top));
+    });
+    if (changes.length) mutate(() => changes.forEach((change) => change()));
+  }
+
+  function detachChunk(chunk, height) {
+    const spacer = document.createElement("li");
+    spacer.className = "rows-spacer";
+    spacer.setAttribute("aria-hidden", "true");
+    spacer.style.height = `${Math.max(0, height)}px`;
+    chunk.nodes[0].before(spacer);
+    for (const node of chunk.nodes) node.remove();
+    chunk.spacer = spacer;
+  }
+
+  function attachChunk(chunk) {
+    chunk.spacer.replaceWith(...chunk.nodes);
+    chunk.spacer = null;
+  }
+
+  function schedule() {
+    if (scheduled) return;
+    scheduled = true;
+    requestAnimationFrame(update);
+  }
+
+  const onScroll = () => schedule();
+  window.addEventListener("scroll", onScroll, { passive: true });
+  window.addEventListener("resize", onScroll, { passive: true });
+
+  return {
+    /** Put `fresh` where `old` is (in the document or kept aside). */
+    replace(old, fresh) {
+      const chunk = chunkOf.get(old);
+      if (!chunk) return;
+      chunk.nodes[chunk.nodes.indexOf(old)] = fresh;
+      chunkOf.delete(old);
+      chunkOf.set(fresh, chunk);
+      if (!chunk.spacer) mutate(() => old.replaceWith(fresh));
+    },
+    /** Take a row out of the list for good. */
+    remove(node) {
+      const chunk = chunkOf.get(node);
+      if (!chunk) return;
+      chunk.nodes.splice(chunk.nodes.indexOf(node), 1);
+      chunkOf.delete(node);
+      if (!chunk.spacer) mutate(() => node.remove());
+    },
+    stop() {
+      watcher.disconnect();
+      window.removeEventListener("scroll", onScroll);
+      window.removeEventListener("resize", onScroll);
+    },
+  };
+}
