@@ -28,6 +28,10 @@ idle (the machines this runs on are shared); how busy it was is reported.
     .venv/bin/python -m bench.lookup --activities 1000000 --contacts 50000 --postgres --notmuch \\
         --reuse --out docs/benchmarks.md --json /tmp/rapport-bench/lookup.json
 
+`--calls search` measures the search box alone (the same queries; the lookups are not run), into
+a block of its own in `--out` (`lookup-N-search`), so a change to search is measured without
+measuring lookup again.
+
 Building a million emails takes a while (see the build column of the results), so `--reuse`
 keeps what it built under `--work`: the SQLite file, a PostgreSQL data directory (the server is
 started on it again, and only stopped at the end), notmuch's maildir and index, each with a
@@ -562,6 +566,7 @@ class RequestTimes(logging.Handler):
 
 
 QUIET_CHUNK = 50  # calls measured between two checks that the machine is quiet
+CALLS = ("lookup", "search")
 
 
 class Quiet:
@@ -635,6 +640,7 @@ def measure_api(
     data: Dataset,
     samples: int,
     quiet_wait: float = 0.0,
+    calls: Sequence[str] = CALLS,
 ) -> dict[str, Any]:
     os.environ.update(rapport_env(data_dir, database_url))
     from server.app import create_app
@@ -654,6 +660,8 @@ def measure_api(
         ("lookup", ["/api/v1/lookup?" + "&".join(f"email={a}" for a in g) for g in groups]),
         ("search", [f"/api/v1/search?q={q.replace(' ', '+')}" for q in queries]),
     ):
+        if name not in calls:
+            continue  # the samples above are drawn all the same, so the others stay the same
         quiet = Quiet(quiet_wait)
         for url in urls[: max(20, samples // 10)]:  # warm caches and prepared statements
             client.get(url, headers=headers)
@@ -801,8 +809,9 @@ def markdown(results: dict[str, Any]) -> str:
         "client CPU p50 / p95 | items per call |",
         "|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
+    calls = results.get("calls", CALLS)
     for backend in results["backends"]:
-        for call in ("lookup", "search"):
+        for call in calls:
             r = backend[call]
             s = r["server_ms"]
             cpu = r.get("client_cpu_ms")
@@ -817,7 +826,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"{b['name']} {call} {b[call]['busy_before']:.0%} (at most "
         f"{b[call].get('busy_before_max', b[call]['busy_before']):.0%})"
         for b in results["backends"]
-        for call in ("lookup", "search")
+        for call in calls
         if "busy_before" in b[call]
     ]
     if busy:
@@ -827,7 +836,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"calls, after waiting (at most {results.get('quiet_wait', 0):.0f} s in all per kind "
             "of call) for a quiet moment, median: " + ", ".join(busy) + ".",
         ]
-    heavy = [b for b in results["backends"] if "heavy_server_ms" in b["lookup"]]
+    heavy = [b for b in results["backends"] if "heavy_server_ms" in b.get("lookup", {})]
     if heavy:
         lines += [""]
         lines += [
@@ -888,9 +897,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=600.0,
         help="seconds (per kind of call) to wait for others to leave the CPU mostly idle",
     )
+    parser.add_argument(
+        "--calls",
+        default=",".join(CALLS),
+        help="which calls to measure, comma-separated (default: all); a run of some of them "
+        "writes its own block in --out, named after them",
+    )
     parser.add_argument("--out", type=Path)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
+    calls = tuple(c for c in CALLS if c in args.calls.split(","))
+    if not calls or set(args.calls.split(",")) - set(CALLS):
+        parser.error(f"--calls: some of {', '.join(CALLS)}")
 
     rng = random.Random(1)
     data = make_people(args.contacts, rng)
@@ -901,6 +919,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "contacts": args.contacts,
         "samples": args.samples,
         "quiet_wait": args.quiet_wait,
+        "calls": calls,
         "backends": [],
     }
 
@@ -955,7 +974,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     write_record(data_dir, params(kind), built)
             print(f"{name}: measuring ...", flush=True)
             measured = measure_api(
-                data_dir, url, built["token"], data, args.samples, args.quiet_wait
+                data_dir, url, built["token"], data, args.samples, args.quiet_wait, calls
             )
             results["backends"].append({"name": name, "build": built, **measured})
             print(json.dumps(measured, indent=1), flush=True)
@@ -985,7 +1004,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = markdown(results)
     print(text)
     if args.out:
-        cvn.replace_block(args.out, f"lookup-{args.activities}", text)
+        block = "-".join((f"lookup-{args.activities}", *(calls if calls != CALLS else ())))
+        cvn.replace_block(args.out, block, text)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
     return 0

@@ -30,9 +30,9 @@ bp = Blueprint("search", __name__, url_prefix="/api/v1")
 
 class SearchQuery(BaseModel):
     q: str = Field(
-        description="What to look for: words (each matches the start of a word, accents and case "
-        f"ignored) or the start of an address or domain; at most {service.MAX_QUERY_CHARS} "
-        "characters"
+        description="What to look for: words, accents and case ignored (in names, each matches the "
+        "start of a word; in mail, the last word does and the others match whole words), or the "
+        f"start of an address or domain; at most {service.MAX_QUERY_CHARS} characters"
     )
     types: str | None = Field(
         None,

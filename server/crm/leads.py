@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -100,6 +101,8 @@ def save_settings(session: Session, changes: dict[str, Any]) -> LeadFormSettings
     for key, value in changes.items():
         if key not in DEFAULTS:
             raise DomainError(f"{key} is not a lead-form setting", field=key)
+        if value is None and key != "thank_you_url":
+            value = DEFAULTS[key]  # null: back to the default (no owners, 4 hours, off)
         if key == "owners":
             known = set(session.scalars(select(User.id).where(User.id.in_(value))))
             unknown = [o for o in value if o not in known]
@@ -107,10 +110,19 @@ def save_settings(session: Session, changes: dict[str, Any]) -> LeadFormSettings
                 raise DomainError(f"there is no user {unknown[0]}", field="owners")
         if key == "reply_within_hours" and not 0 < int(value) <= 24 * 14:
             raise DomainError("reply_within_hours is 1 to 336", field=key)
-        if key == "thank_you_url" and value and not str(value).startswith(("https://", "http://")):
+        if key == "thank_you_url" and value and not _web_address(str(value)):
             raise DomainError("thank_you_url must be an http(s) address", field=key)
         set_setting(session, PREFIX + key, value)
     return read_settings(session)
+
+
+def _web_address(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+        parts = urlsplit(value)
+    except (UnicodeEncodeError, ValueError):
+        return False
+    return parts.scheme in ("https", "http") and bool(parts.hostname) and " " not in value
 
 
 def count(session: Session, what: str) -> int:

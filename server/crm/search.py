@@ -1,17 +1,23 @@
 """Search: one box over contacts, companies, deals and captured mail, on SQLite and PostgreSQL.
 
 What a query means, on both backends. The text is cut into words (runs of letters and digits;
-everything else separates); every word must occur, as the start of a word, in one document —
-a contact's name and addresses, a company's name and domains, a deal's title, an activity's
-subject and text (a note's body, another activity's snippet). Case and accents do not matter
-("jurg" finds Jürgen). A query that is one token without spaces ("clara@bright", "bright") is
-also an address or domain prefix. One-letter words are dropped (a one-letter prefix matches a
-good part of the index and costs more than it narrows), and mail is searched by words of three
-letters or more; a query of only one-letter words is answered from the address prefix alone.
+everything else separates); every word must occur in one document — a contact's name and
+addresses, a company's name and domains, a deal's title, an activity's subject and text (a
+note's body, another activity's snippet). In contacts, companies and deals every word matches as
+the start of a word ("ann ber" finds Anna Berg). In mail only the last word does (the one the
+person is still typing): the earlier ones match whole words, so "pallet thur" finds "pallet
+pickup on Thursday" but "pall thursday" does not find "pallets on Thursday". Case and accents do
+not matter ("jurg" finds Jürgen). A query that is one token without spaces ("clara@bright",
+"bright") is also an address or domain prefix. One-letter words are dropped (a one-letter prefix
+matches a good part of the index and costs more than it narrows), and mail is searched by words
+of three letters or more; a query of only one-letter words is answered from the address prefix
+alone.
 
 Ranking: a name, title, subject, address or domain equal to the query comes first, then a name
 that starts with the query's words ("Anna Berg" for "anna"), then one that starts with it at
-all ("Annabel"), then the rest; within each, the full-text rank, then the most recent.
+all ("Annabel"), then the rest; within each, the full-text rank (contacts, companies, deals:
+the backend's own, bm25 or ts_rank; mail: the share of the words its subject holds), then the
+most recent.
 
 What a viewer may find of mail is what they may see of it (`server.crm.viewer.visible_to`),
 at the capture level of the mailboxes through which they see it (as `timeline.viewer_levels`
@@ -20,23 +26,40 @@ subject those at level subject or full, and a metadata-level activity is never f
 
 The indexes are created by migration 0004 (see its docstring for the design); the two backends
 below are the only code that knows them. Their quirks:
-  * SQLite FTS5: the MATCH expression has its own syntax; each word goes in as a quoted string
-    with `*` (a prefix), so no operator, column filter or NEAR can come from the user. Entity
-    kinds share one FTS table, in rowid ranges (kind code << 40). `rank` is the bm25 configured
-    by the migration (name and subject weigh more).
-  * PostgreSQL: the `to_tsquery` text is built from the same words, each a quoted lexeme with
-    `:*`, then folded by the database's own `rapport_search_fold`, so the query is folded exactly
-    as the indexed text was (whatever lower() does under the database's locale). Expressions are
-    written exactly as in the index definitions, or the planner does not use the index.
-  * Mail matches are many (a common word is in a third of all mail), and neither backend can
-    rank them all fast: FTS5 computes bm25 for every match before it can sort by it (~2 µs
-    each), and PostgreSQL must recompute a tsvector for each row it ranks (a GIN index stores
-    none). So both take the newest `MAIL_MATCH_CAP` textual matches first (SQLite: the highest
-    activity ids, i.e. the most recently captured, which FTS5 reads straight off its doclists;
-    PostgreSQL: by occurred_at, from the bitmap of matches) and rank only those — by bm25 on
-    SQLite, by the subject's ts_rank on PostgreSQL (a subject costs a fraction of a snippet to
-    re-parse). Visibility is checked on those, so a query matching more mail than the cap may
-    miss older matches the viewer could see: they narrow it by typing more.
+  * SQLite FTS5: the MATCH expression has its own syntax; each word goes in as a quoted string,
+    with `*` where it is a prefix, so no operator, column filter or NEAR can come from the user.
+    Entity kinds share one FTS table, in rowid ranges (kind code << 40). `rank` is the bm25
+    configured by the migration (name weighs more than addresses).
+  * PostgreSQL: the `to_tsquery` text is built from the same words, each a quoted lexeme, `:*`
+    where it is a prefix, then folded by the database's own `rapport_search_fold`, so the query
+    is folded exactly as the indexed text was (whatever lower() does under the database's
+    locale). Expressions are written exactly as in the index definitions, or the planner does
+    not use the index.
+  * Mail matches are many (a common word is in a third of all mail), so both backends take the
+    newest `MAIL_MATCH_CAP` textual matches first and rank only those, in Python, by their
+    subjects. Visibility is checked on those, so a query matching more mail than the cap may
+    miss older matches the viewer could see: they narrow it by typing more. What each backend
+    can and cannot do fast (measured at a million emails, docs/benchmarks.md):
+      - FTS5 hands out an exact word's matches newest first (highest activity id, i.e. the
+        most recently captured) straight off its doclists, stopping at the cap. A prefix term of
+        more than three letters (`"deliv"*`; `prefix='2 3'` indexes the shorter ones) makes it
+        merge the doclists of every word with that prefix in full before the first match
+        (20-25 ms for a word in half the mail): hence prefix matching for the last word only.
+        bm25 is not used for mail: it counts each word's matches over the whole table (its
+        IDF) before the first row, which costs as much again.
+      - PostgreSQL takes the matches from the GIN index (a bitmap), then the newest by
+        occurred_at. The matches are taken behind a fence (`OFFSET 0`), so that no plan walks
+        `ix_activities_occurred_at` backwards re-parsing every row until it has the cap: the
+        planner has no statistics for a partial expression index, guesses 20,000 matches for
+        any prefix, and for a word in no mail that walk reads the whole table (20 s). The
+        bitmap costs what the matches cost (a heap fetch each, for the date: ~0.2 s for 35,000
+        matches, 0.5 s and more for 280,000, over the 50 ms goal; an index that hands out
+        matches by date needs a migration, see docs/benchmarks.md), and it is kept exact with
+        a larger `work_mem` for the read: a lossy bitmap would make it re-parse every row on
+        the lossy pages (seconds for a common word).
+    The subject-level rule and the ranking are applied to the candidates in Python, from their
+    subjects: FTS5 cannot tell cheaply whether a prefix term matched in the subject (a column
+    filter per candidate merges the prefix's doclists again each time).
   * Building the activities statement costs milliseconds of Python (visibility needs aliased
     subqueries), so it is built once per viewer and kept; only the words are bound per call.
 """
@@ -49,24 +72,26 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import ClassVar, Protocol
+from typing import ClassVar, NamedTuple, Protocol
 
 from sqlalchemy import (
     ColumnElement,
-    Float,
     Integer,
     Select,
     String,
-    TextClause,
     and_,
     bindparam,
+    case,
     desc,
     exists,
+    false,
     func,
     literal_column,
+    null,
     or_,
     select,
     text,
+    true,
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, selectinload
 
@@ -94,7 +119,11 @@ MAX_WORD_CHARS = 64  # a longer word is cut: its prefix still finds what it woul
 MAX_ADDRESS_CHARS = 320
 MIN_MAIL_WORD = 3
 MAIL_MATCH_CAP = 500
+# Enough for an exact bitmap of every row of a table many times a million activities (the
+# default 4MB holds ~70,000 heap pages, the size of the million-email benchmark's table).
+PG_MAIL_WORK_MEM = "64MB"
 STATEMENTS_KEPT = 256  # viewers whose mail statement is kept built
+SUBJECTS_KEPT = 8192  # subjects whose words are kept cut, for ranking mail
 
 # Must agree with migrations/versions/0004_search.py.
 ENTITY_FTS = "search_fts"
@@ -130,6 +159,8 @@ class SearchText:
 def unaccented(value: str) -> str:
     """Compatibility forms unfolded and accents dropped (NFKD, then no combining marks), as
     the indexes of both backends do it: "Jürgen" → "Jurgen", "ﬁ" → "fi"."""
+    if value.isascii():  # nothing to decompose: the common case, ten times faster
+        return value
     decomposed = unicodedata.normalize("NFKD", value)
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
@@ -169,17 +200,45 @@ def parse_query(raw: str) -> SearchText:
     return SearchText(tuple(dict.fromkeys(words))[:MAX_WORDS], prefix, comparable(text_))
 
 
-def fts5_match(words: Sequence[str], column: str | None = None) -> str:
-    """An FTS5 MATCH expression: every word as a quoted prefix string (a `"` inside is doubled,
-    the FTS5 escape), optionally limited to one column."""
-    scope = f"{{{column}}} : " if column else ""
-    return " AND ".join(scope + '"' + w.replace('"', '""') + '"*' for w in words)
+def fts5_match(words: Sequence[str], *, prefix_last_only: bool = False) -> str:
+    """An FTS5 MATCH expression: every word as a quoted string (a `"` inside is doubled, the FTS5
+    escape) and a prefix (`*`) — with `prefix_last_only`, the last word only, the earlier ones
+    whole words."""
+    quoted = ['"' + w.replace('"', '""') + '"' for w in words]
+    return " AND ".join(
+        q + _prefix_mark("*", i, quoted, prefix_last_only) for i, q in enumerate(quoted)
+    )
 
 
-def tsquery_text(words: Sequence[str]) -> str:
-    """A `to_tsquery` text: every word as a quoted lexeme with a prefix mark, all required."""
-    quoted = ("'" + w.replace("\\", "\\\\").replace("'", "''") + "'" for w in words)
-    return " & ".join(f"{q}:*" for q in quoted)
+def tsquery_text(words: Sequence[str], *, prefix_last_only: bool = False) -> str:
+    """A `to_tsquery` text: every word as a quoted lexeme, all required, each with a prefix mark
+    (`:*`) — with `prefix_last_only`, the last word only."""
+    quoted = ["'" + w.replace("\\", "\\\\").replace("'", "''") + "'" for w in words]
+    return " & ".join(
+        q + _prefix_mark(":*", i, quoted, prefix_last_only) for i, q in enumerate(quoted)
+    )
+
+
+def _prefix_mark(mark: str, index: int, words: Sequence[str], last_only: bool) -> str:
+    return mark if index == len(words) - 1 or not last_only else ""
+
+
+def subject_share(subject: str, words: Sequence[str]) -> float:
+    """The share of a mail query's words (as `parse_query` cut them) that this subject holds, as
+    the mail search means them: the last word as the start of a word, the others whole. Folded as
+    both backends index (accents away, lower-cased)."""
+    held = _subject_words(subject)
+    if not words or not held:
+        return 0.0
+    *earlier, last = (w.lower() for w in words)
+    found = sum(w in held for w in earlier) + any(h.startswith(last) for h in held)
+    return found / len(words)
+
+
+@lru_cache(maxsize=SUBJECTS_KEPT)
+def _subject_words(subject: str) -> frozenset[str]:
+    # Kept: a search ranks hundreds of subjects, and threads repeat them ("Re: ...").
+    return frozenset(_WORD.findall(unaccented(subject).lower()))
 
 
 def parse_types(raw: str | Collection[str] | None) -> tuple[str, ...]:
@@ -234,14 +293,25 @@ class _Match:
     score: float  # higher is better; comparable within one backend
 
 
+class _MailMatch(NamedTuple):  # a tuple: hundreds are made per search
+    """One of the newest activities whose subject and text hold the words, and how far this
+    viewer may see it."""
+
+    id: int
+    subject: str
+    occurred_at: datetime
+    full: bool | None  # True: found by any word; False: by words of its subject only; None: not
+
+
 class _Backend(Protocol):
     def entities(self, session: Session, kind: str, words: Sequence[str], n: int) -> list[_Match]:
         """Contacts, companies or deals whose document holds every word."""
 
     def activities(
-        self, session: Session, viewer: Viewer, words: Sequence[str], n: int
-    ) -> list[_Match]:
-        """Activities this viewer may find by these words, best first."""
+        self, session: Session, viewer: Viewer, words: Sequence[str]
+    ) -> list[_MailMatch]:
+        """The newest `MAIL_MATCH_CAP` activities whose document holds the words (the last as a
+        prefix) that are on this viewer's timeline."""
 
     def starting_with(self, column: InstrumentedAttribute[str], prefix: str) -> ColumnElement[bool]:
         """`column` starts with `prefix`, as a condition an index answers with a range scan."""
@@ -271,15 +341,13 @@ def shown_at_least(viewer: Viewer, level: str) -> ColumnElement[bool]:
     return and_(Activity.content_level.in_(allowed), or_(~captured, through_link))
 
 
-def _findable(viewer: Viewer, in_subject: ColumnElement[bool] | TextClause) -> ColumnElement[bool]:
-    """On the viewer's timeline, and matched where they may read: anywhere at level full, in the
-    subject at level subject."""
-    return and_(
-        visible_to(viewer),
-        or_(
-            shown_at_least(viewer, "full"),
-            and_(shown_at_least(viewer, "subject"), in_subject),
-        ),
+def _found_by_words(viewer: Viewer) -> ColumnElement[bool | None]:
+    """How far the words may find an activity on the viewer's timeline: anywhere at level full
+    (true), in the subject at level subject (false), not at all below (null)."""
+    return case(
+        (shown_at_least(viewer, "full"), true()),
+        (shown_at_least(viewer, "subject"), false()),
+        else_=null(),
     )
 
 
@@ -306,43 +374,36 @@ class _Sqlite:
 
     @staticmethod
     @lru_cache(maxsize=STATEMENTS_KEPT)
-    def _activity_statement(viewer: Viewer) -> Select[tuple[int, float]]:
-        # FTS5 walks its doclists by rowid, so the newest matches cost what the cap costs; bm25
-        # is then computed for those rows only.
+    def _activity_statement(viewer: Viewer) -> Select[int, str, datetime, bool | None]:
+        # FTS5 walks its doclists by rowid, so the newest matches cost what the cap costs (but for
+        # a prefix term, see the module docstring).
         newest = (
             text(
-                f"SELECT m.rowid AS id, m.rank AS rank FROM {ACTIVITY_FTS} AS m "  # noqa: S608 - constants only
+                f"SELECT m.rowid AS id FROM {ACTIVITY_FTS} AS m "  # noqa: S608 - constants only
                 f"WHERE m.{ACTIVITY_FTS} MATCH :match ORDER BY m.rowid DESC LIMIT :cap"
             )
-            .columns(id=Integer, rank=Float)
+            .columns(id=Integer)
             .subquery("m")
         )
-        # Per candidate, the rowid makes this a seek, not a second search.
-        in_subject = text(
-            f"EXISTS (SELECT 1 FROM {ACTIVITY_FTS} AS s WHERE s.{ACTIVITY_FTS} "  # noqa: S608 - constants only
-            "MATCH :subject_match AND s.rowid = m.id)"
-        )
         return (
-            select(Activity.id, newest.c.rank)
+            select(
+                Activity.id,
+                Activity.subject,
+                Activity.occurred_at,
+                _found_by_words(viewer).label("full"),
+            )
             .join_from(newest, Activity, Activity.id == newest.c.id)
-            .where(_findable(viewer, in_subject))
-            .order_by(newest.c.rank, Activity.occurred_at.desc())
-            .limit(bindparam("n"))
+            .where(visible_to(viewer))
         )
 
     def activities(
-        self, session: Session, viewer: Viewer, words: Sequence[str], n: int
-    ) -> list[_Match]:
+        self, session: Session, viewer: Viewer, words: Sequence[str]
+    ) -> list[_MailMatch]:
         rows = session.execute(
             self._activity_statement(viewer),
-            {
-                "match": fts5_match(words),
-                "subject_match": fts5_match(words, "subject"),
-                "cap": MAIL_MATCH_CAP,
-                "n": n,
-            },
+            {"match": fts5_match(words, prefix_last_only=True), "cap": MAIL_MATCH_CAP},
         )
-        return [_Match(int(row.id), -float(row.rank)) for row in rows]
+        return [_MailMatch._make(row) for row in rows]
 
     def starting_with(self, column: InstrumentedAttribute[str], prefix: str) -> ColumnElement[bool]:
         # BINARY collation compares UTF-8 bytes, so the unique index on the column serves a range.
@@ -388,39 +449,49 @@ class _Postgres:
 
     @staticmethod
     @lru_cache(maxsize=STATEMENTS_KEPT)
-    def _activity_statement(viewer: Viewer) -> Select[tuple[int, float]]:
-        query = _pg_query()
-        newest = (
-            select(Activity.id)
+    def _activity_statement(viewer: Viewer) -> Select[int, str, datetime, bool | None]:
+        matching = (
+            select(Activity.id, Activity.occurred_at)
             .where(
-                _pg_document(ACTIVITY_DOCUMENT).op("@@")(query),
+                _pg_document(ACTIVITY_DOCUMENT).op("@@")(_pg_query()),
                 # The partial index's own predicate, so the planner may use that index.
                 text(SEARCHED_KINDS),
                 Activity.unlogged_at.is_(None),
                 Activity.content_removed_reason.is_(None),
             )
-            .order_by(Activity.occurred_at.desc())
+            # The fence: the subquery is planned alone, with no order to follow, so its only
+            # fast plan is the bitmap on the GIN index; see the module docstring.
+            .offset(0)
+            .subquery("matching")
+        )
+        newest = (
+            select(matching.c.id)
+            .order_by(matching.c.occurred_at.desc())
             .limit(bindparam("cap"))
             .subquery("newest")
         )
-        subject = _pg_document("activities.subject")
-        score = func.ts_rank(subject, query).label("score")
         return (
-            select(Activity.id, score)
+            select(
+                Activity.id,
+                Activity.subject,
+                Activity.occurred_at,
+                _found_by_words(viewer).label("full"),
+            )
             .join(newest, newest.c.id == Activity.id)
-            .where(_findable(viewer, subject.op("@@")(query)))
-            .order_by(desc("score"), Activity.occurred_at.desc())
-            .limit(bindparam("n"))
+            .where(visible_to(viewer))
         )
 
     def activities(
-        self, session: Session, viewer: Viewer, words: Sequence[str], n: int
-    ) -> list[_Match]:
+        self, session: Session, viewer: Viewer, words: Sequence[str]
+    ) -> list[_MailMatch]:
+        # The bitmap of a word in most mail must stay exact (module docstring); SET LOCAL lasts
+        # until the end of this transaction, the caller's read.
+        session.execute(text(f"SET LOCAL work_mem = '{PG_MAIL_WORK_MEM}'"))
         rows = session.execute(
             self._activity_statement(viewer),
-            {"tsquery": tsquery_text(words), "cap": MAIL_MATCH_CAP, "n": n},
+            {"tsquery": tsquery_text(words, prefix_last_only=True), "cap": MAIL_MATCH_CAP},
         )
-        return [_Match(int(row.id), float(row.score)) for row in rows]
+        return [_MailMatch._make(row) for row in rows]
 
     def starting_with(self, column: InstrumentedAttribute[str], prefix: str) -> ColumnElement[bool]:
         # text_pattern_ops compares bytes whatever the collation; `<`/`>=` under a linguistic
@@ -626,10 +697,19 @@ def _activities(
     words = [w for w in query.words if len(w) >= MIN_MAIL_WORD]
     if not words:
         return []
-    scores = _scores(backend.activities(session, viewer, words, n))
-    if not scores:
+    scores: dict[int, float] = {}
+    chosen = []
+    for match in backend.activities(session, viewer, words):
+        share = subject_share(match.subject, words)
+        # At level subject, only words of the subject find it.
+        if match.full or (match.full is not None and share == 1.0):
+            chosen.append((share, match.occurred_at, match.id))
+            scores[match.id] = share
+    chosen.sort(reverse=True)
+    ids = [ident for _, _, ident in chosen[:n]]
+    if not ids:
         return []
-    rows = session.scalars(select(Activity).where(Activity.id.in_(list(scores))))
+    rows = session.scalars(select(Activity).where(Activity.id.in_(ids)))
     # Only activities the viewer may see at level subject or more are found by words, so the
     # subject compared here is one they may read.
     return [

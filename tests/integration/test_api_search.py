@@ -63,13 +63,19 @@ def activity_id(db: Database, subject: str) -> int:
 # -- the query never becomes syntax ---------------------------------------------------------------
 
 
-def test_words_become_quoted_prefixes_and_nothing_else() -> None:
+def test_words_become_quoted_strings_and_nothing_else() -> None:
     query = parse_query("  Clara \" OR 1=1 -- NEAR( * Jürgen's x ")
     # Unaccented, case kept; one-letter words ("1", "s", "x") dropped.
     assert query.words == ("Clara", "OR", "NEAR", "Jurgen")
+    # Names: every word a prefix. Mail: the last word only, the one still being typed.
     assert fts5_match(query.words) == '"Clara"* AND "OR"* AND "NEAR"* AND "Jurgen"*'
-    assert fts5_match(["ab"], "subject") == '{subject} : "ab"*'
+    assert (
+        fts5_match(query.words, prefix_last_only=True)
+        == '"Clara" AND "OR" AND "NEAR" AND "Jurgen"*'
+    )
+    assert fts5_match(['a"b'], prefix_last_only=True) == '"a""b"*'
     assert tsquery_text(["o'b", "a\\b"]) == "'o''b':* & 'a\\\\b':*"
+    assert tsquery_text(["o'b", "a\\b"], prefix_last_only=True) == "'o''b' & 'a\\\\b':*"
     assert query.prefix is None  # has spaces: not the start of an address
     assert parse_query("Clara@Bright").prefix == "clara@bright"
     assert parse_query("clara@bright").words == ("clara", "bright")
@@ -191,6 +197,57 @@ def test_accents_and_case_do_not_matter(
     assert titles(find(client, token, "ANGEBOT FUR", types="activity")) == [
         "Angebot für Übergrößen"
     ]
+
+
+def test_in_mail_earlier_words_match_whole_words_while_names_match_by_prefix(
+    client: FlaskClient, db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    token = token_for(db, ANNA)
+    capture(
+        db,
+        settings,
+        tmp_path,
+        ANNA,
+        [make_email(sender=CLARA, to=ANNA, subject="Pallets arriving Thursday")],
+    )
+    subject = ["Pallets arriving Thursday"]
+    # The last word is the one still being typed: a prefix.
+    assert titles(find(client, token, "pallets thur", types="activity")) == subject
+    assert titles(find(client, token, "thursday pall", types="activity")) == subject
+    # An earlier word is finished: "pall" is not a word of that email.
+    assert titles(find(client, token, "pall thursday", types="activity")) == []
+    assert titles(find(client, token, "pallet arriving", types="activity")) == []
+    # Names, addresses and domains still match every word by its start.
+    assert titles(find(client, token, "cla jen", types="contact")) == ["Clara Jensen"]
+    assert titles(find(client, token, "jen cla", types="contact")) == ["Clara Jensen"]
+    assert titles(find(client, token, "bright den", types="company")) == ["Brightline Dental"]
+
+
+def test_mail_whose_subject_holds_the_words_ranks_before_newer_mail_with_them_in_the_text(
+    client: FlaskClient, db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    token = token_for(db, ANNA)
+    capture(
+        db,
+        settings,
+        tmp_path,
+        ANNA,
+        [
+            make_email(sender=CLARA, to=ANNA, subject="Samples in walnut", date=BASE_DATE),
+            make_email(
+                sender=CLARA,
+                to=ANNA,
+                subject="Order 1182",
+                body="Same again, in walnut please",
+                date=BASE_DATE + days(3),
+            ),
+        ],
+    )
+    assert titles(find(client, token, "walnut", types="activity")) == [
+        "Samples in walnut",
+        "Order 1182",
+    ]
+    assert titles(find(client, token, "again walnut", types="activity")) == ["Order 1182"]
 
 
 def test_an_exact_match_comes_first_then_starts_with_then_the_rest(
