@@ -16,6 +16,7 @@ export const ADMIN_PAGES = [
   { path: "/admin/fields", label: "Custom fields" },
   { path: "/admin/pipelines", label: "Pipelines" },
   { path: "/admin/trace", label: "Why not captured?" },
+  { path: "/admin/lead-form", label: "Lead form" },
 ];
 
 /** The row of admin pages (a second navigation, current page marked). */

@@ -2,13 +2,17 @@
 // last success, last error, backlog and what it captured; pause, resume, sync now, a new drop
 // address, a changed password (tested before it is kept) and remove. The form links an IMAP
 // mailbox (a password, or OAuth for Microsoft 365 or Gmail) after testing the connection, or
-// gives someone a drop address. Microsoft Graph and EWS links are made with `rapport mailbox
-// add graph|ews` (an app registration, a device-code sign-in): the form shows the command.
+// gives someone a drop address, or links a Microsoft 365 mailbox by signing in with Microsoft
+// (POST /admin/mailboxes/graph/authorize, then this tab goes to Microsoft; the callback page says
+// what happened); a Graph link that needs attention has Re-connect, the same sign-in again.
+// App-only Graph links and EWS links are made with `rapport mailbox add graph|ews`: the form
+// shows the command.
 
 import { formatDateTime, fromNow, h } from "/pane/dom.js";
 import { adminApi } from "./admin-endpoints.js";
 import {
   adminHeader,
+  checkboxField,
   confirmDialog,
   copyable,
   formError,
@@ -17,6 +21,7 @@ import {
   statusBadge,
   users,
 } from "./admin-common.js";
+import { moreApi } from "./more-endpoints.js";
 import { href } from "./router.js";
 import {
   announce,
@@ -46,6 +51,7 @@ const SYNCS = new Set(["imap", "graph", "ews"]);
 const HERE = {
   password: "Here: a changed password goes in with Change password (tested before it is kept); otherwise Resume once it is fixed.",
   other: "Here: Resume once it is fixed.",
+  graph: "Here: Re-connect signs in with Microsoft again (the link resumes where it stopped), or Resume once it is fixed.",
 };
 const LEVELS = [
   { value: "full", label: "Full: subject, body and attachments' names" },
@@ -103,6 +109,12 @@ function linkFacts(link) {
     ["Captured", plural(link.messages_captured, "message")],
     ["Next sync", SYNCS.has(link.kind) && link.next_run_at && link.status !== "paused" ? formatDateTime(link.next_run_at) : null],
     ["Reads", where(link)],
+    [
+      "Notifications",
+      link.kind === "graph" && link.settings?.notifications?.error
+        ? h("span", { class: "link-error" }, sentence(link.settings.notifications.error), " New mail still comes by polling.")
+        : null,
+    ],
     ["Folders", Array.isArray(folders) && folders.length ? folders.join(", ") : null],
     ["Drop address", link.drop_address ? copyable(link.drop_address, { key: `copy-${link.id}` }) : null],
     ["Also", link.aliases?.length ? link.aliases.join(", ") : null],
@@ -113,7 +125,7 @@ function linkFacts(link) {
     "dl",
     { class: "link-facts" },
     rows.map(([label, value]) =>
-      h("div", { class: `link-fact${label === "Last error" || label === "Drop address" ? " link-fact-wide" : ""}` }, h("dt", {}, label), h("dd", {}, value)),
+      h("div", { class: `link-fact${["Last error", "Drop address", "Notifications"].includes(label) ? " link-fact-wide" : ""}` }, h("dt", {}, label), h("dd", {}, value)),
     ),
   );
 }
@@ -218,6 +230,25 @@ function linkItem(link, { onRemoved, onChanged = () => {} }) {
       ),
     );
   }
+  if (link.kind === "graph" && link.status === "needs_attention") {
+    const reconnect = button(
+      "Re-connect",
+      async () => {
+        reconnect.disabled = true;
+        reconnect.textContent = "Going to Microsoft…";
+        try {
+          const started = await moreApi.graphAuthorize({ link_id: link.id });
+          window.location.assign(started.authorize_url); // Microsoft's sign-in, then the callback page
+        } catch (error) {
+          reconnect.disabled = false;
+          reconnect.textContent = "Re-connect";
+          if (error.status !== 401) toast(sentence(error), { intent: "error" });
+        }
+      },
+      { key: `reconnect-${link.id}`, size: "small", appearance: "primary" },
+    );
+    actions.unshift(reconnect);
+  }
   const usesPassword =
     (link.kind === "imap" || link.kind === "ews") && link.has_credentials && !link.settings?.oauth;
   if (usesPassword) {
@@ -281,7 +312,9 @@ function linkItem(link, { onRemoved, onChanged = () => {} }) {
           { class: `link-todo link-todo-${link.status}` },
           h("strong", {}, "What to do: "),
           sentence(link.status_reason),
-          link.status === "needs_attention" ? ` ${HERE[usesPassword ? "password" : "other"]}` : null,
+          link.status === "needs_attention"
+            ? ` ${HERE[usesPassword ? "password" : link.kind === "graph" ? "graph" : "other"]}`
+            : null,
         )
       : null,
     linkFacts(link),
@@ -615,11 +648,97 @@ function dropForm({ onLinked, onCancel }) {
   });
 }
 
+/**
+ * A Microsoft 365 mailbox linked by signing in as its user (delegated Graph access): the options
+ * are checked by the server, then this tab goes to Microsoft's sign-in; Microsoft sends it back to
+ * Rapport's callback page, which tests and saves the link and says what happened.
+ */
+function graphSignInForm({ onCancel }) {
+  const callback = `${window.location.origin}/api/v1/graph/callback`;
+  return formShell({
+    label: "Link a Microsoft 365 mailbox by signing in",
+    key: "graph-signin",
+    submitLabel: "Sign in with Microsoft",
+    busyLabel: "Going to Microsoft…",
+    onCancel,
+    fields: [
+      h(
+        "p",
+        { class: "hint" },
+        "The mailbox's user (or someone with Full Access to a shared mailbox) signs in with Microsoft in this tab and " +
+          "consents; Rapport then tests the link and saves it. It needs an app registration in Entra ID with the delegated " +
+          "permissions Mail.Read, Calendars.Read and User.Read, and this redirect URI (platform: Web): ",
+        h("code", {}, callback),
+        " — or the same path under RAPPORT_PUBLIC_URL when it is set (see docs/graph.md).",
+      ),
+      h(
+        "fieldset",
+        { class: "group" },
+        h("legend", {}, "The mailbox and the app"),
+        ownerField(),
+        field({ name: "tenant", label: "Directory (tenant) ID", required: true, maxlength: 253, hint: "Or the tenant's domain; not “common”." }),
+        field({ name: "client_id", label: "Application (client) ID", required: true, maxlength: 100 }),
+        secretField({
+          name: "client_secret",
+          label: "Client secret (optional)",
+          maxlength: 1024,
+          hint: "Only for an app that does not allow public client flows. Kept encrypted, never shown again.",
+        }),
+      ),
+      h(
+        "fieldset",
+        { class: "group" },
+        h("legend", {}, "What to capture"),
+        field({ name: "folders", label: "Folders", maxlength: 5000, hint: "Separated by commas. Empty: the Inbox and Sent Items." }),
+        checkboxField({ name: "calendar", label: "Also capture meetings from the calendar", checked: true }),
+        field({ name: "since", label: "Only mail since", maxlength: 40, hint: "A date (2026-01-31) or an age (90d). Empty: all of it." }),
+        levelField(),
+        visibilityField(),
+      ),
+    ],
+    onSubmit: async (form) => {
+      const values = formValues(form);
+      const errors = {};
+      if (!isAddress(values.owner)) errors.owner = "Give the mailbox's email address, like anna@example.com.";
+      const tenant = values.tenant.trim();
+      if (!tenant) errors.tenant = "Give the directory (tenant) ID from Entra ID.";
+      else if (/\s/.test(tenant)) errors.tenant = "A tenant ID or domain has no spaces.";
+      if (!values.client_id.trim()) errors.client_id = "Give the application (client) ID.";
+      const folders = splitList(values.folders);
+      if (folders.some(hasControl)) errors.folders = "A folder name holds a line break or a tab.";
+      if (folders.length > 50) errors.folders = "At most 50 folders.";
+      if (values.since.trim() && !DURATION.test(values.since) && !DAY.test(values.since.trim()))
+        errors.since = "A date like 2026-01-31, or an age like 90d; empty for all of it.";
+      formMessage(form, null);
+      if (showErrors(form, errors)) return;
+      const body = {
+        owner: values.owner.trim(),
+        tenant,
+        client_id: values.client_id.trim(),
+        calendar: form.querySelector('[data-check="calendar"]').checked,
+        capture_level: values.capture_level,
+        visibility: values.visibility,
+      };
+      if (values.client_secret) body.client_secret = values.client_secret;
+      if (folders.length) body.folders = folders;
+      if (values.since.trim()) body.since = values.since.trim();
+      try {
+        const started = await moreApi.graphAuthorize(body);
+        formMessage(form, "Going to Microsoft's sign-in…", "info");
+        window.location.assign(started.authorize_url); // the callback page says what happened
+      } catch (error) {
+        formError(form, error, { after: "Nothing was saved. Fix the marked setting, then try again." });
+      }
+    },
+  });
+}
+
 const COMMANDS = {
   graph: {
     text:
-      "Microsoft 365 mailboxes (mail and calendar through Microsoft Graph) are linked on the server's command line for now: " +
-      "they need an app registration in Entra ID, and a delegated sign-in runs as a device code in the terminal.",
+      "Microsoft 365 mailboxes with app-only access (the app's own secret or certificate, no user signing in) are linked " +
+      "on the server's command line: they need an app registration in Entra ID with admin consent. To link one by " +
+      "signing in as its user instead, choose “Microsoft 365 (sign in)”.",
     command:
       "printf '%s\\n' \"$SECRET\" | rapport mailbox add graph --owner ADDRESS \\\n" +
       "    --tenant TENANT_ID --client-id CLIENT_ID --client-secret-stdin\n" +
@@ -656,8 +775,9 @@ function addPanel({ onLinked, onClose }) {
   const slot = h("div", { class: "add-slot" });
   const kinds = [
     { value: "imap", label: "An IMAP mailbox" },
+    { value: "graph-signin", label: "Microsoft 365 (sign in)" },
     { value: "drop", label: "A drop address (BCC)" },
-    { value: "graph", label: "Microsoft 365 (Graph)" },
+    { value: "graph", label: "Microsoft 365, app-only (command line)" },
     { value: "ews", label: "Exchange server (EWS)" },
   ];
   const choose = field({ name: "link-kind", label: "What to link", kind: "select", value: "imap", options: kinds });
@@ -665,6 +785,7 @@ function addPanel({ onLinked, onClose }) {
   function show(kind) {
     if (kind === "imap") slot.replaceChildren(imapForm({ onLinked, onCancel: onClose }));
     else if (kind === "drop") slot.replaceChildren(dropForm({ onLinked, onCancel: onClose }));
+    else if (kind === "graph-signin") slot.replaceChildren(graphSignInForm({ onCancel: onClose }));
     else slot.replaceChildren(commandPanel(kind), button("Close", onClose, { key: "link-close" }));
   }
   select.addEventListener("change", () => show(select.value));

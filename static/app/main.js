@@ -6,6 +6,7 @@ import { h } from "/pane/dom.js";
 import { configure } from "/pane/http.js";
 import { adminOnly } from "./admin-common.js";
 import { fieldsPage } from "./admin-fields.js";
+import { leadFormPage } from "./admin-leadform.js";
 import { mailboxesPage, mailboxPage } from "./admin-mailboxes.js";
 import { pipelinesPage } from "./admin-pipelines.js";
 import { rulesPage } from "./admin-rules.js";
@@ -15,11 +16,13 @@ import { companiesPage, companyPage } from "./companies.js";
 import { contactPage, contactsPage } from "./contacts.js";
 import { dealPage, dealsPage } from "./deals.js";
 import { followUpsPage } from "./followups.js";
+import { insightsPage } from "./insights.js";
 import { myDayPage } from "./myday.js";
 import { go, parse, render, route, start } from "./router.js";
 import { forget, loadSession, token } from "./session.js";
 import { startSearch } from "./search.js";
 import { hideChrome, renderAccount, renderNav, signInScreen, startShortcuts, startTheme } from "./shell.js";
+import { templatesPage } from "./templates.js";
 import { activityPage } from "./timeline.js";
 import { clearToast, failure, pageHeader, sentence } from "./ui.js";
 
@@ -38,6 +41,9 @@ route("/companies/:id", companyPage, "companies");
 route("/deals", dealsPage, "deals");
 route("/deals/:id", dealPage, "deals");
 route("/activities/:id", activityPage, null);
+route("/insights", insightsPage, "insights");
+route("/templates", templatesPage, "templates");
+route("/templates/:id", templatesPage, "templates");
 // Admin pages: for admins only (members are told so; the API refuses them too).
 route("/admin", adminOnly(mailboxesPage), "admin");
 route("/admin/mailboxes", adminOnly(mailboxesPage), "admin");
@@ -47,6 +53,7 @@ route("/admin/users", adminOnly(usersPage), "admin");
 route("/admin/fields", adminOnly(fieldsPage), "admin");
 route("/admin/pipelines", adminOnly(pipelinesPage), "admin");
 route("/admin/trace", adminOnly(tracePage), "admin");
+route("/admin/lead-form", adminOnly(leadFormPage), "admin");
 
 const TITLES = {
   "my-day": "My day",
@@ -54,6 +61,8 @@ const TITLES = {
   contacts: "Contacts",
   companies: "Companies",
   deals: "Deals",
+  insights: "Insights",
+  templates: "Templates",
   admin: "Admin",
 };
 

@@ -23,6 +23,8 @@ export const NAV = [
   { name: "contacts", path: "/contacts", label: "Contacts", key: "c" },
   { name: "companies", path: "/companies", label: "Companies", key: "o" },
   { name: "deals", path: "/deals", label: "Deals", key: "d" },
+  { name: "insights", path: "/insights", label: "Insights", key: "i" },
+  { name: "templates", path: "/templates", label: "Templates", key: "t" },
 ];
 
 // -- theme ----------------------------------------------------------------------------------------
@@ -254,6 +256,8 @@ export function shortcutsHelp() {
     ["g then c", "Contacts"],
     ["g then o", "Companies"],
     ["g then d", "Deals"],
+    ["g then i", "Insights"],
+    ["g then t", "Templates"],
     ["?", "This list"],
     ["Esc", "Close a menu or this list"],
   ];
