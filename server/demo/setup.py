@@ -4,6 +4,7 @@ same import path as `rapport import`, then the deals and owners a team would hav
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -18,6 +19,7 @@ from server.db import Database
 from server.demo.crm import record_crm
 from server.demo.generator import generate_demo
 from server.mail_ingest.importer import import_files
+from server.mail_out.digests import send_digest
 from server.models import CaptureRule, User, utcnow
 
 DONE_MARKER = "demo-imported"
@@ -58,6 +60,13 @@ def prepare_demo(
         echo(f"recording account owners and {deals} deals ...")
         echo("computing relationship signals ...")
         recompute_all(db)
+        echo("writing this morning's digests to the outbox ...")
+        linked = dataclasses.replace(settings, public_url=base_url) if base_url else settings
+        for mailbox in dataset.staff:
+            with db.read_session() as session:
+                user_id = session.scalar(select(User.id).where(User.email == mailbox.owner))
+            if user_id is not None:
+                send_digest(db, linked, user_id, force=True)
         with db.session() as session:
             admin = session.scalars(select(User).where(User.role == "admin")).first()
             assert admin is not None
@@ -87,6 +96,10 @@ def prepare_demo(
         f"the Outlook task pane without Outlook: {base_url}/preview/  (signs in as the demo admin)"
     )
     lines.append(f"the web lead form, as on a customer's site: {base_url}/forms/lead/demo")
+    if (settings.data_dir / "outbox").is_dir():
+        lines.append(
+            f"this morning's digest emails (no SMTP in the demo): {settings.data_dir / 'outbox'}"
+        )
     lines.append(f"API token of the demo admin: {token}")
     lines.append(f"demo data: {settings.data_dir}")
     return lines

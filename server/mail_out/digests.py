@@ -69,7 +69,8 @@ class DigestScheduler:
         self._next = 0.0
 
     def schedule(self, *, now: datetime | None = None) -> int:
-        if not self.settings.smtp_url or time.monotonic() < self._next:
+        can_send = self.settings.smtp_url or self.settings.demo
+        if not can_send or time.monotonic() < self._next:
             return 0
         self._next = time.monotonic() + CHECK_EVERY_SECONDS
         with self.db.read_session() as session:

@@ -15,6 +15,9 @@ and, in its query string:
                           USER the mailbox it sends as (the app needs SMTP.SendAsApp and the
                           mailbox permission, as for IMAP: docs/mailboxes.md).
 
+In demo mode without RAPPORT_SMTP_URL, mail goes to the demo's outbox instead: one .eml file per
+message under `<RAPPORT_DATA_DIR>/outbox/`, for a person to open in their mail program.
+
 TLS trusts the system's CAs plus RAPPORT_CA_BUNDLE, with host names checked; a server that offers
 no STARTTLS on an `smtp+starttls` URL is refused rather than sent to in clear. Failures are
 `SendFailed` with a sentence an admin can act on, never the password.
@@ -33,8 +36,10 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from server.config import Settings
+from server.models import utcnow
 
 TIMEOUT = 30.0
+DEMO_SENDER = "Rapport <digest@demo.invalid>"
 
 
 class SendFailed(Exception):
@@ -88,9 +93,12 @@ class SmtpTarget:
         return target
 
 
-def send(settings: Settings, message: EmailMessage) -> None:
-    """Send one message through RAPPORT_SMTP_URL (its From is set here when missing)."""
+def send(settings: Settings, message: EmailMessage) -> Path | None:
+    """Send one message through RAPPORT_SMTP_URL (its From is set here when missing); in demo
+    mode without it, write it to the outbox and return the file."""
     if not settings.smtp_url:
+        if settings.demo:
+            return to_outbox(settings, message)
         raise SendFailed("RAPPORT_SMTP_URL is not set: Rapport has no way to send mail")
     target = SmtpTarget.parse(settings.smtp_url)
     sender = sender_of(settings)
@@ -134,10 +142,26 @@ def send(settings: Settings, message: EmailMessage) -> None:
         ) from None
     if refused:
         raise SendFailed(f"{target.host} refused some recipients: {', '.join(sorted(refused))}")
+    return None
+
+
+def to_outbox(settings: Settings, message: EmailMessage) -> Path:
+    """The demo's way out: the message as an .eml file in <data dir>/outbox/."""
+    if "From" not in message:
+        message["From"] = DEMO_SENDER
+    outbox = settings.data_dir / "outbox"
+    outbox.mkdir(parents=True, exist_ok=True)
+    recipient = parseaddr(str(message.get("To", "")))[1] or "nobody"
+    stamp = utcnow().strftime("%Y%m%d-%H%M%S")
+    path = outbox / f"{stamp}-{recipient.replace('@', '-at-')}.eml"
+    path.write_bytes(message.as_bytes())
+    return path
 
 
 def sender_of(settings: Settings) -> str:
     """The From address digests go out with."""
+    if not settings.smtp_url and settings.demo:
+        return DEMO_SENDER
     if not settings.smtp_url:
         raise SendFailed("RAPPORT_SMTP_URL is not set: Rapport has no way to send mail")
     target = SmtpTarget.parse(settings.smtp_url)

@@ -45,6 +45,15 @@ def test_demo_is_captured_once_with_users_rules_and_quarantine(tmp_path: Path) -
     )
     assert signed_in.status_code == 200, signed_in.get_json()
     assert f"password: {MEMBER_PASSWORD}" in web
+    # No SMTP in the demo: this morning's digests are in its outbox, the admin's among them.
+    (outbox,) = [line for line in lines if line.startswith("this morning's digest emails")]
+    digests = sorted((tmp_path / "demo" / "outbox").glob("*.eml"))
+    assert str(tmp_path / "demo" / "outbox") in outbox
+    anna = [p for p in digests if "anna-at-northwind-supplies.com" in p.name]
+    assert len(anna) == 1
+    text = anna[0].read_text()
+    assert "Your day in Rapport" in text and "Waiting for a reply" in text
+    assert "http://127.0.0.1:8000/app/#/contacts/" in text
 
     def snapshot() -> dict[str, object]:
         with db.session() as session:
