@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from server.crm.addresses import normalise_address
 from server.crm.contacts import create_contact
+from server.crm.custom_fields import valid_id
 from server.crm.errors import DomainError
 from server.crm.followups import create_follow_up
 from server.crm.privacy import address_hash, suppression_key
@@ -104,6 +105,8 @@ def save_settings(session: Session, changes: dict[str, Any]) -> LeadFormSettings
         if value is None and key != "thank_you_url":
             value = DEFAULTS[key]  # null: back to the default (no owners, 4 hours, off)
         if key == "owners":
+            if not all(isinstance(o, int) and valid_id(o) for o in value):
+                raise DomainError("owners are user ids", field="owners")
             known = set(session.scalars(select(User.id).where(User.id.in_(value))))
             unknown = [o for o in value if o not in known]
             if unknown:

@@ -213,6 +213,7 @@ class Worker:
                 time.sleep(self.idle_sleep)
         finally:
             watchers.stop()
+            self.webhooks.close()
             if drop is not None:
                 drop.stop()
             for sig, previous in handlers.items():

@@ -56,6 +56,10 @@ class Deliverer:
         if settings.ca_bundle is not None:
             self.http.verify = str(settings.ca_bundle)
 
+    def close(self) -> None:
+        """Close the kept-alive connections (the worker stops)."""
+        self.http.close()
+
     def job(self, db: Database, job: ClaimedJob) -> None:
         delivery_id = int(job.payload["delivery_id"])
         with db.read_session() as session:

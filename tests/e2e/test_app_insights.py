@@ -168,7 +168,8 @@ def check_tables_equal_the_api(page: Page, demo: Demo, asked: dict[str, str]) ->
     assert pipeline["stages"], "the demo has open deals"
     for stage in pipeline["stages"]:
         row = cells(page, "pipeline", f"{stage['stage_id']}/{stage['currency']}")
-        assert row[0] == stage["stage"] and row[1] == stage["currency"]
+        # with several pipelines (another module may have added one) the stage names its pipeline
+        assert row[0].split(" · ")[-1] == stage["stage"] and row[1] == stage["currency"]
         assert same(row[2], stage["deals"]) and same(row[3], stage["value"])
 
     win = demo.api(asked["win-rate"])

@@ -63,6 +63,7 @@ def receiver() -> Iterator[Receiver]:
     found = Receiver()
     yield found
     found.server.shutdown()
+    found.server.server_close()
 
 
 def subscribe(client: FlaskClient, boss: dict[str, str], url: str, *events: str) -> tuple[int, str]:
