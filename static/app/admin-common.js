@@ -17,6 +17,7 @@ export const ADMIN_PAGES = [
   { path: "/admin/pipelines", label: "Pipelines" },
   { path: "/admin/trace", label: "Why not captured?" },
   { path: "/admin/lead-form", label: "Lead form" },
+  { path: "/admin/retention", label: "Retention" },
 ];
 
 /** The row of admin pages (a second navigation, current page marked). */

@@ -7,6 +7,7 @@ import { configure } from "/pane/http.js";
 import { adminOnly } from "./admin-common.js";
 import { fieldsPage } from "./admin-fields.js";
 import { leadFormPage } from "./admin-leadform.js";
+import { retentionPage } from "./admin-retention.js";
 import { mailboxesPage, mailboxPage } from "./admin-mailboxes.js";
 import { pipelinesPage } from "./admin-pipelines.js";
 import { rulesPage } from "./admin-rules.js";
@@ -54,6 +55,7 @@ route("/admin/fields", adminOnly(fieldsPage), "admin");
 route("/admin/pipelines", adminOnly(pipelinesPage), "admin");
 route("/admin/trace", adminOnly(tracePage), "admin");
 route("/admin/lead-form", adminOnly(leadFormPage), "admin");
+route("/admin/retention", adminOnly(retentionPage), "admin");
 
 const TITLES = {
   "my-day": "My day",

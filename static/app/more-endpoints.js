@@ -33,6 +33,8 @@ export const moreApi = {
 
   // -- the web lead form (admins)
   leadForm: () => request("GET", "/api/v1/admin/lead-form"),
+  retention: () => request("GET", "/api/v1/admin/retention"),
+  saveRetention: (body) => request("PUT", "/api/v1/admin/retention", { body }),
   saveLeadForm: (body) => request("PUT", "/api/v1/admin/lead-form", { body }),
   users: () => request("GET", "/api/v1/users", { query: { limit: 200 } }),
 

@@ -565,3 +565,31 @@ def test_an_admin_links_a_microsoft_365_mailbox_by_signing_in_and_reconnects_a_s
     card.locator(f'[data-key="reconnect-{stuck_graph_link}"]').click()
     view.wait_for_url(f"{demo.base_url}/forms/thanks")
     assert sent[-1] == {"link_id": stuck_graph_link}
+
+
+def test_an_admin_sets_how_long_email_content_is_kept(
+    app_context: BrowserContext, demo: Demo, pages: list[Page]
+) -> None:
+    view = opened(pages, app_context, demo, "#/admin/retention")
+    expect(view.locator("h1")).to_have_text("Retention")
+    box = view.locator('[name="email_content_days"]')
+    box.fill("7")
+    view.locator(
+        '[data-key="retention-submit"], form[data-key="retention"] [type="submit"]'
+    ).first.click()
+    expect(view.locator("form")).to_contain_text("from 30 to 36500")
+    assert demo.api("/api/v1/admin/retention")["email_content_days"] is None, "nothing saved"
+    box.fill("400")
+    view.locator(
+        '[data-key="retention-submit"], form[data-key="retention"] [type="submit"]'
+    ).first.click()
+    expect(view.locator("#toast")).to_contain_text("kept for 400 days")
+    assert demo.api("/api/v1/admin/retention")["email_content_days"] == 400
+    expect(view.locator('[data-key="retention-state"]')).to_contain_text("No sweep yet")
+    assert axe_violations(view) == []
+    box.fill("")
+    view.locator(
+        '[data-key="retention-submit"], form[data-key="retention"] [type="submit"]'
+    ).first.click()
+    expect(view.locator("#toast")).to_contain_text("Saved: email content is kept.")
+    assert demo.api("/api/v1/admin/retention")["email_content_days"] is None
