@@ -78,7 +78,6 @@ Server quirks handled here (the emulator, tests/emulators/ews.py, reproduces eac
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import random
 import ssl
@@ -142,7 +141,7 @@ from server.mail_ingest.items import (
 )
 from server.mail_ingest.mime_fields import normalise_address, parse_id_list, parse_message_id
 from server.mail_ingest.sources.files import RawMessage
-from server.mail_ingest.sources.graph import series_uid
+from server.mail_ingest.sources.graph import KnownIds, SeenIds, series_uid
 
 log = logging.getLogger(__name__)
 
@@ -884,26 +883,6 @@ class _Checkpoint:
         }
 
 
-class _Seen:
-    """Provider ids seen during a resync, as 8-byte digests (about 60 bytes a message)."""
-
-    def __init__(self) -> None:
-        self._digests: set[int] = set()
-
-    @staticmethod
-    def _digest(value: str) -> int:
-        return int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8).digest(), "big")
-
-    def add(self, values: Iterable[str]) -> None:
-        self._digests.update(self._digest(v) for v in values)
-
-    def __contains__(self, value: str) -> bool:
-        return self._digest(value) in self._digests
-
-
-KnownIds = Callable[[], Iterable[str]]
-
-
 @dataclass
 class _Round:
     """What one SyncFolderItems page brought: changed items (with their ids) and removed ids."""
@@ -974,7 +953,7 @@ class EwsSource:
             phase, sync_state = "initial", None
         else:
             phase, sync_state = cp.phase, cp.state  # a resync without a state starts over
-        seen = _Seen() if phase == "resync" else None
+        seen = SeenIds() if phase == "resync" else None
         resets = 0
         flag = validity_changed
         what = "the calendar" if calendar else f"folder {folder.name}"
@@ -990,7 +969,7 @@ class EwsSource:
                 log.warning(
                     "ews sync state refused; resynchronising", extra={"folder": folder.name}
                 )
-                phase, sync_state, seen = "resync", None, _Seen()
+                phase, sync_state, seen = "resync", None, SeenIds()
                 continue
             page = _split(answer.changes)
             if seen is not None:

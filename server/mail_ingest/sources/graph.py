@@ -911,7 +911,7 @@ class _Checkpoint:
         }
 
 
-class _Seen:
+class SeenIds:
     """Provider ids seen during a resync, as 8-byte digests (about 60 bytes a message)."""
 
     def __init__(self) -> None:
@@ -987,7 +987,7 @@ class GraphSource:
             phase, url = cp.phase, initial
         else:
             phase, url = cp.phase, cp.link
-        seen = _Seen() if phase == "resync" else None
+        seen = SeenIds() if phase == "resync" else None
         resets = 0
         flag = validity_changed
         what = f"folder {folder.name}"
@@ -1001,7 +1001,7 @@ class GraphSource:
                 log.warning(
                     "graph delta state gone; resynchronising", extra={"folder": folder.name}
                 )
-                phase, url, seen = "resync", initial, _Seen()
+                phase, url, seen = "resync", initial, SeenIds()
                 continue
             next_link = body.get("@odata.nextLink")
             delta_link = body.get("@odata.deltaLink")
