@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from server.models.base import Base, Timestamps, Versioned
@@ -15,6 +15,8 @@ LIFECYCLE_STAGES = ("subscriber", "lead", "qualified", "opportunity", "customer"
 
 class Company(Timestamps, Versioned, Base):
     __tablename__ = "companies"
+    # The lists sort by name without regard to case, paged by (lower(name), id): migration 0008.
+    __table_args__ = (Index("ix_companies_name_sort", func.lower("name"), "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(300), index=True)
@@ -50,6 +52,7 @@ class CompanyTag(Base):
 
 class Contact(Timestamps, Versioned, Base):
     __tablename__ = "contacts"
+    __table_args__ = (Index("ix_contacts_name_sort", func.lower("name"), "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(300), default="", index=True)
