@@ -6,7 +6,9 @@ Recording: after each API request that changed something (POST, PUT, PATCH, DELE
 the filled-in URL, which may hold an address), the entity is the route's first id, the details
 are the route's ids and the status; from where is the client's address. Views that hand out one
 email's content mark themselves with `@reads_email` and are recorded the same way, as
-"email.read". Services record their own events too where they say more (`server.crm.users.audit`:
+"email.read"; a view that hands out several calls `emails_read(ids)`, one "email.read" each.
+Lists (timelines, the lookup, search) carry no email or meeting bodies, only snippets
+(`server.crm.timeline.OWN_WORDS_KINDS`), so a body is never read without an event. Services record their own events too where they say more (`server.crm.users.audit`:
 tokens, roles; merges; GDPR export and erase). The event is written in its own transaction right
 after the change committed; if that write fails the failure is logged (the change stands).
 
@@ -18,7 +20,7 @@ migration 0007's triggers refuse it in the database; only a deleted user's id is
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -47,37 +49,76 @@ def reads_email(view: F) -> F:
     return view
 
 
+def emails_read(activity_ids: Iterable[int]) -> None:
+    """Say that this request hands out these activities' bodies: each is an "email.read"."""
+    g.rapport_emails_read = [*getattr(g, "rapport_emails_read", ()), *activity_ids]
+
+
 def record(response: Response) -> Response:
     """The app's after_request hook."""
     if not 200 <= response.status_code < 300 or request.url_rule is None:
         return response
     view = current_app.view_functions.get(request.endpoint or "")
     reads = bool(getattr(view, "_rapport_reads_email", False))
+    viewer = getattr(g, "viewer", None)
+    _record_reads(getattr(g, "rapport_emails_read", ()), viewer, response.status_code)
     if request.method not in CHANGES and not reads:
         return response
-    viewer = getattr(g, "viewer", None)
     ids = {k: v for k, v in (request.view_args or {}).items() if isinstance(v, int)}
     entity, entity_id = next(iter(ids.items()), (request.blueprint or "", None))
     if entity_id is None and response.status_code == 201 and response.is_json:
         made = response.get_json(silent=True)
         if isinstance(made, dict) and isinstance(made.get("id"), int):
             entity_id = made["id"]  # what a create made
-    event = AuditEvent(
-        user_id=viewer.id if viewer is not None else None,
-        action="email.read" if reads else f"{request.method} {request.url_rule.rule}"[:50],
-        entity_type=entity.removesuffix("_id")[:30],
-        entity_id=entity_id,
-        source=(request.remote_addr or "")[:100],
-        details={"ids": ids, "status": response.status_code, "route": request.url_rule.rule}
-        if reads or len(request.url_rule.rule) > 40
-        else {"ids": ids, "status": response.status_code},
+    _write(
+        [
+            AuditEvent(
+                user_id=viewer.id if viewer is not None else None,
+                action="email.read" if reads else f"{request.method} {request.url_rule.rule}"[:50],
+                entity_type=entity.removesuffix("_id")[:30],
+                entity_id=entity_id,
+                source=(request.remote_addr or "")[:100],
+                details={
+                    "ids": ids,
+                    "status": response.status_code,
+                    "route": request.url_rule.rule,
+                }
+                if reads or len(request.url_rule.rule) > 40
+                else {"ids": ids, "status": response.status_code},
+            )
+        ]
     )
+    return response
+
+
+def _record_reads(activity_ids: Iterable[int], viewer: Any, status: int) -> None:
+    """One "email.read" per activity whose body a view handed out through `emails_read`."""
+    assert request.url_rule is not None
+    _write(
+        [
+            AuditEvent(
+                user_id=viewer.id if viewer is not None else None,
+                action="email.read",
+                entity_type="activity",
+                entity_id=activity_id,
+                source=(request.remote_addr or "")[:100],
+                details={"status": status, "route": request.url_rule.rule},
+            )
+            for activity_id in dict.fromkeys(activity_ids)
+        ]
+    )
+
+
+def _write(events: list[AuditEvent]) -> None:
+    """Store events in their own transaction: the change they record committed already, so a
+    failure here is logged loudly and does not fail the answer."""
+    if not events:
+        return
     try:
         with rapport(current_app).db.session() as session:
-            session.add(event)
-    except Exception:  # the change committed already: say so loudly, do not fail the answer
-        log.exception("audit: the event of %s %s was not recorded", request.method, request.path)
-    return response
+            session.add_all(events)
+    except Exception:
+        log.exception("audit: the events of %s %s were not recorded", request.method, request.path)
 
 
 def init_app(app: Flask) -> None:

@@ -30,6 +30,7 @@ from spectree import Response as Responses
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server.api.audit import emails_read
 from server.api.auth import current_viewer, public
 from server.api.common import reading
 from server.api.errors import error_response
@@ -404,7 +405,9 @@ def _preview_items(session: Session, viewer: Viewer) -> list[PreviewItemOut]:
     )
     keys = {a.id: a.message_key for a in rows}
     items = []
-    for view in present(session, viewer, rows):
+    views = present(session, viewer, rows, bodies=True)
+    emails_read(v.id for v in views if v.body)
+    for view in views:
         key = keys.get(view.id) or ""
         people: dict[str, list[AddressOut]] = {
             role: [] for role in ("to", "cc", "from", "organizer", "attendee")

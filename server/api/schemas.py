@@ -82,7 +82,10 @@ class ActivityOut(Out):
     level: str = Field(description="What the viewer may see of it: metadata, subject or full")
     subject: str
     snippet: str
-    body: str | None
+    body: str | None = Field(
+        description="The text at level full. An email's or a meeting's only from GET "
+        "/activities/{id} (each read is in the audit log); lists give notes', calls' and forms'"
+    )
     sender_address: str
     sender_name: str
     has_attachments: bool

@@ -138,7 +138,7 @@ def visible_activity(session: Session, viewer: Viewer, activity_id: int) -> Acti
     )
     if row is None:
         raise NotFound(f"no activity {activity_id}")
-    return present(session, viewer, [row])[0]
+    return present(session, viewer, [row], bodies=True)[0]
 
 
 def thread_timeline(

@@ -46,6 +46,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from server.crm.blobs import get_blob
 from server.crm.errors import DomainError
 from server.crm.meetings import meeting_state, occurrences
 from server.crm.viewer import VIEWER_ID, Viewer, visible_to, visible_to_bound_viewer
@@ -66,6 +67,10 @@ STATEMENTS_KEPT = 128
 # Kinds that never have a Meeting row: a page of only these needs no meetings query.
 KINDS_WITHOUT_MEETING = frozenset({"email", "call", "note", "form", "meeting_proposal"})
 PARTICIPANT_FIELDS = ("role", "address", "name", "contact_id", "response")
+# Kinds whose text a person wrote in Rapport (a note, a logged call, a web form's message): lists
+# carry it. An email's or a meeting's body only comes one activity at a time, through
+# `present(..., bodies=True)`, so that every read of one is an audit event (server/api/audit.py).
+OWN_WORDS_KINDS = frozenset({"note", "call", "form"})
 
 
 class participants_json(FunctionElement[Any]):
@@ -338,7 +343,7 @@ def _people_page(contacts: int, addresses: int, paged: bool) -> Select[*tuple[An
             Activity.thread_id,
             Activity.subject,
             Activity.snippet,
-            Activity.body_text,
+            case((Activity.kind.in_(OWN_WORDS_KINDS), Activity.body_text)).label("body_text"),
             Activity.sender_address,
             Activity.sender_name,
             Activity.has_attachments,
@@ -420,11 +425,15 @@ def viewer_levels(
     return result
 
 
-def present(session: Session, viewer: Viewer, activities: Sequence[Activity]) -> list[ActivityView]:
-    """Activity rows as the viewer may see them (participants and meetings loaded in bulk)."""
+def present(
+    session: Session, viewer: Viewer, activities: Sequence[Activity], *, bodies: bool = False
+) -> list[ActivityView]:
+    """Activity rows as the viewer may see them (participants and meetings loaded in bulk);
+    emails' and meetings' bodies only when `bodies` (the caller then records the read)."""
     if not activities:
         return []
-    return _views(session, activities, viewer_levels(session, viewer, activities))
+    levels = viewer_levels(session, viewer, activities)
+    return _views(session, activities, levels, bodies=bodies)
 
 
 @lru_cache(maxsize=1)
@@ -442,9 +451,11 @@ def _views(
     activities: Sequence[Shown],
     levels: Mapping[int, str],
     participants: Mapping[int, list[ParticipantView]] | None = None,
+    *,
+    bodies: bool = False,
 ) -> list[ActivityView]:
     """The views of these activities at these levels, with their participants (loaded here
-    unless given) and meetings."""
+    unless given) and meetings; bodies of emails and meetings only when `bodies`."""
     if not activities:
         return []
     ids = [a.id for a in activities]
@@ -478,7 +489,9 @@ def _views(
                 level=level,
                 subject=a.subject if rank >= 1 else "",
                 snippet=a.snippet if rank >= 2 else "",
-                body=a.body_text if rank >= 2 else None,
+                body=_body(session, a)
+                if rank >= 2 and (bodies or a.kind in OWN_WORDS_KINDS)
+                else None,
                 sender_address=a.sender_address,
                 sender_name=a.sender_name,
                 has_attachments=a.has_attachments,
@@ -492,6 +505,14 @@ def _views(
             )
         )
     return views
+
+
+def _body(session: Session, activity: Shown) -> str | None:
+    """The text: written here (notes, logged emails) or, for captured mail, its stored blob."""
+    if activity.body_text is not None:
+        return activity.body_text
+    blob = getattr(activity, "body_blob", None)  # the timeline's rows select no blob
+    return get_blob(session, blob).decode("utf-8", "replace") if blob else None
 
 
 def _meeting_view(session: Session, meeting: Meeting, rank: int, subject: str) -> dict[str, object]:

@@ -72,6 +72,51 @@ def test_changes_and_email_reads_are_recorded_without_personal_data(
     assert client.get("/api/v1/admin/audit", headers=anna).status_code == 403
 
 
+def test_an_email_body_is_only_read_one_at_a_time_and_each_read_is_recorded(
+    client: FlaskClient, db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """Lists carry snippets; the body of an email comes from GET /activities/{id} (an event), and
+    the pane preview's picker, which shows bodies, records one event per email it hands out."""
+    boss = auth(token_for(db, BOSS, role="admin"))
+    anna = auth(token_for(db, ANNA))
+    body = "Could we move the install to Thursday?\n\nThe loading bay is closed on Wednesday."
+    capture(
+        db,
+        settings,
+        tmp_path,
+        ANNA,
+        [make_email(sender=f"Clara <{CLARA}>", to=ANNA, subject="Install", body=body)],
+    )
+    lookup = client.get(f"/api/v1/lookup?email={CLARA}", headers=anna).get_json()
+    contact_id = lookup["contacts"][0]["id"]
+    note = client.post(
+        "/api/v1/notes", json={"body": "Prefers mornings", "contact_id": contact_id}, headers=anna
+    )
+    assert note.status_code == 201
+    timeline = client.get(f"/api/v1/activities?contact_id={contact_id}", headers=anna).get_json()
+    lookup = client.get(f"/api/v1/lookup?email={CLARA}", headers=anna).get_json()
+    for entries in (timeline["items"], lookup["timeline"]):
+        by_kind = {e["kind"]: e for e in entries}
+        assert by_kind["email"]["body"] is None
+        assert by_kind["email"]["snippet"].startswith("Could we move the install")
+        assert by_kind["note"]["body"] == "Prefers mornings"  # written here: no email read
+    assert not events(client, boss, "action=email.read")
+
+    email_id = by_kind["email"]["id"]
+    one = client.get(f"/api/v1/activities/{email_id}", headers=anna).get_json()
+    assert one["body"].startswith("Could we move the install to Thursday?")
+    assert "loading bay" in one["body"]
+    picker = client.get("/api/v1/preview/emails", headers=anna).get_json()["items"]
+    assert [item["activity_id"] for item in picker] == [email_id]
+    assert "loading bay" in picker[0]["body"]
+    reads = events(client, boss, "action=email.read")
+    assert [(e["entity_type"], e["entity_id"], e["details"]["route"]) for e in reads] == [
+        ("activity", email_id, "/api/v1/preview/emails"),
+        ("activity", email_id, "/api/v1/activities/<int:activity_id>"),
+    ]
+    assert all(e["user_id"] is not None for e in reads)
+
+
 def test_nobody_changes_or_deletes_an_event(db: Database) -> None:
     with db.session() as session:
         session.add(AuditEvent(action="test.event", entity_type="contact", entity_id=1))
