@@ -727,19 +727,29 @@ def mailbox_add_graph(
 )
 @click.option(
     "--server",
-    required=True,
     metavar="URL",
-    help="The EWS URL, https://HOST/EWS/Exchange.asmx (or just the server's host name).",
+    help="The EWS URL, https://HOST/EWS/Exchange.asmx (or just the server's host name); "
+    "default: found by Autodiscover from the owner's address.",
 )
-@click.option(
-    "--user",
-    "username",
-    required=True,
-    help="The service account: DOMAIN\\name or name@domain.",
-)
+@click.option("--user", "username", help="The service account: DOMAIN\\name or name@domain.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @click.option("--password-env", metavar="VAR", help="Read the password from this variable.")
-@click.option("--auth", type=click.Choice(["ntlm", "basic"]), default="ntlm", show_default=True)
+@click.option(
+    "--auth",
+    type=click.Choice(["ntlm", "basic", "oauth"]),
+    default="ntlm",
+    show_default=True,
+    help="oauth: an Entra ID app signs in (hybrid modern authentication; --tenant, "
+    "--client-id and its client secret instead of --user and a password).",
+)
+@click.option("--tenant", metavar="TENANT_ID", help="--auth oauth: the Directory (tenant) ID.")
+@click.option("--client-id", metavar="ID", help="--auth oauth: the Application (client) ID.")
+@click.option(
+    "--client-secret-stdin", is_flag=True, help="--auth oauth: read the client secret from stdin."
+)
+@click.option(
+    "--client-secret-env", metavar="VAR", help="--auth oauth: the client secret's variable."
+)
 @click.option(
     "--access",
     type=click.Choice(["impersonation", "delegate"]),
@@ -764,11 +774,15 @@ def mailbox_add_graph(
 def mailbox_add_ews(
     ctx: Context,
     owner: str,
-    server: str,
-    username: str,
+    server: str | None,
+    username: str | None,
     password_stdin: bool,
     password_env: str | None,
     auth: str,
+    tenant: str | None,
+    client_id: str | None,
+    client_secret_stdin: bool,
+    client_secret_env: str | None,
     access: str | None,
     folders: str | None,
     since: str | None,
@@ -781,15 +795,50 @@ def mailbox_add_ews(
     tested before it is saved.
 
     A service account opens the mailbox by impersonation (it holds the ApplicationImpersonation
-    role) or as a delegate (FullAccess on the mailbox). For a private CA, set RAPPORT_CA_BUNDLE.
-    docs/ews.md sets the Exchange side up."""
+    role) or as a delegate (FullAccess on the mailbox); with --auth oauth an Entra ID app
+    (full_access_as_app) opens it by impersonation. Without --server, Autodiscover finds the
+    EWS URL. For a private CA, set RAPPORT_CA_BUNDLE. docs/ews.md sets the Exchange side up."""
     from server.crypto import SecretBox
     from server.mail_ingest.links import EwsConnection, LinkOptions, link_ews
 
-    password = _read_secret(password_stdin, password_env, "password")
+    oauth = auth == "oauth"
+    wrong = (
+        {
+            "--user": username,
+            "--password-stdin": password_stdin or None,
+            "--password-env": password_env,
+        }
+        if oauth
+        else {
+            "--tenant": tenant,
+            "--client-id": client_id,
+            "--client-secret-stdin": client_secret_stdin or None,
+            "--client-secret-env": client_secret_env,
+        }
+    )
+    given = sorted(name for name, value in wrong.items() if value is not None)
+    if given:
+        how = "--auth oauth" if oauth else f"--auth {auth}"
+        raise click.UsageError(f"{', '.join(given)} cannot be used with {how}")
+    secret = password = ""
+    if oauth:
+        if not tenant or not client_id:
+            raise click.UsageError("--auth oauth needs --tenant and --client-id")
+        if client_secret_stdin == bool(client_secret_env):
+            raise click.UsageError(
+                "give the client secret with --client-secret-stdin or --client-secret-env VAR"
+            )
+        secret = _read_secret(client_secret_stdin, client_secret_env, "client secret")
+        username = ""
+        access = access or "impersonation"
+    else:
+        if not username:
+            raise click.UsageError(f"--auth {auth} needs --user (the service account)")
+        password = _read_secret(password_stdin, password_env, "password")
     if since is not None:
         _since(since)
     if access is None:
+        assert username is not None
         access = (
             "delegate" if username.strip().lower() == owner.strip().lower() else "impersonation"
         )
@@ -797,12 +846,15 @@ def mailbox_add_ews(
     connection = EwsConnection(
         server=server,
         mailbox=owner,
-        user=username,
+        user=username or "",
         password=password,
         auth=auth,  # type: ignore[arg-type]
         access=access,  # type: ignore[arg-type]
         folders=names,
         calendar=not no_calendar,
+        tenant=tenant,
+        client_id=client_id,
+        client_secret=secret or None,
     )
     linked = link_ews(
         ctx.db,
@@ -816,11 +868,16 @@ def mailbox_add_ews(
             since=since,
         ),
         ca_bundle=ctx.settings.ca_bundle,
+        authority_host=ctx.settings.graph_authority_host,
+        autodiscover_urls=ctx.settings.ews_autodiscover_urls,
     )
+    if not connection.url:
+        click.echo(f"Autodiscover found the EWS URL {linked.server}")
+    who = f"app {client_id}" if oauth else username
     calendar = " and the calendar" if linked.calendar else ""
     click.echo(
         f"mailbox link {linked.link.id}: {linked.link.owner_address} via EWS "
-        f"{connection.url} ({access} as {username}), folders {', '.join(linked.folders)}"
+        f"{linked.server} ({access} as {who}), folders {', '.join(linked.folders)}"
         f"{calendar}"
     )
     click.echo("`rapport worker` captures it from now on; `rapport mailbox sync ID` runs it now")

@@ -45,6 +45,10 @@ class Settings:
     internal_domains: tuple[str, ...] = ()
     graph_authority_host: str = "login.microsoftonline.com"
     graph_api_url: str = "https://graph.microsoft.com/v1.0"
+    ews_autodiscover_urls: tuple[str, ...] = (
+        "https://{domain}/autodiscover/autodiscover.xml",
+        "https://autodiscover.{domain}/autodiscover/autodiscover.xml",
+    )
     entra_tenant_id: str | None = None
     entra_client_id: str | None = None
     ca_bundle: Path | None = None
@@ -110,6 +114,9 @@ def load_settings(environ: Mapping[str, str] | None = None, *, demo: bool = Fals
             get("RAPPORT_GRAPH_API_URL") or "https://graph.microsoft.com/v1.0",
             https_only=True,
         ).rstrip("/"),
+        ews_autodiscover_urls=_autodiscover_urls(
+            "RAPPORT_EWS_AUTODISCOVER_URL", get("RAPPORT_EWS_AUTODISCOVER_URL")
+        ),
         entra_tenant_id=get("RAPPORT_ENTRA_TENANT_ID"),
         entra_client_id=get("RAPPORT_ENTRA_CLIENT_ID"),
         ca_bundle=_ca_bundle(get("RAPPORT_CA_BUNDLE")),
@@ -260,6 +267,30 @@ def _http_url(variable: str, raw: str, *, https_only: bool = False) -> str:
         want = "an https:// URL" if https_only else "an http(s):// URL"
         raise ConfigError(variable, f"'{raw}' is not {want}")
     return raw
+
+
+def _autodiscover_urls(variable: str, raw: str | None) -> tuple[str, ...]:
+    """Autodiscover URL templates, comma-separated, asked in order; each an https:// URL
+    with {domain} (the mailbox address's domain) and no other placeholder."""
+    if raw is None:
+        return Settings.ews_autodiscover_urls
+    found = []
+    for template in (t.strip() for t in raw.split(",")):
+        if not template:
+            continue
+        try:
+            example = template.format(domain="example.com")
+        except (KeyError, IndexError, ValueError):
+            raise ConfigError(
+                variable, f"'{template}' may hold {{domain}} and no other placeholder"
+            ) from None
+        if "{domain}" not in template:
+            raise ConfigError(variable, f"'{template}' has no {{domain}}")
+        _http_url(variable, example, https_only=True)
+        found.append(template)
+    if not found:
+        raise ConfigError(variable, "give at least one https:// URL template with {domain}")
+    return tuple(found)
 
 
 def _public_url(variable: str, raw: str) -> str:

@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+import requests
+from requests_ntlm import HttpNtlmAuth
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
@@ -40,6 +42,8 @@ from server.crm.users import audit
 from server.crypto import SecretBox, SecretError
 from server.db import Database
 from server.jobs import enqueue
+from server.mail_ingest.autodiscover import DEFAULT_TEMPLATES as DEFAULT_AUTODISCOVER
+from server.mail_ingest.autodiscover import AutodiscoverFailed, BearerToken, discover
 from server.mail_ingest.errors import AuthExpired, PermissionDenied, SourceError, Throttled
 from server.mail_ingest.oauth import (
     DEFAULT_AUTHORITY_HOST,
@@ -914,21 +918,27 @@ def _reconnect_graph(
 #
 # An EWS link reads one mailbox on an on-premises Exchange server with a service account: by
 # impersonation (the account holds the ApplicationImpersonation role; one account for many
-# links) or as a delegate (FullAccess on that mailbox). The test before saving proves the whole
-# chain: the server answers over trusted TLS, the account signs in, it may open the mailbox, the
-# folders exist, the calendar can be read (unless it is not wanted); the server's version is
-# kept with the link so syncs need not probe it.
+# links) or as a delegate (FullAccess on that mailbox). With hybrid modern authentication
+# (Exchange Server 2019 CU13 or later, Subscription Edition) an Entra ID app signs in instead,
+# app-only (client credentials; the full_access_as_app permission), and opens the mailbox by
+# impersonation. Without a server, Autodiscover finds the EWS URL from the mailbox's address.
+# The test before saving proves the whole chain: the server answers over trusted TLS, the
+# account (or the app's token) signs in, it may open the mailbox, the folders exist, the
+# calendar can be read (unless it is not wanted); the server's version is kept with the link
+# so syncs need not probe it.
 
-EwsAuth = Literal["ntlm", "basic"]
+EwsAuth = Literal["ntlm", "basic", "oauth"]
 EwsAccess = Literal["impersonation", "delegate"]
 
 
 @dataclass(frozen=True)
 class EwsConnection:
     """An on-premises Exchange mailbox as an admin links it: the EWS URL (or just the server's
-    host name), the mailbox's address, and the service account that opens it."""
+    host name; None or empty: found by Autodiscover), the mailbox's address, and who opens it
+    -- a service account (`user`, `password`) or, with `auth` "oauth", an Entra ID app
+    (`tenant`, `client_id`, `client_secret`; `user` and `password` unused)."""
 
-    server: str
+    server: str | None
     mailbox: str
     user: str
     password: str = field(repr=False)
@@ -936,14 +946,28 @@ class EwsConnection:
     access: EwsAccess = "impersonation"
     folders: tuple[str, ...] | None = None  # None: Inbox and Sent Items
     calendar: bool = True
+    tenant: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
-        """https://HOST/EWS/Exchange.asmx, from a URL or a bare host name."""
-        text = self.server.strip()
-        if "://" not in text:
+        """https://HOST/EWS/Exchange.asmx, from a URL or a bare host name ("" when none was
+        given)."""
+        text = (self.server or "").strip()
+        if text and "://" not in text:
             return f"https://{text.strip('/')}/EWS/Exchange.asmx"
         return text
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Everything that must never appear in a message."""
+        return tuple(s for s in (self.password, self.client_secret) if s)
+
+    def app(self, server: str) -> MicrosoftApp:
+        return ews_source.ews_app(
+            (self.tenant or "").strip(), (self.client_id or "").strip(), self.client_secret, server
+        )
 
 
 @dataclass(frozen=True)
@@ -951,53 +975,132 @@ class LinkedEws:
     link: MailboxLink
     folders: list[str]  # what the test found and the worker will sync
     calendar: bool
+    server: str = ""  # the EWS URL (found by Autodiscover when none was given)
 
 
-def check_ews(connection: EwsConnection, *, ca_bundle: Path | None) -> ews_source.MailboxCheck:
-    """Sign in and read the mailbox's folders (and calendar); what was found, or
-    ConnectionFailed saying what to fix."""
-    return _test_ews(connection, ca_bundle)
+def check_ews(
+    connection: EwsConnection,
+    *,
+    ca_bundle: Path | None,
+    authority_host: str = DEFAULT_AUTHORITY_HOST,
+    autodiscover_urls: Sequence[str] = DEFAULT_AUTODISCOVER,
+) -> ews_source.MailboxCheck:
+    """Sign in and read the mailbox's folders (and calendar); what was found (with the EWS
+    URL used), or ConnectionFailed saying what to fix."""
+    return _test_ews(connection, ca_bundle, authority_host, autodiscover_urls)
 
 
-def _test_ews(connection: EwsConnection, ca_bundle: Path | None) -> ews_source.MailboxCheck:
-    owner_address(connection.mailbox)
-    url = connection.url
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname or any(c.isspace() for c in url):
-        raise ConnectionFailed(
-            f"{connection.server!r} is not an EWS URL: give https://HOST/EWS/Exchange.asmx (or "
-            "the server's host name); Rapport talks to Exchange over TLS only",
-            code="ews_url",
-            field="server",
-        )
+def _test_ews(
+    connection: EwsConnection,
+    ca_bundle: Path | None,
+    authority_host: str = DEFAULT_AUTHORITY_HOST,
+    autodiscover_urls: Sequence[str] = DEFAULT_AUTODISCOVER,
+) -> ews_source.MailboxCheck:
+    mailbox = owner_address(connection.mailbox)
     if connection.auth not in ews_source.AUTH_TYPES:
-        raise ConnectionFailed("auth must be ntlm or basic", code="ews_invalid", field="auth")
+        raise ConnectionFailed(
+            "auth must be ntlm, basic or oauth", code="ews_invalid", field="auth"
+        )
     if connection.access not in ("impersonation", "delegate"):
         raise ConnectionFailed(
             "access must be impersonation or delegate", code="ews_invalid", field="access"
         )
-    _check_printable(connection.user, "user", "the user name")
-    _check_printable(connection.password, "password", "the password")
+    endpoints = IdentityEndpoints(authority_host, ca_bundle, TEST_TIMEOUT)
+    oauth = connection.auth == "oauth"
+    if oauth:
+        if connection.access != "impersonation":
+            raise ConnectionFailed(
+                "an app signing in with OAuth has no mailbox of its own: it opens mailboxes by "
+                "impersonation (full_access_as_app), not as a delegate",
+                code="ews_invalid",
+                field="access",
+            )
+        try:
+            check_credentials(connection.app("https://exchange.invalid/"))
+        except IdentityError as exc:
+            raise ConnectionFailed(
+                exc.problem.message, code=exc.problem.code, field=exc.problem.field
+            ) from None
+    else:
+        _check_printable(connection.user, "user", "the user name")
+        _check_printable(connection.password, "password", "the password")
     for folder in connection.folders or ():
         _check_printable(folder, "folders", f"the folder name {folder!r}")
+    url = connection.url or _autodiscover(
+        connection, mailbox, endpoints, ca_bundle, autodiscover_urls
+    )
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname or any(c.isspace() for c in url):
+        raise ConnectionFailed(
+            f"{url!r} is not an EWS URL: give https://HOST/EWS/Exchange.asmx (or the server's "
+            "host name); Rapport talks to Exchange over TLS only",
+            code="ews_url",
+            field="server",
+        )
     settings = ews_source.EwsSettings(
         server=url,
-        mailbox=connection.mailbox.strip().lower(),
-        user=connection.user,
-        password=connection.password,
+        mailbox=mailbox,
+        user="" if oauth else connection.user,
+        password="" if oauth else connection.password,
         auth=connection.auth,
         access=connection.access,
         calendar=connection.calendar,
         ca_bundle=ca_bundle,
         timeout=TEST_TIMEOUT,
         attempts=2,  # a person is waiting: one retry, not a long backoff
+        token_source=ClientCredentialsSource(connection.app(url), endpoints) if oauth else None,
     )
     try:
         return ews_source.check_mailbox(settings, connection.folders)
     except SourceError as exc:
-        code, setting = ews_failure_kind(exc)
+        problem = identity_problem_of(exc)
+        if problem is None:
+            code, setting = ews_failure_kind(exc)
+            message = exc.message
+        elif problem.code == "oauth_resource":  # AADSTS500011: the host is no SPN
+            code, setting = "ews_oauth_resource", "server"
+            message = (
+                f"Entra ID issues no token for {ews_source.oauth_scope(url)}: add "
+                f"{urlsplit(url).scheme}://{parts.netloc} as a service principal name of "
+                "Office 365 Exchange Online (hybrid modern authentication: the Hybrid "
+                f"Configuration Wizard, or docs/ews.md) ({problem.message})"
+            )
+        else:
+            code, setting, message = problem.code, problem.field, problem.message
         raise ConnectionFailed(
-            _without(exc.message, (connection.password,)), code=code, field=setting
+            _without(message, connection.secrets), code=code, field=setting
+        ) from None
+
+
+def _autodiscover(
+    connection: EwsConnection,
+    mailbox: str,
+    endpoints: IdentityEndpoints,
+    ca_bundle: Path | None,
+    templates: Sequence[str],
+) -> str:
+    """The EWS URL Autodiscover gives for the mailbox, asked as the link signs in."""
+
+    def auth(url: str) -> requests.auth.AuthBase:
+        if connection.auth == "oauth":
+            source = ClientCredentialsSource(connection.app(url), endpoints)
+            return BearerToken(source.token())
+        if connection.auth == "basic":
+            return requests.auth.HTTPBasicAuth(connection.user, connection.password)
+        return HttpNtlmAuth(connection.user, connection.password)
+
+    try:
+        return discover(
+            mailbox, templates=templates, auth=auth, ca_bundle=ca_bundle, timeout=TEST_TIMEOUT
+        ).ews_url
+    except AutodiscoverFailed as exc:
+        refused = exc.refused
+        raise ConnectionFailed(
+            _without(str(exc), connection.secrets),
+            code="ews_credentials" if refused else "ews_autodiscover",
+            field=("client_secret" if connection.auth == "oauth" else "password")
+            if refused
+            else "server",
         ) from None
 
 
@@ -1005,6 +1108,8 @@ def ews_failure_kind(exc: SourceError) -> tuple[str, str]:
     """(code, setting to fix) for a failed EWS link test (pure; table-tested)."""
     message = exc.message
     if isinstance(exc, AuthExpired):
+        if "OAuth token" in message:
+            return "ews_oauth_refused", "client_id"
         return "ews_credentials", "password"
     if isinstance(exc, PermissionDenied):
         if "impersonate" in message:
@@ -1027,20 +1132,7 @@ def ews_failure_kind(exc: SourceError) -> tuple[str, str]:
     return "ews_unavailable", "server"
 
 
-def link_ews(
-    db: Database,
-    box: SecretBox,
-    connection: EwsConnection,
-    options: LinkOptions,
-    *,
-    ca_bundle: Path | None,
-) -> LinkedEws:
-    """Check the options, test the link, then save it (the password encrypted); nothing is
-    saved when any of it fails. The owner is the mailbox (a shared mailbox's address counts as
-    the owner for direction)."""
-    _check_options(options)
-    mailbox = owner_address(connection.mailbox)
-    url = connection.url
+def _ews_duplicate(db: Database, url: str, mailbox: str) -> None:
     with db.read_session() as session:
         for link in session.scalars(
             select(MailboxLink).where(MailboxLink.kind == "ews", MailboxLink.status != "removed")
@@ -1052,16 +1144,41 @@ def link_ews(
                     "or remove that one instead",
                     field="owner",
                 )
+
+
+def link_ews(
+    db: Database,
+    box: SecretBox,
+    connection: EwsConnection,
+    options: LinkOptions,
+    *,
+    ca_bundle: Path | None,
+    authority_host: str = DEFAULT_AUTHORITY_HOST,
+    autodiscover_urls: Sequence[str] = DEFAULT_AUTODISCOVER,
+) -> LinkedEws:
+    """Check the options, test the link (finding the EWS URL by Autodiscover when none was
+    given), then save it (the password or client secret encrypted); nothing is saved when any
+    of it fails. The owner is the mailbox (a shared mailbox's address counts as the owner for
+    direction)."""
+    _check_options(options)
+    mailbox = owner_address(connection.mailbox)
+    if connection.url:
+        _ews_duplicate(db, connection.url, mailbox)
     try:
-        found = _test_ews(connection, ca_bundle)
+        found = _test_ews(connection, ca_bundle, authority_host, autodiscover_urls)
     except ConnectionFailed as exc:
         raise ConnectionFailed(
             f"the link was not saved: {exc.message}", code=exc.code, field=exc.field or "server"
         ) from None
+    url = found.server
+    if not connection.url:
+        _ews_duplicate(db, url, mailbox)
+    oauth = connection.auth == "oauth"
     config: dict[str, object] = {
         "server": url,
+        "autodiscovered": not connection.url,
         "mailbox": mailbox,
-        "user": connection.user,
+        "user": "" if oauth else connection.user,
         "auth": connection.auth,
         "access": connection.access,
         "folders": [{"name": f.name, "id": f.id} for f in found.folders],
@@ -1069,6 +1186,10 @@ def link_ews(
         "server_version": list(found.version),
         "api_version": found.api_version,
     }
+    secret: dict[str, object] = {"password": connection.password}
+    if oauth:
+        config.update(tenant=(connection.tenant or "").strip(), client_id=connection.client_id)
+        secret = {"client_secret": connection.client_secret}
     if options.since:
         config["since"] = options.since
     with db.session() as session:
@@ -1078,12 +1199,12 @@ def link_ews(
             kind="ews",
             owner=options.owner,
             settings=config,
-            secret={"password": connection.password},
+            secret=secret,
             capture_level=options.capture_level,
             aliases=options.aliases,
             visibility=options.visibility,
         )
-    return LinkedEws(link, [f.name for f in found.folders], found.calendar_id is not None)
+    return LinkedEws(link, [f.name for f in found.folders], found.calendar_id is not None, url)
 
 
 # -- a new password ------------------------------------------------------------------------------

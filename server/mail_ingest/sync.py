@@ -28,7 +28,11 @@ from server.db import Database
 from server.jobs import ClaimedJob, heartbeat
 from server.mail_ingest.errors import SourceError
 from server.mail_ingest.items import CalendarItem, MailItem
-from server.mail_ingest.oauth import link_graph_token_source, link_token_source
+from server.mail_ingest.oauth import (
+    IdentityEndpoints,
+    link_graph_token_source,
+    link_token_source,
+)
 from server.mail_ingest.pipeline import (
     PrepareOptions,
     Preparer,
@@ -36,7 +40,7 @@ from server.mail_ingest.pipeline import (
     default_jobs,
     prepare_item,
 )
-from server.mail_ingest.sources.ews import EwsFolder, EwsSettings, EwsSource
+from server.mail_ingest.sources.ews import EwsFolder, EwsSettings, EwsSource, ews_token_source
 from server.mail_ingest.sources.files import RawMessage
 from server.mail_ingest.sources.graph import GraphFolder, GraphSettings, GraphSource
 from server.mail_ingest.sources.imap import ImapSettings, ImapSource
@@ -133,6 +137,7 @@ def ews_settings(link: MailboxLink, secret: dict[str, Any], settings: Settings) 
         if isinstance(version, list) and len(version) == 4
         else None,
         api_version=config.get("api_version"),
+        token_source=ews_token_source(config, secret, IdentityEndpoints.from_settings(settings)),
     )
 
 

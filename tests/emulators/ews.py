@@ -83,6 +83,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 import trustme
 from lxml import etree
@@ -96,7 +97,7 @@ from spnego._ntlm_raw.messages import (
     TargetInfo,
 )
 
-from tests.emulators.identity import HOST, _TlsServer
+from tests.emulators.identity import HOST, IdentityEmulator, Tenant, _TlsServer
 
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 M = "http://schemas.microsoft.com/exchange/services/2006/messages"
@@ -120,6 +121,14 @@ _RESPONSE_TYPES = {
     "declined": "Decline",
     "organizer": "Organizer",
 }
+AUTODISCOVER_REQUEST = (
+    "http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"
+)
+AUTODISCOVER = "http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"
+AUTODISCOVER_OUTLOOK = (
+    "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"
+)
+FULL_ACCESS_AS_APP = "full_access_as_app"
 _WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
 
@@ -230,6 +239,7 @@ class LoggedRequest:
     back_off: float | None = None
     early: bool = False  # sent before a back-off that applied to it
     fields: frozenset[str] = frozenset()  # the FieldURIs its ItemShape asked for
+    anchor: str | None = None  # its X-AnchorMailbox header
 
 
 class EwsFault(Exception):
@@ -300,12 +310,26 @@ def _addresses(parsed: EmailMessage, header: str) -> list[tuple[str, str]]:
 class EwsEmulator:
     """An Exchange 2019 server's EWS on https://127.0.0.1:PORT/EWS/Exchange.asmx."""
 
-    def __init__(self, directory: Path, *, auth: str = "ntlm", seed: int = 1) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        auth: str = "ntlm",
+        seed: int = 1,
+        identity: IdentityEmulator | None = None,
+    ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        self._ca = trustme.CA()
-        self.ca_path = directory / "ews-ca.pem"
-        self._ca.cert_pem.write_to_path(str(self.ca_path))
-        self.auth = auth  # "ntlm" or "basic"
+        # With hybrid modern authentication the server trusts Entra ID's tokens; its
+        # certificate comes from the identity emulator's CA, so one RAPPORT_CA_BUNDLE serves.
+        self.identity = identity
+        if identity is not None:
+            self._ca = identity._ca
+            self.ca_path = identity.ca_path
+        else:
+            self._ca = trustme.CA()
+            self.ca_path = directory / "ews-ca.pem"
+            self._ca.cert_pem.write_to_path(str(self.ca_path))
+        self.auth = auth  # "ntlm" or "basic" (and OAuth bearer tokens, given an identity)
         self.accounts: dict[str, ServiceAccount] = {}
         self.mailboxes: dict[str, Mailbox] = {}
         self.log: list[LoggedRequest] = []
@@ -354,8 +378,27 @@ class EwsEmulator:
         assert self._server is not None, "start() the emulator first"
         return f"https://{HOST}:{self._server.server_address[1]}/EWS/Exchange.asmx"
 
+    @property
+    def origin(self) -> str:
+        """https://HOST:PORT: the resource an OAuth token for this server names (audience)."""
+        assert self._server is not None, "start() the emulator first"
+        return f"https://{HOST}:{self._server.server_address[1]}"
+
+    def autodiscover_template(self, host: str) -> str:
+        """A RAPPORT_EWS_AUTODISCOVER_URL template for this emulator: `host` (with {domain})
+        becomes the first path segment, standing for the host Autodiscover would ask."""
+        return f"{self.origin}/{host}/autodiscover/autodiscover.xml"
+
     def env(self) -> dict[str, str]:
-        return {"RAPPORT_CA_BUNDLE": str(self.ca_path)}
+        env = self.identity.env() if self.identity is not None else {}
+        templates = ",".join(
+            self.autodiscover_template(h) for h in ("{domain}", "autodiscover.{domain}")
+        )
+        return {
+            **env,
+            "RAPPORT_CA_BUNDLE": str(self.ca_path),
+            "RAPPORT_EWS_AUTODISCOVER_URL": templates,
+        }
 
     # -- switches -----------------------------------------------------------------------------
 
@@ -368,6 +411,11 @@ class EwsEmulator:
             self.slow_rate = 0.0
             self.slow_seconds = 0.0
             self.page_limit = MAX_CHANGES
+            self.audience: str | None = None  # None: this server's own origin
+            self.refused_tokens = 0  # 401s answered to bearer tokens
+            self._expire_after: int | None = None
+            self.autodiscover_hosts: set[str] = set()
+            self.redirects: dict[str, str] = {}
             self.log.clear()
             self._invalid.clear()
             self._busy_queue.clear()
@@ -393,6 +441,28 @@ class EwsEmulator:
                 found = self.mailboxes[address.lower()].folder(folder)
                 folder_id = found.id if found is not None else folder
             self._invalid.append((address.lower(), folder_id))
+
+    def register_with(self, tenant: Tenant) -> None:
+        """What the Hybrid Configuration Wizard does for modern authentication: this server's
+        URL becomes a service principal name of Office 365 Exchange Online in the tenant, so
+        Entra ID issues tokens for it."""
+        tenant.resources.add(self.origin)
+
+    def expire_tokens_after(self, requests: int) -> None:
+        """After this many more EWS requests, every access token issued so far expires (the
+        identity emulator's `expire_tokens`): a token running out in the middle of a sync."""
+        with self._lock:
+            self._expire_after = requests
+
+    def serve_autodiscover(self, host: str) -> None:
+        """Answer Autodiscover requests addressed to `host` (autodiscover.contoso.com)."""
+        with self._lock:
+            self.autodiscover_hosts.add(host.lower())
+
+    def redirect_address(self, address: str, to: str) -> None:
+        """Autodiscover answers `address` with Action redirectAddr to `to`."""
+        with self._lock:
+            self.redirects[address.lower()] = to
 
     def change_password(self, user: str, password: str) -> None:
         with self._lock:
@@ -653,9 +723,101 @@ class EwsEmulator:
             return None
         return account.user.lower()
 
+    def check_bearer(self, token: str) -> tuple[str | None, str]:
+        """The app an OAuth access token proves (as Exchange checks one: Entra ID's signature,
+        lifetime, the audience is this server, the role full_access_as_app), or None and the
+        x-ms-diagnostics value Exchange sends with its 401."""
+        if self.identity is None:
+            return None, '2000001;reason="OAuth is not enabled on this server."'
+        wanted = self.audience or self.origin
+        try:
+            claims = jwt.decode(
+                token,
+                self.identity.signing_key.private.public_key(),
+                algorithms=["RS256"],
+                audience=wanted,
+            )
+        except jwt.ExpiredSignatureError:
+            return None, '2000008;reason="The token has expired.";error_category="invalid_token"'
+        except jwt.InvalidAudienceError:
+            return None, (
+                '2000003;reason="The audience claim value is invalid for current resource. '
+                f"Audience claim is '{_claims(token).get('aud')}', request url is "
+                f'\'{wanted}/EWS/Exchange.asmx\'.";error_category="invalid_resource"'
+            )
+        except jwt.PyJWTError:
+            return None, '2000001;reason="The token is malformed.";error_category="invalid_token"'
+        if self.identity.token_withdrawn(claims):
+            return None, '2000008;reason="The token has expired.";error_category="invalid_token"'
+        if FULL_ACCESS_AS_APP not in claims.get("roles", ()):
+            return None, (
+                '2000005;reason="The token has no role full_access_as_app.";'
+                'error_category="invalid_grant"'
+            )
+        user = f"app:{claims.get('azp') or claims.get('appid')}".lower()
+        with self._lock:
+            if user not in self.accounts:  # full_access_as_app: any mailbox, by impersonation
+                self.accounts[user] = ServiceAccount(user, "", impersonation=True)
+        return user, ""
+
+    def autodiscover(self, host: str, body: bytes) -> tuple[int, bytes]:
+        """POX Autodiscover ("Autodiscover for Exchange", the Autodiscover XML reference):
+        for a mailbox, Action settings with the EWS URL in the EXCH and EXPR Protocol
+        elements' EwsUrl; Action redirectAddr with RedirectAddr for an address redirected;
+        an Error element (ErrorCode 500) for an unknown address."""
+        try:
+            request = etree.fromstring(body)
+        except etree.XMLSyntaxError:
+            return 400, b"Bad Request"
+        ns = {"a": AUTODISCOVER_REQUEST}
+        address = (request.findtext("a:Request/a:EMailAddress", namespaces=ns) or "").lower()
+        with self._lock:
+            self.log.append(LoggedRequest(time.monotonic(), "Autodiscover", host, address))
+            redirect = self.redirects.get(address)
+            mailbox = self.mailboxes.get(address)
+        root = etree.Element(f"{{{AUTODISCOVER}}}Autodiscover", nsmap={None: AUTODISCOVER})
+        if redirect is None and mailbox is None:
+            response = etree.SubElement(root, f"{{{AUTODISCOVER}}}Response")
+            error = etree.SubElement(
+                response, f"{{{AUTODISCOVER}}}Error", Time=time.strftime("%H:%M:%S"), Id="1"
+            )
+            etree.SubElement(error, f"{{{AUTODISCOVER}}}ErrorCode").text = "500"
+            etree.SubElement(
+                error, f"{{{AUTODISCOVER}}}Message"
+            ).text = "The email address can't be found."
+            etree.SubElement(error, f"{{{AUTODISCOVER}}}DebugData")
+            return 200, etree.tostring(root, xml_declaration=True, encoding="utf-8")
+
+        def add(parent: etree._Element, tag: str, text: str | None = None) -> etree._Element:
+            child = etree.SubElement(parent, f"{{{AUTODISCOVER_OUTLOOK}}}{tag}")
+            child.text = text
+            return child
+
+        response = etree.SubElement(
+            root, f"{{{AUTODISCOVER_OUTLOOK}}}Response", nsmap={None: AUTODISCOVER_OUTLOOK}
+        )
+        if mailbox is not None and redirect is None:
+            user = add(response, "User")
+            add(user, "DisplayName", mailbox.name)
+            add(user, "AutoDiscoverSMTPAddress", mailbox.address)
+        account = add(response, "Account")
+        add(account, "AccountType", "email")
+        if redirect is not None:
+            add(account, "Action", "redirectAddr")
+            add(account, "RedirectAddr", redirect)
+        else:
+            add(account, "Action", "settings")
+            for kind in ("EXCH", "EXPR"):
+                protocol = add(account, "Protocol")
+                add(protocol, "Type", kind)
+                add(protocol, "Server", "exch01.contoso.local" if kind == "EXCH" else HOST)
+                add(protocol, "ASUrl", f"{self.origin}/EWS/Exchange.asmx")
+                add(protocol, "EwsUrl", self.url)
+        return 200, etree.tostring(root, xml_declaration=True, encoding="utf-8")
+
     # -- request handling -----------------------------------------------------------------------
 
-    def handle(self, user: str, body: bytes) -> tuple[int, bytes]:
+    def handle(self, user: str, body: bytes, anchor: str | None = None) -> tuple[int, bytes]:
         """A signed-in request: its HTTP status and SOAP answer."""
         try:
             envelope = etree.fromstring(body)
@@ -672,11 +834,21 @@ class EwsEmulator:
                 impersonated = "".join(found.itertext()).strip().lower() or None
         shape = request.find("m:ItemShape", NS) if request is not None else None
         entry = LoggedRequest(
-            time.monotonic(), operation, user, impersonated, fields=frozenset(_requested(shape))
+            time.monotonic(),
+            operation,
+            user,
+            impersonated,
+            fields=frozenset(_requested(shape)),
+            anchor=anchor,
         )
         with self._lock:
             entry.early = entry.at < self._not_before.get(user, 0.0) - 0.005
             self.log.append(entry)
+            if self._expire_after is not None:
+                self._expire_after -= 1
+                if self._expire_after <= 0 and self.identity is not None:
+                    self._expire_after = None
+                    self.identity.expire_tokens()
         self._pause()
         try:
             if request is None:
@@ -1030,6 +1202,13 @@ class EwsEmulator:
         raise ItemError("ErrorItemNotFound", "The specified object was not found in the store.")
 
 
+def _claims(token: str) -> dict[str, Any]:
+    try:
+        return dict(jwt.decode(token, options={"verify_signature": False}))
+    except jwt.PyJWTError:
+        return {}
+
+
 def _requested(shape: etree._Element | None) -> set[str]:
     """The FieldURIs an ItemShape's AdditionalProperties name ("item:MimeContent"...)."""
     if shape is None:
@@ -1290,13 +1469,29 @@ def _handler(emulator: EwsEmulator) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            if self.path.split("?")[0].lower() != "/ews/exchange.asmx":
+            path = self.path.split("?")[0].lower()
+            # /HOST/autodiscover/autodiscover.xml: HOST is the host the client addressed
+            # (see `autodiscover_template`).
+            host, _, rest = path.strip("/").partition("/")
+            if rest == "autodiscover/autodiscover.xml":
+                with emulator._lock:
+                    served = host in emulator.autodiscover_hosts
+                if not served:
+                    self._send(404, b"Not Found", "text/plain")
+                    return
+                if self._authenticate() is None:
+                    return
+                status, answer = emulator.autodiscover(host, body)
+                self._send(status, answer, "text/xml; charset=utf-8")
+                return
+            if path != "/ews/exchange.asmx":
                 self._send(404, b"Not Found", "text/plain")
                 return
             user = self._authenticate()
             if user is None:
                 return
-            status, answer = emulator.handle(user, body)
+            anchor = self.headers.get("X-AnchorMailbox")
+            status, answer = emulator.handle(user, body, anchor)
             self._send(status, answer, "text/xml; charset=utf-8")
 
         def do_GET(self) -> None:
@@ -1306,6 +1501,18 @@ def _handler(emulator: EwsEmulator) -> type[BaseHTTPRequestHandler]:
             header = self.headers.get("Authorization", "")
             scheme, _, token = header.partition(" ")
             scheme = scheme.lower()
+            if scheme == "bearer":
+                user, diagnostics = emulator.check_bearer(token.strip())
+                if user is not None:
+                    return user
+                with emulator._lock:
+                    emulator.refused_tokens += 1
+                refused = [
+                    ("WWW-Authenticate", 'Bearer client_id="00000002-0000-0ff1-ce00-000000000000"'),
+                    ("x-ms-diagnostics", diagnostics),
+                ]
+                self._send(401, b"", "text/plain", [*emulator.challenge_headers(), *refused])
+                return None
             if emulator.auth == "basic" and scheme == "basic":
                 user = emulator.check_basic(token.strip())
                 if user is not None:

@@ -451,6 +451,13 @@ class IdentityEmulator:
         with self._lock:
             self._valid_after = time.time()
 
+    def token_withdrawn(self, claims: Mapping[str, Any]) -> bool:
+        """Whether an access token of ours (its verified claims) was issued before
+        `expire_tokens()`, or not by us at all: a resource refuses it as expired."""
+        with self._lock:
+            issued = self._issued.get(str(claims.get("jti")))
+            return issued is None or issued <= self._valid_after
+
     def revoke_refresh_token(self, token: str) -> None:
         with self._lock:
             self._refresh[token].revoked = True

@@ -546,6 +546,56 @@ def test_a_lost_calendar_sync_state_resyncs_without_duplicate_meetings(
     assert live == 3, "every appointment (and the exception) seen again after the resync"
 
 
+def test_a_deleted_series_takes_its_exceptions_with_it(
+    cli: Cli,
+    db: Database,
+    ews: EwsEmulator,  # noqa: F811
+    service: str,
+) -> None:
+    owner = new_mailbox(ews)
+    start = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
+    people = {"bob@client0.example": ("Bob Stone", "accepted")}
+    weekly = ews.add_event(
+        owner, subject="Weekly stock check", start=start, organizer=("Anna", owner),
+        attendees=people, recurrence={"type": "daily", "interval": 7, "count": 4},
+    )  # fmt: skip
+    for week in (1, 2):
+        moved = start + timedelta(days=7 * week)
+        ews.change_occurrence(owner, weekly, moved, start=moved + timedelta(hours=1))
+    ews.add_event(
+        owner, subject="Pricing call", start=start, organizer=("Anna", owner), attendees=people
+    )
+    link(cli, ews, owner, "--folders", "inbox")
+
+    def live() -> list[str]:
+        with db.session() as session:
+            return sorted(
+                str(identity)
+                for identity in session.scalars(
+                    select(Activity.identity)
+                    .join(MailboxObservation, MailboxObservation.activity_id == Activity.id)
+                    .where(
+                        MailboxObservation.folder == "Calendar",
+                        MailboxObservation.deleted_at.is_(None),
+                    )
+                )
+            )
+
+    poll(cli, db)
+    assert len(live()) == 4, "the single meeting, the series and its two exceptions"
+    # The organizer undoes one exception: the series changes, that exception is gone.
+    ews.update_event(owner, weekly, exceptions={})
+    ews.change_occurrence(owner, weekly, start + timedelta(days=14), start=start)
+    poll(cli, db)
+    assert len(live()) == 3
+    ews.delete_event(owner, weekly)
+    poll(cli, db)
+    assert links(db)[0].status == "active", links(db)[0].last_error
+    with db.session() as session:
+        kept = session.scalar(select(Activity.identity).where(Activity.subject == "Pricing call"))
+    assert live() == [kept], "the series and every exception of it are gone from the calendar"
+
+
 # -- the pure parts -----------------------------------------------------------------------------
 
 

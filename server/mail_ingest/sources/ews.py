@@ -40,6 +40,9 @@ masters (never plain occurrences: EWS stores them in the master); each created o
 read with GetItem (UID, times, attendees, Recurrence, ModifiedOccurrences, DeletedOccurrences),
 and each modified occurrence with GetItem on its own id. A series is keyed by its UID, an
 exception by the series' UID and its OriginalStart, as `server.crm.meetings.meeting_key` wants;
+an exception is held under `exception_id` (its master's ItemId and OriginalStart), because
+SyncFolderItems reports a deleted series by the master's id alone: what is held under that
+master goes with it (and an exception its master no longer lists, when the master changes);
 EWS's UID for an Exchange meeting is its GlobalObjectId in hex, unwrapped like Graph's iCalUId
 (`graph.series_uid`), so the same meeting seen as an invite in another mailbox is one meeting.
 
@@ -49,6 +52,10 @@ than a minute ends the sync with `Throttled`, and the worker comes back then). C
 failures, timeouts and transient server errors are retried with exponential backoff and jitter,
 a few times, then end the sync with `Temporary`. A 401 (wrong or changed password, locked
 account) and ErrorAccessDenied / missing impersonation rights stop the link: it needs the admin.
+
+Sign-in: NTLM or Basic with a service account, or (hybrid modern authentication) an Entra ID
+app's app-only token for the EWS host (`oauth_scope`), from the link's `TokenSource` (msal),
+sent as a bearer token; a 401 gets one new token before it means "needs attention".
 
 `classify_ews_error` is the one pure function turning EWS's answers into our error kinds.
 
@@ -87,7 +94,8 @@ from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 from exchangelib import (  # type: ignore[import-untyped]
@@ -96,9 +104,11 @@ from exchangelib import (  # type: ignore[import-untyped]
     Account,
     Configuration,
     Credentials,
+    Identity,
 )
 from exchangelib import UTC as EWS_UTC
 from exchangelib import errors as ews_errors
+from exchangelib.credentials import BaseOAuth2Credentials  # type: ignore[import-untyped]
 from exchangelib.fields import FieldPath  # type: ignore[import-untyped]
 from exchangelib.folders import (  # type: ignore[import-untyped]
     Calendar,
@@ -118,7 +128,7 @@ from exchangelib.properties import FolderId  # type: ignore[import-untyped]
 from exchangelib.protocol import CachingProtocol, FailFast, Protocol  # type: ignore[import-untyped]
 from exchangelib.services import GetItem, SyncFolderItems  # type: ignore[import-untyped]
 from exchangelib.services.common import EWSService  # type: ignore[import-untyped]
-from exchangelib.transport import BASIC, NTLM  # type: ignore[import-untyped]
+from exchangelib.transport import BASIC, NTLM, OAUTH2  # type: ignore[import-untyped]
 from exchangelib.util import MNS  # type: ignore[import-untyped]
 from exchangelib.version import Build, Version  # type: ignore[import-untyped]
 
@@ -140,12 +150,16 @@ from server.mail_ingest.items import (
     Role,
 )
 from server.mail_ingest.mime_fields import normalise_address, parse_id_list, parse_message_id
+from server.mail_ingest.oauth import ClientCredentialsSource, IdentityEndpoints, MicrosoftApp
 from server.mail_ingest.sources.files import RawMessage
 from server.mail_ingest.sources.graph import KnownIds, SeenIds, series_uid
 
+if TYPE_CHECKING:
+    from server.mail_ingest.oauth import TokenSource
+
 log = logging.getLogger(__name__)
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: exceptions held under their series' id (see `exception_id`)
 PAGE_SIZE = 512  # changes per SyncFolderItems page (MaxChangesReturned; EWS's maximum)
 BATCH_ITEMS = 50  # items per GetItem request
 BATCH_BYTES = 8 * 1024 * 1024  # MIME bytes per GetItem request (and per committed page)
@@ -156,7 +170,7 @@ BACKOFF_BASE = 0.5  # seconds; doubled per attempt, with jitter
 BACKOFF_CAP = 30.0
 MAX_HEADER_VALUE = 2000
 CALENDAR_FOLDER = "Calendar"
-AUTH_TYPES = {"ntlm": NTLM, "basic": BASIC}
+AUTH_TYPES = {"ntlm": NTLM, "basic": BASIC, "oauth": OAUTH2}
 # Distinguished folder names an admin may give (EWS's DistinguishedFolderId values).
 WELL_KNOWN: dict[str, Any] = {
     "inbox": Inbox,
@@ -232,13 +246,15 @@ class EwsFolder:
 class EwsSettings:
     """How to reach one mailbox through EWS: the service URL (https://.../EWS/Exchange.asmx),
     the service account (`user`, `password`, `auth`), and whose mailbox (`mailbox`) it opens by
-    impersonation (ApplicationImpersonation) or as a delegate (FullAccess)."""
+    impersonation (ApplicationImpersonation) or as a delegate (FullAccess). With `auth`
+    "oauth" an Entra ID app signs in instead (hybrid modern authentication): its tokens come
+    from `token_source`, and it opens the mailbox by impersonation (full_access_as_app)."""
 
     server: str
     mailbox: str
     user: str
     password: str = field(repr=False)
-    auth: str = "ntlm"  # "ntlm" or "basic"
+    auth: str = "ntlm"  # "ntlm", "basic" or "oauth"
     access: str = "impersonation"  # "impersonation" or "delegate"
     folders: tuple[EwsFolder, ...] = ()
     calendar: bool = True
@@ -251,6 +267,39 @@ class EwsSettings:
     version: tuple[int, int, int, int] | None = None  # the server's build, once probed
     api_version: str | None = None
     attempts: int = MAX_ATTEMPTS
+    token_source: TokenSource | None = field(default=None, repr=False, compare=False)
+
+
+def oauth_scope(server: str) -> str:
+    """The scope an app-only token for this EWS URL asks for: the on-premises host as a
+    resource (hybrid modern authentication registers it as a service principal name of
+    Office 365 Exchange Online), /.default (the application permissions consented to)."""
+    parts = urlsplit(server)
+    return f"{parts.scheme}://{parts.netloc.lower()}/.default"
+
+
+def ews_app(tenant: str, client_id: str, client_secret: str | None, server: str) -> MicrosoftApp:
+    """The Entra ID app of an OAuth link, asking for tokens for this EWS server."""
+    return MicrosoftApp(
+        tenant=tenant, client_id=client_id, client_secret=client_secret, scope=oauth_scope(server)
+    )
+
+
+def ews_token_source(
+    config: Mapping[str, Any], secret: Mapping[str, Any], endpoints: IdentityEndpoints
+) -> TokenSource | None:
+    """The token source of a stored EWS link (its settings and decrypted secret); None for a
+    link that signs in with a password. msal caches the token per process and renews it
+    before it expires."""
+    if config.get("auth") != "oauth":
+        return None
+    app = ews_app(
+        str(config.get("tenant", "")),
+        str(config.get("client_id", "")),
+        secret.get("client_secret"),
+        str(config["server"]),
+    )
+    return ClientCredentialsSource(app, endpoints)
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +335,7 @@ class EwsFailure:
     mailbox: str = ""
     server: str = ""
     what: str = ""  # "folder Inbox", "the calendar": what was asked for
+    oauth: bool = False  # the request carried an OAuth token (a 401 refused the token)
 
 
 _TEMPORARY_CODES = frozenset(
@@ -321,6 +371,16 @@ def classify_ews_error(failure: EwsFailure) -> SourceError:
     if failure.exception is not None:
         return _network_failure(failure.exception, server)
     code = failure.code
+    if code == "Unauthorized" and failure.oauth:
+        return AuthExpired(
+            f"{server} refused the app's OAuth token for {where} even when freshly issued "
+            f"(HTTP 401){said}: in Entra ID, the EWS URL's host must be a service principal "
+            "name of Office 365 Exchange Online (hybrid modern authentication) so the token's "
+            "audience is that host, and the app needs the application permission "
+            "full_access_as_app with admin consent; Exchange must trust Entra ID as its "
+            "authorization server (the Hybrid Configuration Wizard's OAuth step); then resume "
+            "the link"
+        )
     if code == "Unauthorized":
         return AuthExpired(
             f"{server} refused the service account's sign-in (HTTP 401: a wrong or changed "
@@ -399,12 +459,19 @@ _NETWORK = (requests.RequestException, OSError, ssl.SSLError)
 
 
 def failure_of(
-    exc: BaseException, *, mailbox: str = "", server: str = "", what: str = ""
+    exc: BaseException,
+    *,
+    mailbox: str = "",
+    server: str = "",
+    what: str = "",
+    oauth: bool = False,
+    refusal: str = "",
 ) -> EwsFailure:
-    """The raw facts of an exception exchangelib (or requests under it) raised."""
-    base = EwsFailure(mailbox=mailbox, server=server, what=what)
+    """The raw facts of an exception exchangelib (or requests under it) raised; `refusal` is
+    what the server said with a 401 to a token (x-ms-diagnostics or WWW-Authenticate)."""
+    base = EwsFailure(mailbox=mailbox, server=server, what=what, oauth=oauth)
     if isinstance(exc, ews_errors.UnauthorizedError):
-        return replace(base, code="Unauthorized", message=str(exc)[:300])
+        return replace(base, code="Unauthorized", message=(refusal or str(exc))[:300])
     if isinstance(exc, ews_errors.ErrorServerBusy):
         return replace(base, code="ErrorServerBusy", message=str(exc), back_off=exc.back_off)
     # exchangelib re-raises connection failures as ErrorTimeoutExpired, TLS failures as
@@ -441,15 +508,72 @@ class _Uncached(CachingProtocol):  # type: ignore[misc]
         return type.__call__(cls, *args, **kwargs)
 
 
+class _BearerCredentials(BaseOAuth2Credentials):  # type: ignore[misc]
+    """An OAuth access token as exchangelib credentials. exchangelib's own OAuth credentials
+    fetch tokens themselves, from login.microsoftonline.com for Exchange Online's scope, and
+    drop them whenever a session closes; ours come from the link's `TokenSource` (msal, the
+    configured authority host), set by `EwsClient.call` before each request, and our Protocol
+    makes the sessions. Being OAuth credentials with an `identity`, every request, the version
+    probe included, impersonates the mailbox (ExchangeImpersonation) and is anchored to it
+    (X-AnchorMailbox), as app-only tokens need. `refusal` keeps what the server said with its
+    last 401 (Exchange names the reason in x-ms-diagnostics)."""
+
+    def __init__(self, mailbox: str) -> None:
+        super().__init__(
+            client_id="", client_secret=None, identity=Identity(primary_smtp_address=mailbox)
+        )
+        self.token = ""
+        self.refusal = ""
+
+    @property
+    def client(self) -> None:
+        return None  # no token fetching of exchangelib's
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+class _BearerAuth(requests.auth.AuthBase):
+    """`Authorization: Bearer` with the credentials' current token."""
+
+    def __init__(self, credentials: _BearerCredentials) -> None:
+        self.credentials = credentials
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.credentials.token}"
+        request.register_hook("response", self._note)
+        return request
+
+    def _note(self, response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
+        if response.status_code == 401:
+            headers = response.headers
+            said = headers.get("x-ms-diagnostics") or headers.get("WWW-Authenticate") or ""
+            self.credentials.refusal = said[:300]
+        return response
+
+
 class _RapportProtocol(Protocol, metaclass=_Uncached):  # type: ignore[misc]
     """exchangelib's Protocol with sessions that ignore the environment: with `trust_env`,
     requests would let REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE replace the trusted CAs (and proxy
-    variables reroute the traffic)."""
+    variables reroute the traffic); with OAuth, sessions send our bearer token."""
 
     @classmethod
     def raw_session(cls, prefix: str, *args: Any, **kwargs: Any) -> requests.Session:
         session: requests.Session = super().raw_session(prefix, *args, **kwargs)
         session.trust_env = False
+        return session
+
+    def create_session(self) -> requests.Session:
+        if not isinstance(self.credentials, _BearerCredentials):
+            session: requests.Session = super().create_session()
+            return session
+        session = self.raw_session(self.service_endpoint)
+        session.auth = _BearerAuth(self.credentials)
+        session.session_id = random.randint(10000, 99999)  # type: ignore[attr-defined]
+        session.usage_count = 0  # type: ignore[attr-defined]
         return session
 
 
@@ -508,8 +632,16 @@ class EwsClient:
         version = None
         if settings.version is not None:
             version = Version(Build(*settings.version), settings.api_version)
+        self.bearer: _BearerCredentials | None = None
+        credentials: Any
+        if settings.auth == "oauth":
+            if settings.token_source is None:
+                raise ValueError("an OAuth EWS link needs a token source")
+            credentials = self.bearer = _BearerCredentials(settings.mailbox)
+        else:
+            credentials = Credentials(settings.user, settings.password)
         self.config = Configuration(
-            credentials=Credentials(settings.user, settings.password),
+            credentials=credentials,
             service_endpoint=settings.server,
             auth_type=AUTH_TYPES[settings.auth],
             version=version,
@@ -554,13 +686,31 @@ class EwsClient:
         """One request (`request` must consume exchangelib's generators), retried as the module
         docstring says; its answer, or a SourceError."""
         attempt = 0
+        refreshed = refresh = False
         while True:
             self.requests[kind] = self.requests.get(kind, 0) + 1
+            self._authorize(refresh=refresh)
+            refresh = False
             try:
                 return request()
             except (ews_errors.EWSError, *_NETWORK) as exc:
+                if (
+                    self.bearer is not None
+                    and isinstance(exc, ews_errors.UnauthorizedError)
+                    and not refreshed
+                ):
+                    # An expired or revoked token: one new one before the link needs the admin.
+                    refreshed = refresh = True
+                    continue
                 error = classify_ews_error(
-                    failure_of(exc, mailbox=self.settings.mailbox, server=self.server, what=what)
+                    failure_of(
+                        exc,
+                        mailbox=self.settings.mailbox,
+                        server=self.server,
+                        what=what,
+                        oauth=self.bearer is not None,
+                        refusal=self.bearer.refusal if self.bearer is not None else "",
+                    )
                 )
                 attempt += 1
                 if attempt >= self.settings.attempts or not isinstance(
@@ -582,6 +732,15 @@ class EwsClient:
                     extra={"kind": kind, "wait": round(wait, 3), "error": error.message[:200]},
                 )
                 self.sleep(wait)
+
+    def _authorize(self, *, refresh: bool) -> None:
+        """The token for the next request (OAuth links): msal's cached one, renewed before it
+        expires, or (`refresh`, after a 401) a new one. A token that cannot be had raises the
+        identity provider's error kind."""
+        if self.bearer is None or self.settings.token_source is None:
+            return
+        self.bearer.token = self.settings.token_source.token(force_refresh=refresh)
+        self.bearer.refusal = ""
 
     def sync_page(
         self, folder_id: str, state: str | None, fields: Sequence[str], item_cls: Any, what: str
@@ -858,12 +1017,14 @@ class _Checkpoint:
     scope: str
     phase: str  # "initial", "poll", "resync"
     state: str | None
+    version: int = CHECKPOINT_VERSION
 
     @classmethod
     def load(cls, state: Mapping[str, object] | None) -> _Checkpoint | None:
         if not state:
             return None
-        if state.get("v") != CHECKPOINT_VERSION or not isinstance(state.get("scope"), str):
+        version = state.get("v")
+        if version not in (1, CHECKPOINT_VERSION) or not isinstance(state.get("scope"), str):
             log.warning("unreadable EWS checkpoint; the folder is synchronised afresh")
             return None
         sync_state = state.get("state")
@@ -872,6 +1033,7 @@ class _Checkpoint:
             str(state["scope"]),
             phase,
             sync_state if isinstance(sync_state, str) and sync_state else None,
+            int(version),
         )
 
     def dump(self) -> dict[str, Any]:
@@ -951,6 +1113,10 @@ class EwsSource:
         validity_changed = cp is not None and cp.scope != folder.id
         if cp is None or validity_changed:
             phase, sync_state = "initial", None
+        elif calendar and cp.version < 2:
+            # Exceptions were held under their own item ids: a resync holds them under the new
+            # ones and lets the old go.
+            phase, sync_state = "resync", None
         else:
             phase, sync_state = cp.phase, cp.state  # a resync without a state starts over
         seen = SeenIds() if phase == "resync" else None
@@ -981,7 +1147,7 @@ class EwsSource:
                 after = _Checkpoint(folder.id, phase, None if resyncing else answer.state)
             resume = _Checkpoint(folder.id, phase, None if resyncing else sync_state)
             if calendar:
-                pages = [self._calendar_page(folder, page, after.dump())]
+                pages = [self._calendar_page(folder, page, after.dump(), known)]
                 if seen is not None:  # exceptions are held under their own occurrence ids
                     seen.add(i.provider_id for p in pages for i in p.items if i.provider_id)
             else:
@@ -1083,12 +1249,20 @@ class EwsSource:
 
     # -- calendar ---------------------------------------------------------------------------------
 
-    def _calendar_page(self, folder: EwsFolder, page: _Round, after: dict[str, Any]) -> EwsPage:
+    def _calendar_page(
+        self, folder: EwsFolder, page: _Round, after: dict[str, Any], known: KnownIds | None
+    ) -> EwsPage:
+        """The page's appointments and masters, and each master's exceptions, held under
+        `exception_id(master, original start)`. SyncFolderItems reports a deleted series by
+        its master's id alone, and a master whose exception went back to normal (or was
+        deleted) as an Update: what we hold of a master's exceptions that it no longer has
+        is removed with it."""
         owner = self.settings.mailbox.lower()
         items: list[MailItem | CalendarItem] = []
         changed = [(str(i.id), i.changekey) for i in page.changed]
         exceptions: list[tuple[str, str | None]] = []
-        uids: dict[str, str] = {}
+        series: dict[str, tuple[str, str]] = {}  # occurrence id -> (series UID, held id)
+        current: dict[str, set[str]] = {}  # master id -> the held ids of its exceptions
         for start in range(0, len(changed), BATCH_ITEMS):
             fetched = self.client.get_items(
                 changed[start : start + BATCH_ITEMS], _CALENDAR_FIELDS, EwsCalendarItem, "event"
@@ -1098,10 +1272,13 @@ class EwsSource:
                     continue  # deleted meanwhile (the next page says so), or not a meeting
                 uid = series_uid(str(got.uid))
                 items.append(calendar_item_from_ews(got, uid=uid, owner=owner))
+                listed = current.setdefault(str(got.id), set())
                 for modified in getattr(got, "modified_occurrences", None) or ():
-                    if getattr(modified, "id", None):
+                    held = exception_id(str(got.id), getattr(modified, "original_start", None))
+                    if getattr(modified, "id", None) and held is not None:
                         exceptions.append((str(modified.id), modified.changekey))
-                        uids[str(modified.id)] = uid
+                        series[str(modified.id)] = (uid, held)
+                        listed.add(held)
         for start in range(0, len(exceptions), BATCH_ITEMS):
             fetched = self.client.get_items(
                 exceptions[start : start + BATCH_ITEMS], _CALENDAR_FIELDS, EwsCalendarItem, "event"
@@ -1109,12 +1286,29 @@ class EwsSource:
             for (occurrence_id, _), got in zip(exceptions[start:], fetched, strict=False):
                 if isinstance(got, Exception) or got is None:
                     continue
-                items.append(
-                    calendar_item_from_ews(
-                        got, uid=uids[occurrence_id], owner=owner, occurrence=True
-                    )
-                )
-        return EwsPage(folder.name, [], page.removed, [], after, items=items)
+                uid, held = series[occurrence_id]
+                event = calendar_item_from_ews(got, uid=uid, owner=owner, occurrence=True)
+                items.append(replace(event, provider_id=held))
+        removed = list(page.removed)
+        if known is not None and (page.removed or current):
+            gone = set(page.removed)
+            for pid in known():
+                master_id, mark, _ = pid.partition(EXCEPTION_MARK)
+                if mark and (master_id in gone or pid not in current.get(master_id, {pid})):
+                    removed.append(pid)
+        return EwsPage(folder.name, [], removed, [], after, items=items)
+
+
+EXCEPTION_MARK = "#"  # never in an EWS ItemId (base64)
+
+
+def exception_id(master_id: str, original_start: object) -> str | None:
+    """The provider id an exception of a series is held under: its master's id and its
+    original start, so the exceptions of a deleted master can be found by its id alone."""
+    when = _aware(original_start)
+    if when is None:
+        return None
+    return f"{master_id}{EXCEPTION_MARK}{when:%Y%m%dT%H%M%SZ}"
 
 
 def _held(known: KnownIds | None, ids: list[str]) -> set[str]:
@@ -1155,12 +1349,14 @@ def _batches(items: list[Any]) -> Iterator[list[Any]]:
 @dataclass(frozen=True)
 class MailboxCheck:
     """What a link test found: the folders to sync (resolved to their ids), the calendar's id
-    (None when not wanted), and the server's version (kept, so syncs send no probe)."""
+    (None when not wanted), the server's version (kept, so syncs send no probe), and the EWS
+    URL it used."""
 
     folders: list[EwsFolder]
     calendar_id: str | None
     version: tuple[int, int, int, int]
     api_version: str
+    server: str = ""
 
 
 def resolve_folders(client: EwsClient, names: Sequence[str] | None) -> list[EwsFolder]:
@@ -1220,6 +1416,6 @@ def check_mailbox(settings: EwsSettings, names: Sequence[str] | None) -> Mailbox
         if settings.calendar:
             root = client.account.root
             calendar_id = str(_distinguished(client, root, Calendar, "calendar").id)
-        return MailboxCheck(folders, calendar_id, version, api_version)
+        return MailboxCheck(folders, calendar_id, version, api_version, settings.server)
     finally:
         client.close()
