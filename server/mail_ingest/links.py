@@ -1236,7 +1236,7 @@ def replace_password(
             folders=tuple(config["folders"]) if config.get("folders") else None,
         )
         _, secret = _test(connection, ca_bundle, DEFAULT_AUTHORITY_HOST)
-    elif kind == "ews":
+    elif kind == "ews" and config.get("auth") != "oauth":
         folders = tuple(str(f["name"]) for f in config.get("folders") or ())
         _test_ews(
             EwsConnection(
@@ -1253,7 +1253,7 @@ def replace_password(
         )
         secret = {"password": password}
     else:
-        how = "OAuth" if kind == "imap" else kind
+        how = "OAuth" if kind in ("imap", "ews") else kind
         raise DomainError(
             f"mailbox link {link_id} signs in with {how}, not a password: link it again with the "
             "new credentials (and remove this one; its history stays)",

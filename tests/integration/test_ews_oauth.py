@@ -147,6 +147,22 @@ def test_an_app_links_and_syncs_a_mailbox_with_a_token_for_the_ews_host(
     assert grants and {r["grant_type"] for r in grants} == {"client_credentials"}
 
 
+def test_an_app_link_has_no_password_to_replace(
+    cli: Cli, db: Database, hybrid: EwsEmulator, tenant: Tenant, app: App
+) -> None:
+    owner = new_mailbox(hybrid)
+    assert "FAILED" not in add(cli, hybrid, owner, tenant, app)
+    with db.read_session() as session:
+        link_id, before = session.execute(select(MailboxLink.id, MailboxLink.secret)).one()
+    refused = cli(
+        "mailbox", "password", str(link_id), "--password-env", "NEW", env={"NEW": "a-password"}
+    )  # fmt: skip
+    assert refused.exit_code == 1
+    assert "signs in with OAuth, not a password: link it again" in refused.output
+    with db.read_session() as session:
+        assert session.scalar(select(MailboxLink.secret)) == before
+
+
 def test_a_token_expiring_mid_sync_is_renewed_once_and_nothing_is_captured_twice(
     cli: Cli,
     db: Database,
