@@ -7,6 +7,7 @@ domains are unique across companies (409 naming the domain).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal, cast
 
 from flask import Blueprint
@@ -52,7 +53,11 @@ class CompanyFilterQuery(BaseModel):
     q: str | None = Field(None, max_length=200, description="Prefix of a name, word or domain")
     owner_id: Id | None = None
     tag: Tag | None = None
-    sort: Literal["name", "created_at", "updated_at"] = "name"
+    last_contacted_before: datetime | None = Field(
+        None, description="Anyone at the company last contacted before then (UTC when no zone)"
+    )
+    last_contacted_after: datetime | None = None
+    sort: Literal["name", "created_at", "updated_at", "last_contacted_at"] = "name"
     order: Literal["asc", "desc"] = "asc"
 
 
@@ -62,7 +67,13 @@ class CompanyListQuery(ListQuery, CompanyFilterQuery):
     model_config = ConfigDict(extra="allow")
 
 
-class CompanyPage(PageOut[CompanyOut]):
+class CompanyListItemOut(CompanyOut):
+    last_contacted_at: datetime | None = Field(
+        description="When anyone at the company was last contacted (the latest of its people's)"
+    )
+
+
+class CompanyPage(PageOut[CompanyListItemOut]):
     pass
 
 
@@ -133,7 +144,12 @@ class MergedCompanyOut(BaseModel):
 def company_filters(query: CompanyFilterQuery) -> companies.CompanyFilters:
     """The list's filters (also used by the CSV export)."""
     return companies.CompanyFilters(
-        q=query.q, owner_id=query.owner_id, tag=query.tag, custom=custom_params(query)
+        q=query.q,
+        owner_id=query.owner_id,
+        tag=query.tag,
+        last_contacted_before=query.last_contacted_before,
+        last_contacted_after=query.last_contacted_after,
+        custom=custom_params(query),
     )
 
 
@@ -169,9 +185,17 @@ def list_companies(query: CompanyListQuery) -> CompanyPage:
             limit=query.limit,
             cursor=query.cursor,
         )
-        tags = companies.tags_of(session, [c.id for c in page.items])
+        ids = [c.id for c in page.items]
+        tags = companies.tags_of(session, ids)
+        contacted = companies.last_contacted_of(session, ids)
         return CompanyPage(
-            items=[company_out(c, tags.get(c.id, [])) for c in page.items],
+            items=[
+                CompanyListItemOut(
+                    **company_out(c, tags.get(c.id, [])).model_dump(),
+                    last_contacted_at=contacted.get(c.id),
+                )
+                for c in page.items
+            ],
             next_cursor=page.next_cursor,
         )
 

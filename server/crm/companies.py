@@ -12,10 +12,22 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal, TypedDict
 from urllib.parse import urlsplit
 
-from sqlalchemy import ColumnElement, Select, delete, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -48,11 +60,14 @@ from server.models import (
     Deal,
     utcnow,
 )
+from server.models.base import UTCDateTime
 
 MAX_DOMAINS = 50
 DETAIL_CONTACTS = 100
 DETAIL_DEALS = 50
-CompanySort = Literal["name", "created_at", "updated_at"]
+CompanySort = Literal["name", "created_at", "updated_at", "last_contacted_at"]
+# Never-contacted companies sort as if last contacted at the epoch, as contacts do.
+NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class CompanyFields(TypedDict, total=False):
@@ -70,6 +85,8 @@ class CompanyFilters:
     q: str | None = None
     owner_id: int | None = None
     tag: str | None = None
+    last_contacted_before: datetime | None = None
+    last_contacted_after: datetime | None = None
     custom: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -325,6 +342,37 @@ def resolve_company(
 # -- lists and details -------------------------------------------------------------------------
 
 
+def last_contacted() -> ColumnElement[datetime | None]:
+    """When anyone at the company was last contacted: the latest of its people's
+    `last_contacted_at`, computed per row (a correlated subquery over contacts' company_id
+    index) so it is never a second copy to keep in step with capture."""
+    return (
+        select(func.max(Contact.last_contacted_at))
+        .where(Contact.company_id == Company.id)
+        .correlate(Company)
+        .scalar_subquery()
+    )
+
+
+def last_contacted_of(session: Session, company_ids: Collection[int]) -> dict[int, datetime]:
+    """`last_contacted` for a page of companies (those nobody was contacted at are left out)."""
+    if not company_ids:
+        return {}
+    rows = session.execute(
+        select(Contact.company_id, func.max(Contact.last_contacted_at))
+        .where(Contact.company_id.in_(list(company_ids)))
+        .group_by(Contact.company_id)
+    )
+    return {company: when for company, when in rows if company is not None and when is not None}
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """Query dates without a zone are taken as UTC (the database stores UTC)."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
 def company_query(session: Session, filters: CompanyFilters) -> Select[Company]:
     query = select(Company)
     conditions: list[ColumnElement[bool]] = []
@@ -349,6 +397,12 @@ def company_query(session: Session, filters: CompanyFilters) -> Select[Company]:
                 CompanyTag.company_id == Company.id, CompanyTag.tag == clean_tag(filters.tag, "tag")
             )
         )
+    before = _aware(filters.last_contacted_before)
+    if before is not None:
+        conditions.append(last_contacted() < before)
+    after = _aware(filters.last_contacted_after)
+    if after is not None:
+        conditions.append(last_contacted() >= after)
     conditions += custom_field_conditions(session, "company", Company.custom_fields, filters.custom)
     return query.where(*conditions)
 
@@ -367,6 +421,7 @@ def list_companies(
         "name": func.lower(Company.name),
         "created_at": Company.created_at,
         "updated_at": Company.updated_at,
+        "last_contacted_at": func.coalesce(last_contacted(), literal(NEVER, UTCDateTime())),
     }[sort]
     check_cursor(cursor, "text" if sort == "name" else "datetime")
     return keyset_page(

@@ -5,8 +5,9 @@
 // gives someone a drop address, or links a Microsoft 365 mailbox by signing in with Microsoft
 // (POST /admin/mailboxes/graph/authorize, then this tab goes to Microsoft; the callback page says
 // what happened); a Graph link that needs attention has Re-connect, the same sign-in again.
-// App-only Graph links and EWS links are made with `rapport mailbox add graph|ews`: the form
-// shows the command.
+// It also links a Microsoft 365 mailbox with app-only access (the app's tenant, client id and
+// secret) and a mailbox on an Exchange server (EWS, with a service account): the server tests
+// each before saving it, as `rapport mailbox add graph|ews` does.
 
 import { formatDateTime, fromNow, h } from "/pane/dom.js";
 import { adminApi } from "./admin-endpoints.js";
@@ -86,7 +87,8 @@ function where(link) {
 
 /** The link's facts as label-value pairs side by side (a card stays short in a long list). */
 function linkFacts(link) {
-  const folders = link.settings?.folders;
+  // IMAP keeps folder names; Graph and EWS keep {name, id} (the id survives a rename).
+  const folders = (link.settings?.folders || []).map((folder) => (typeof folder === "string" ? folder : folder?.name));
   const rows = [
     [
       "Last success",
@@ -115,7 +117,7 @@ function linkFacts(link) {
         ? h("span", { class: "link-error" }, sentence(link.settings.notifications.error), " New mail still comes by polling.")
         : null,
     ],
-    ["Folders", Array.isArray(folders) && folders.length ? folders.join(", ") : null],
+    ["Folders", folders.length ? folders.join(", ") : null],
     ["Drop address", link.drop_address ? copyable(link.drop_address, { key: `copy-${link.id}` }) : null],
     ["Also", link.aliases?.length ? link.aliases.join(", ") : null],
     ["Keeps", LEVEL_WORDS[link.capture_level] || link.capture_level],
@@ -733,42 +735,212 @@ function graphSignInForm({ onCancel }) {
   });
 }
 
-const COMMANDS = {
-  graph: {
-    text:
-      "Microsoft 365 mailboxes with app-only access (the app's own secret or certificate, no user signing in) are linked " +
-      "on the server's command line: they need an app registration in Entra ID with admin consent. To link one by " +
-      "signing in as its user instead, choose “Microsoft 365 (sign in)”.",
-    command:
-      "printf '%s\\n' \"$SECRET\" | rapport mailbox add graph --owner ADDRESS \\\n" +
-      "    --tenant TENANT_ID --client-id CLIENT_ID --client-secret-stdin\n" +
-      "# or: --certificate rapport-graph.pem, or --delegated (a user signs in with a device code)",
-    doc: "docs/graph.md",
-  },
-  ews: {
-    text:
-      "Mailboxes on your own Exchange server (EWS) are linked on the server's command line for now, with a service account " +
-      "that may open them.",
-    command:
-      "printf '%s\\n' \"$PASSWORD\" | rapport mailbox add ews --owner ADDRESS \\\n" +
-      "    --server https://mail.example.com/EWS/Exchange.asmx --user 'DOMAIN\\svc-rapport' --password-stdin",
-    doc: "docs/ews.md",
-  },
-};
-
-function commandPanel(kind) {
-  const { text, command, doc } = COMMANDS[kind];
+/** The "What to capture" of an Exchange link (Graph or EWS): folders, calendar, since, what to
+ * keep, who sees it and the owner's other addresses. */
+function exchangeCaptureFields() {
   return h(
-    "div",
-    { class: "command-panel", dataset: { command: kind } },
-    h("p", {}, text),
-    copyable(command, { block: true, key: `copy-${kind}`, label: "Copy the command" }),
-    h(
-      "p",
-      { class: "hint" },
-      `Every option is in ${doc} of your Rapport installation. Once linked, the mailbox shows here with its status, and you pause, resume, sync and remove it here.`,
-    ),
+    "fieldset",
+    { class: "group" },
+    h("legend", {}, "What to capture"),
+    field({
+      name: "folders",
+      label: "Folders",
+      maxlength: 5000,
+      hint: "Separated by commas: inbox, sentitems, archive or a path like Inbox/Projects. Empty: the Inbox and Sent Items.",
+    }),
+    checkboxField({ name: "calendar", label: "Also capture meetings from the calendar", checked: true }),
+    field({ name: "since", label: "Only mail since", maxlength: 40, hint: "A date (2026-01-31) or an age (90d). Empty: all of it." }),
+    levelField(),
+    visibilityField(),
+    field({
+      name: "aliases",
+      label: "The owner's other addresses",
+      maxlength: 7000,
+      hint: "Separated by commas: mail from them counts as the owner's own.",
+    }),
   );
+}
+
+function checkExchangeCapture(values, errors) {
+  if (!isAddress(values.owner)) errors.owner = "Give the mailbox's email address, like anna@example.com.";
+  const folders = splitList(values.folders);
+  if (folders.some(hasControl)) errors.folders = "A folder name holds a line break or a tab.";
+  if (folders.length > 50) errors.folders = "At most 50 folders.";
+  if (values.since.trim() && !DURATION.test(values.since) && !DAY.test(values.since.trim()))
+    errors.since = "A date like 2026-01-31, or an age like 90d; empty for all of it.";
+  const badAlias = splitList(values.aliases).find((alias) => !isAddress(alias));
+  if (badAlias) errors.aliases = `“${badAlias}” is not an email address.`;
+  return errors;
+}
+
+function exchangeCaptureBody(form, values) {
+  const body = {
+    owner: values.owner.trim(),
+    calendar: form.querySelector('[data-check="calendar"]').checked,
+    capture_level: values.capture_level,
+    visibility: values.visibility,
+    aliases: splitList(values.aliases),
+  };
+  const folders = splitList(values.folders);
+  if (folders.length) body.folders = folders;
+  if (values.since.trim()) body.since = values.since.trim();
+  return body;
+}
+
+function linkedMessage(linked) {
+  const calendar = linked.calendar ? " and the calendar" : "";
+  return `Linked ${linked.owner}: Rapport syncs ${linked.folders.join(", ")}${calendar} at the worker's next run.`;
+}
+
+/** A Microsoft 365 mailbox with app-only access: the app's own secret, no user signing in. */
+function graphAppForm({ onLinked, onCancel }) {
+  return formShell({
+    label: "Link a Microsoft 365 mailbox with app-only access",
+    key: "graph",
+    submitLabel: "Test and link",
+    busyLabel: "Testing…",
+    onCancel,
+    fields: [
+      h(
+        "p",
+        { class: "hint" },
+        "An app registration in Entra ID with the application permissions Mail.Read and Calendars.Read and admin " +
+          "consent; one app can read many mailboxes (see docs/graph.md). Rapport tests the link before saving it.",
+      ),
+      h(
+        "fieldset",
+        { class: "group" },
+        h("legend", {}, "The mailbox and the app"),
+        ownerField(),
+        field({ name: "tenant", label: "Directory (tenant) ID", required: true, maxlength: 253 }),
+        field({ name: "client_id", label: "Application (client) ID", required: true, maxlength: 100 }),
+        secretField({
+          name: "client_secret",
+          label: "Client secret",
+          required: true,
+          maxlength: 1024,
+          hint: "The secret's value (not its ID). Never shown again; kept encrypted.",
+        }),
+      ),
+      exchangeCaptureFields(),
+    ],
+    onSubmit: async (form) => {
+      const values = formValues(form);
+      const errors = checkExchangeCapture(values, {});
+      const tenant = values.tenant.trim();
+      if (!tenant) errors.tenant = "Give the directory (tenant) ID from Entra ID.";
+      else if (/\s/.test(tenant)) errors.tenant = "A tenant ID or domain has no spaces.";
+      if (!values.client_id.trim()) errors.client_id = "Give the application (client) ID.";
+      if (!values.client_secret) errors.client_secret = "Give the client secret's value.";
+      else if (hasControl(values.client_secret)) errors.client_secret = "The secret holds a line break or a tab.";
+      formMessage(form, null);
+      if (showErrors(form, errors)) return;
+      const body = {
+        ...exchangeCaptureBody(form, values),
+        tenant,
+        client_id: values.client_id.trim(),
+        client_secret: values.client_secret,
+      };
+      try {
+        const linked = await adminApi.addGraph(body);
+        onLinked(linked, linkedMessage(linked));
+      } catch (error) {
+        formError(form, error, {
+          aliases: { mailbox: "owner" },
+          after: "Nothing was saved. Fix the marked setting, then try again.",
+        });
+      }
+    },
+  });
+}
+
+/** A mailbox on an Exchange server (EWS), opened by a service account. */
+function ewsForm({ onLinked, onCancel }) {
+  return formShell({
+    label: "Link a mailbox on an Exchange server",
+    key: "ews",
+    submitLabel: "Test and link",
+    busyLabel: "Testing…",
+    onCancel,
+    fields: [
+      h(
+        "p",
+        { class: "hint" },
+        "A service account that may open the mailbox: by impersonation (the ApplicationImpersonation role) or as a " +
+          "delegate (Full Access to it); see docs/ews.md. Rapport tests the link before saving it.",
+      ),
+      h(
+        "fieldset",
+        { class: "group" },
+        h("legend", {}, "The mailbox and the server"),
+        ownerField(),
+        field({
+          name: "server",
+          label: "EWS address",
+          required: true,
+          maxlength: 2000,
+          placeholder: "https://mail.example.com/EWS/Exchange.asmx",
+          hint: "Or just the server's name, like mail.example.com.",
+        }),
+        field({ name: "user", label: "Service account", required: true, maxlength: 320, hint: "DOMAIN\\name or name@domain." }),
+        secretField({ name: "password", label: "Password", required: true, maxlength: 1024, hint: "Never shown again; kept encrypted." }),
+        h(
+          "div",
+          { class: "field-row" },
+          field({
+            name: "auth",
+            label: "Sign-in",
+            kind: "select",
+            value: "ntlm",
+            options: [
+              { value: "ntlm", label: "NTLM" },
+              { value: "basic", label: "Basic" },
+            ],
+          }),
+          field({
+            name: "access",
+            label: "Opens the mailbox by",
+            kind: "select",
+            value: "",
+            options: [
+              { value: "", label: "Usual: impersonation (delegate for its own)" },
+              { value: "impersonation", label: "Impersonation" },
+              { value: "delegate", label: "Delegate (Full Access)" },
+            ],
+          }),
+        ),
+      ),
+      exchangeCaptureFields(),
+    ],
+    onSubmit: async (form) => {
+      const values = formValues(form);
+      const errors = checkExchangeCapture(values, {});
+      const server = values.server.trim();
+      if (!server) errors.server = "Give the EWS address, like https://mail.example.com/EWS/Exchange.asmx.";
+      else if (/\s/.test(server) || hasControl(server)) errors.server = "An address has no spaces.";
+      else if (/^http:/i.test(server)) errors.server = "Rapport talks to Exchange over TLS only: use https://.";
+      if (!values.user.trim()) errors.user = "Give the service account's name, like DOMAIN\\svc-rapport.";
+      else if (hasControl(values.user)) errors.user = "The account name holds a line break or a tab.";
+      if (!values.password) errors.password = "Type the service account's password.";
+      else if (hasControl(values.password)) errors.password = "The password holds a line break or a tab.";
+      formMessage(form, null);
+      if (showErrors(form, errors)) return;
+      const body = {
+        ...exchangeCaptureBody(form, values),
+        server,
+        user: values.user.trim(),
+        password: values.password,
+        auth: values.auth,
+      };
+      if (values.access) body.access = values.access;
+      try {
+        const linked = await adminApi.addEws(body);
+        onLinked(linked, linkedMessage(linked));
+      } catch (error) {
+        formError(form, error, { after: "Nothing was saved. Fix the marked setting, then try again." });
+      }
+    },
+  });
 }
 
 function addPanel({ onLinked, onClose }) {
@@ -776,17 +948,21 @@ function addPanel({ onLinked, onClose }) {
   const kinds = [
     { value: "imap", label: "An IMAP mailbox" },
     { value: "graph-signin", label: "Microsoft 365 (sign in)" },
-    { value: "drop", label: "A drop address (BCC)" },
-    { value: "graph", label: "Microsoft 365, app-only (command line)" },
+    { value: "graph", label: "Microsoft 365, app-only (tenant, client ID, secret)" },
     { value: "ews", label: "Exchange server (EWS)" },
+    { value: "drop", label: "A drop address (BCC)" },
   ];
+  const forms = {
+    imap: () => imapForm({ onLinked, onCancel: onClose }),
+    "graph-signin": () => graphSignInForm({ onCancel: onClose }),
+    graph: () => graphAppForm({ onLinked, onCancel: onClose }),
+    ews: () => ewsForm({ onLinked, onCancel: onClose }),
+    drop: () => dropForm({ onLinked, onCancel: onClose }),
+  };
   const choose = field({ name: "link-kind", label: "What to link", kind: "select", value: "imap", options: kinds });
   const select = choose.querySelector("select");
   function show(kind) {
-    if (kind === "imap") slot.replaceChildren(imapForm({ onLinked, onCancel: onClose }));
-    else if (kind === "drop") slot.replaceChildren(dropForm({ onLinked, onCancel: onClose }));
-    else if (kind === "graph-signin") slot.replaceChildren(graphSignInForm({ onCancel: onClose }));
-    else slot.replaceChildren(commandPanel(kind), button("Close", onClose, { key: "link-close" }));
+    slot.replaceChildren(forms[kind]());
   }
   select.addEventListener("change", () => show(select.value));
   show("imap");

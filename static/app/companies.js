@@ -1,12 +1,22 @@
-// Companies: the list (search, owner, tag and custom field filters, sort, paged as you scroll;
-// rows to select and act on, CSV import and export) and a company's page (details, people, deals,
-// timeline with notes; the edit form; delete).
+// Companies: the list (search, owner, tag, last contacted and custom field filters, sort, paged as
+// you scroll; rows to select and act on, CSV import and export) and a company's page (details,
+// people, deals, timeline with notes; the edit form; delete). A company was last contacted when
+// anyone there was (the API's `last_contacted_at`: the latest of its people's).
 
-import { formatDate, h, money } from "/pane/dom.js";
+import { formatDate, fromNow, h, money } from "/pane/dom.js";
 import { atLeast, customCell, exportAllButton, joined, ownerEmail, selection } from "./bulk.js";
 import { filterBar, ownerFilterOptions } from "./contacts.js";
 import { api } from "./endpoints.js";
-import { applyFilterValues, customFieldControls, customFilters, customQuery } from "./filters.js";
+import {
+  applyFilterValues,
+  CONTACTED_KEYS,
+  contactedControls,
+  contactedQuery,
+  customFieldControls,
+  customFilters,
+  customQuery,
+  neverContacted,
+} from "./filters.js";
 import { openImport } from "./importer.js";
 import { companySpecs, currentCustomFields, customFacts, customSpecs, editForm } from "./records.js";
 import { go, href, render, replaceQuery } from "./router.js";
@@ -33,17 +43,22 @@ import {
 const SORTS = [
   { value: "name:asc", label: "Name, A to Z" },
   { value: "name:desc", label: "Name, Z to A" },
+  { value: "last_contacted_at:desc", label: "Last contacted, latest first" },
+  { value: "last_contacted_at:asc", label: "Last contacted, longest ago first" },
   { value: "created_at:desc", label: "Newest first" },
   { value: "updated_at:desc", label: "Recently changed" },
 ];
 
+/** The list's filters as the API wants them; "never contacted" as for contacts (neverContacted). */
 function apiQuery(filters) {
-  const [sort, order] = (filters.sort || "name:asc").split(":");
+  const never = filters.contacted === "never";
+  const [sort, order] = never ? ["last_contacted_at", "asc"] : (filters.sort || "name:asc").split(":");
   const ownerId = filters.owner === "me" ? session.me?.id : filters.owner;
   return {
     q: filters.q || undefined,
     owner_id: ownerId || undefined,
     tag: filters.tag || undefined,
+    ...contactedQuery(filters),
     ...customQuery(filters),
     sort,
     order,
@@ -72,6 +87,20 @@ function companyRow(company) {
     ),
     h(
       "div",
+      { class: "cell cell-when cell-contacted" },
+      company.last_contacted_at
+        ? h(
+            "span",
+            { title: formatDate(company.last_contacted_at) },
+            h("span", { class: "sr-only" }, "Last contacted "),
+            fromNow(company.last_contacted_at),
+          )
+        : company.last_contacted_at === null
+          ? h("span", { class: "quiet" }, "never")
+          : "", // a row drawn from a company's page, which does not say
+    ),
+    h(
+      "div",
       { class: "cell cell-when" },
       h("span", { class: "sr-only" }, "Changed "),
       formatDate(company.updated_at),
@@ -88,7 +117,7 @@ const HEAD = () =>
   h(
     "div",
     { class: "row row-company row-head", "aria-hidden": "true" },
-    ["", "Name", "Owner", "Changed", "Tags"].map((label) =>
+    ["", "Name", "Owner", "Last contacted", "Changed", "Tags"].map((label) =>
       h("div", { class: label ? "cell" : "cell cell-pick" }, label),
     ),
   );
@@ -166,11 +195,14 @@ const COMPANY_IMPORT = {
 };
 
 export async function companiesPage(main, { query }) {
-  const filters = Object.fromEntries(["q", "owner", "tag", "sort"].map((key) => [key, query.get(key) || ""]));
+  const filters = Object.fromEntries(
+    ["q", "owner", "tag", "sort", ...CONTACTED_KEYS].map((key) => [key, query.get(key) || ""]),
+  );
   Object.assign(filters, customFilters(query));
   const picks = selection(COMPANIES);
+  const load = (cursor) => api.companies(apiQuery(filters), cursor);
   const paged = pagedList({
-    load: (cursor) => api.companies(apiQuery(filters), cursor),
+    load: filters.contacted === "never" ? neverContacted(load) : load,
     row: (company) => picks.decorate(companyRow(company), company),
     emptyText: "No companies match.",
     label: "Companies",
@@ -198,6 +230,7 @@ export async function companiesPage(main, { query }) {
         options: ownerFilterOptions(),
       }),
       field({ name: "tag", label: "Tag", value: filters.tag, maxlength: 100 }),
+      ...contactedControls(filters),
       customFieldControls(definitions, filters),
       field({
         name: "sort",
@@ -205,13 +238,14 @@ export async function companiesPage(main, { query }) {
         kind: "select",
         value: filters.sort || "name:asc",
         options: SORTS,
+        hint: filters.contacted === "never" ? "Never contacted: in the order they were added." : null,
       }),
     ].filter(Boolean),
     (values) => {
       applyFilterValues(filters, values);
       replaceQuery(filters);
       picks.reset();
-      paged.reload();
+      paged.reload(filters.contacted === "never" ? neverContacted(load) : load);
     },
   );
   const creating = h("div", { class: "inline-form" });
@@ -256,7 +290,13 @@ export async function companiesPage(main, { query }) {
   const exportButton = exportAllButton({
     key: "companies-export",
     many: "companies",
-    fetchAll: () => api.exportCompanies(apiQuery(filters)),
+    // The company export has no last-contacted column to cut "never" from (see neverContacted).
+    fetchAll: () =>
+      filters.contacted === "never"
+        ? Promise.reject(
+            new Error("the export cannot pick out companies never contacted: select them in the list and export those"),
+          )
+        : api.exportCompanies(apiQuery(filters)),
   });
   main.replaceChildren(
     pageHeader("Companies", { actions: [importButton, exportButton, newButton] }),

@@ -1,7 +1,9 @@
 """The admin pages of the web app, in Chromium against the demo server: an admin links an IMAP
 mailbox from the form against a real Dovecot (a wrong password is shown on the password field and
 saves nothing), sees it with its status, pauses, resumes and syncs it, sees it stuck once its
-password changed and gives it the new one, removes it, and gives someone a drop address; adds and
+password changed and gives it the new one, removes it, and gives someone a drop address; links a
+Microsoft 365 mailbox with app-only access and an Exchange mailbox (EWS) from their forms against
+the Graph and EWS emulators (a wrong secret or password lands on its field); adds and
 removes a capture rule and saves the capture policy; adds a user, issues an API token and revokes
 it; defines a custom field; adds a pipeline and a stage to it; asks why an email was captured. A
 member sees no admin navigation and is told the admin pages are for admins; every admin page fits
@@ -10,11 +12,13 @@ a phone. Every change is checked in the database; axe-core finds nothing serious
 The tests leave the demo as they found it where other tests could notice (the links, field,
 pipeline and rule they make are removed again, the user disabled, the policy put back), since
 later modules share the demo database. Mailbox links need a server that trusts the test Dovecot's
-CA: `admin_demo` serves the demo's database a second time, with RAPPORT_CA_BUNDLE.
+and the emulators' CAs: `admin_demo` serves the demo's database a second time, with one
+RAPPORT_CA_BUNDLE for all of them and Microsoft's addresses pointing at the emulators.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -55,11 +59,19 @@ from tests.e2e.conftest import (
     axe_violations,
     open_app,
 )
+from tests.emulators.ews import EwsEmulator, ews, ews_server  # noqa: F401
+from tests.emulators.fixtures import identity, identity_server  # noqa: F401
+from tests.emulators.graph import GraphEmulator, graph, graph_server  # noqa: F401
+from tests.emulators.identity import IdentityEmulator
 from tests.support.dovecot import DovecotServer
 from tests.support.dovecot_fixtures import ImapAccount
 from tests.support.postgres import free_port
 
 pytestmark = pytest.mark.slow
+GRAPH_SECRET = "gR8Q~exampleGraphSecret.0123456789abcdef"
+EWS_SERVICE = "NORTHWIND\\svc-rapport"
+EWS_PASSWORD = "Tr0ub4dor&3-rapport"
+_mailboxes = itertools.count()
 
 
 def named(label: str) -> re.Pattern[str]:
@@ -90,15 +102,30 @@ def call(demo: Demo, method: str, path: str, body: dict[str, Any] | None = None)
 
 
 @pytest.fixture(scope="module")
-def admin_demo(demo: Demo, dovecot_server: DovecotServer) -> Iterator[Demo]:
-    """The demo's own database served by a second server that trusts the test Dovecot's CA
-    (RAPPORT_CA_BUNDLE), as a server reaching a private mail server would be set up."""
+def admin_demo(
+    demo: Demo,
+    dovecot_server: DovecotServer,
+    graph_server: GraphEmulator,  # noqa: F811
+    ews_server: EwsEmulator,  # noqa: F811
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Demo]:
+    """The demo's own database served by a second server that trusts the test Dovecot's and the
+    emulators' CAs (one RAPPORT_CA_BUNDLE), as a server reaching private mail servers would be
+    set up, with Microsoft's addresses pointing at the Graph and identity emulators."""
+    bundle = tmp_path_factory.mktemp("admin-ca") / "ca-bundle.pem"
+    bundle.write_bytes(
+        b"".join(
+            path.read_bytes()
+            for path in (dovecot_server.ca_path, graph_server.identity.ca_path, ews_server.ca_path)
+        )
+    )
     env = {
+        **graph_server.env(),
         "RAPPORT_DATA_DIR": str(demo.settings.data_dir),
         "RAPPORT_DROP_DOMAIN": DROP_DOMAIN,
         "RAPPORT_LOG_LEVEL": "WARNING",
         "RAPPORT_LOG_FORMAT": "text",
-        "RAPPORT_CA_BUNDLE": str(dovecot_server.ca_path),
+        "RAPPORT_CA_BUNDLE": str(bundle),
     }
     port = free_port()
     proc = subprocess.Popen(
@@ -111,7 +138,7 @@ def admin_demo(demo: Demo, dovecot_server: DovecotServer) -> Iterator[Demo]:
         _wait_until_up(f"{base}/healthz", proc)
         yield Demo(
             base,
-            replace(demo.settings, ca_bundle=dovecot_server.ca_path),
+            replace(demo.settings, ca_bundle=bundle),
             demo.db,
             demo.admin_token,
             demo.summary,
@@ -162,10 +189,6 @@ def test_an_admin_links_an_imap_mailbox_from_the_form_and_pauses_resumes_syncs_a
     page.locator('[data-key="link-open"]').click()
     form = page.locator('[data-form="imap"]')
     expect(form).to_be_visible()
-    # Microsoft 365 and Exchange are linked on the command line: the form says how.
-    page.get_by_label(named("What to link")).select_option("graph")
-    expect(page.locator('[data-command="graph"]')).to_contain_text("rapport mailbox add graph")
-    page.get_by_label(named("What to link")).select_option("imap")
 
     # Checked before anything is sent.
     form.locator('[data-key="imap-submit"]').click()
@@ -326,6 +349,116 @@ def test_an_admin_links_an_imap_mailbox_from_the_form_and_pauses_resumes_syncs_a
         count(admin_demo, MailboxLink, MailboxLink.id == drop_id, MailboxLink.status == "removed")
         == 1
     )
+
+
+def new_address() -> str:
+    return f"sales{os.getpid()}x{next(_mailboxes)}@northwind-supplies.com"
+
+
+def newest_link(demo: Demo, kind: str) -> MailboxLink:
+    with demo.db.read_session() as session:
+        link = session.scalars(
+            select(MailboxLink)
+            .where(MailboxLink.kind == kind, MailboxLink.status != "removed")
+            .order_by(MailboxLink.id.desc())
+        ).first()
+        assert link is not None
+        session.expunge(link)
+        return link
+
+
+def test_an_admin_links_microsoft_365_app_only_and_exchange_mailboxes_from_their_forms(
+    admin_page: Page,
+    admin_demo: Demo,
+    identity: IdentityEmulator,  # noqa: F811
+    graph: GraphEmulator,  # noqa: F811
+    ews: EwsEmulator,  # noqa: F811
+) -> None:
+    page = admin_page
+    tenant = identity.add_tenant()
+    entra_app = graph.graph_app(tenant, secret=GRAPH_SECRET)
+    shared = new_address()
+    graph.add_mailbox(tenant, shared, shared=True)
+
+    # Microsoft 365, app-only: checked before anything is sent, then a wrong secret is named.
+    page.locator('[data-key="link-open"]').click()
+    page.get_by_label(named("What to link")).select_option("graph")
+    form = page.locator('[data-form="graph"]')
+    form.locator('[data-key="graph-submit"]').click()
+    for label in (
+        "Whose mailbox",
+        "Directory (tenant) ID",
+        "Application (client) ID",
+        "Client secret",
+    ):
+        expect(form.get_by_label(named(label))).to_have_attribute("aria-invalid", "true")
+    expect(form.get_by_label(named("Whose mailbox"))).to_be_focused()
+    form.get_by_label(named("Whose mailbox")).fill(shared)
+    form.get_by_label(named("Directory (tenant) ID")).fill(tenant.id)
+    form.get_by_label(named("Application (client) ID")).fill(entra_app.client_id)
+    form.get_by_label(named("Client secret")).fill("not-the-secret-4711")
+    form.get_by_label(named("Folders")).fill("inbox, sentitems")
+    form.get_by_label("Also capture meetings from the calendar").uncheck()
+    graph_links = count(admin_demo, MailboxLink, MailboxLink.kind == "graph")
+    form.locator('[data-key="graph-submit"]').click()
+    secret = form.get_by_label(named("Client secret"))
+    expect(secret).to_have_attribute("aria-invalid", "true", timeout=20_000)
+    expect(form.locator(".form-message")).to_contain_text("Nothing was saved")
+    assert count(admin_demo, MailboxLink, MailboxLink.kind == "graph") == graph_links
+    no_serious_accessibility_issues(page)
+    secret.fill(GRAPH_SECRET)
+    form.locator('[data-key="graph-submit"]').click()
+    expect(toast(page)).to_contain_text(
+        f"Linked {shared}: Rapport syncs Inbox, Sent Items at", timeout=20_000
+    )
+    link = newest_link(admin_demo, "graph")
+    assert (link.owner_address, link.status, link.settings["calendar"]) == (shared, "active", False)
+    assert link.settings["client_id"] == entra_app.client_id and link.secret is not None
+    card = page.locator(f'[data-link="{link.id}"]')
+    expect(card.locator(".badge")).to_have_text("active")
+    expect(card).to_contain_text(f"tenant {tenant.id}")
+    expect(card).to_contain_text("Inbox, Sent Items")
+    call(admin_demo, "DELETE", f"/api/v1/admin/mailboxes/{link.id}")
+
+    # Exchange (EWS): a wrong password lands on the password field; the right one links it.
+    ews.add_account(EWS_SERVICE, EWS_PASSWORD, impersonation=True)
+    mailbox = new_address()
+    ews.add_mailbox(mailbox)
+    page.locator('[data-key="link-open"]').click()
+    page.get_by_label(named("What to link")).select_option("ews")
+    form = page.locator('[data-form="ews"]')
+    form.get_by_label(named("Whose mailbox")).fill(mailbox)
+    form.get_by_label(named("EWS address")).fill("http://exchange.example/EWS/Exchange.asmx")
+    form.get_by_label(named("Service account")).fill(EWS_SERVICE)
+    form.get_by_label(named("Password")).fill("not-the-password-4711")
+    form.locator('[data-key="ews-submit"]').click()
+    expect(form.get_by_label(named("EWS address"))).to_have_attribute("aria-invalid", "true")
+    form.get_by_label(named("EWS address")).fill(ews.url)
+    ews_links = count(admin_demo, MailboxLink, MailboxLink.kind == "ews")
+    form.locator('[data-key="ews-submit"]').click()
+    password = form.get_by_label(named("Password"))
+    expect(password).to_have_attribute("aria-invalid", "true", timeout=20_000)
+    expect(password).to_be_focused()
+    expect(form.locator(".form-message")).to_contain_text("Nothing was saved")
+    assert count(admin_demo, MailboxLink, MailboxLink.kind == "ews") == ews_links
+    page.evaluate(
+        "window.scrollTo(0, document.querySelector('[data-form=ews]').getBoundingClientRect().top"
+        " + window.scrollY - 120)"
+    )
+    app_screenshot(page, "app-admin-ews-form.png")
+    no_serious_accessibility_issues(page)
+    password.fill(EWS_PASSWORD)
+    form.locator('[data-key="ews-submit"]').click()
+    expect(toast(page)).to_contain_text(f"Linked {mailbox}", timeout=20_000)
+    expect(toast(page)).to_contain_text("and the calendar")
+    link = newest_link(admin_demo, "ews")
+    assert (link.owner_address, link.status) == (mailbox, "active")
+    assert (link.settings["server"], link.settings["access"]) == (ews.url, "impersonation")
+    card = page.locator(f'[data-link="{link.id}"]')
+    expect(card.locator(".badge")).to_have_text("active")
+    expect(card).to_contain_text(f"{EWS_SERVICE} on {ews.url}")
+    expect(card).to_contain_text("not yet")  # no sync yet: the worker has not run
+    call(admin_demo, "DELETE", f"/api/v1/admin/mailboxes/{link.id}")
 
 
 # -- capture rules ---------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Contacts and companies in the web app, in Chromium against the demo server: the lists (search,
-filters, sort, paging as you scroll, the filters kept in the address), a contact's and a
+filters, sort, paging as you scroll, the filters kept in the address; companies last contacted
+when anyone there was), a contact's and a
 company's page (timeline paged, notes, follow-ups with done and Undo), the edit forms with their
 checks and the API's optimistic concurrency (someone else saved first: keep mine or take
 theirs), and a new contact. Every change is checked in the database; axe-core finds nothing
@@ -11,13 +12,23 @@ import json
 import re
 import urllib.request
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from server.models import Activity, Company, CompanyDomain, Contact, ContactEmail, FollowUp, User
+from server.models import (
+    Activity,
+    Company,
+    CompanyDomain,
+    Contact,
+    ContactEmail,
+    FollowUp,
+    User,
+    utcnow,
+)
 from tests.e2e.conftest import ADMIN, PHONE, Demo, app_screenshot, axe_violations, open_app
 
 pytestmark = pytest.mark.slow
@@ -382,6 +393,59 @@ def test_companies_list_page_and_edit(page: Page, demo: Demo, people: list[dict[
     assert (
         count(demo, ContactEmail, ContactEmail.address.like("%@quayside-paging.example")) == PEOPLE
     )
+
+
+def test_companies_filter_and_sort_by_when_anyone_there_was_last_contacted(
+    page: Page, demo: Demo
+) -> None:
+    tag = "app-contacted"
+    now = utcnow()
+    people = {  # company -> when each of its people was last contacted (None: never)
+        "Harbourside Recent Ltd": [now - timedelta(days=3), now - timedelta(days=500)],
+        "Harbourside Old Ltd": [now - timedelta(days=400)],
+        "Harbourside Quiet Ltd": [None],
+    }
+    for n, (name, moments) in enumerate(people.items()):
+        company = call(demo, "POST", "/api/v1/companies", {"name": name, "tags": [tag]})
+        for m, moment in enumerate(moments):
+            body = {"name": f"Harbour Person {n}{m}", "company_id": company["id"]}
+            contact = call(demo, "POST", "/api/v1/contacts", body)
+            with demo.db.session() as session:
+                session.execute(
+                    update(Contact)
+                    .where(Contact.id == contact["id"])
+                    .values(last_contacted_at=moment)
+                )
+
+    page.goto(f"{demo.base_url}/app/#/companies?tag={tag}")
+    expect(rows(page)).to_have_count(3)
+    quiet = rows(page).filter(has_text="Harbourside Quiet Ltd")
+    expect(quiet.locator(".cell-contacted")).to_have_text("never")
+    recent = rows(page).filter(has_text="Harbourside Recent Ltd")
+    expect(recent.locator(".cell-contacted")).to_contain_text("Last contacted")
+    expect(recent.locator(".cell-contacted")).not_to_contain_text("never")
+
+    contacted = page.get_by_label(named("Last contacted"))
+    contacted.select_option(label="In the last 30 days")
+    expect(rows(page)).to_have_count(1)
+    expect(rows(page).first).to_contain_text("Harbourside Recent Ltd")
+    contacted.select_option(label="More than a year ago")
+    expect(rows(page)).to_have_count(1)
+    expect(rows(page).first).to_contain_text("Harbourside Old Ltd")
+    contacted.select_option(label="Never")
+    expect(rows(page)).to_have_count(1)
+    expect(rows(page).first).to_contain_text("Harbourside Quiet Ltd")
+    expect(page).to_have_url(re.compile(rf"tag={tag}.*contacted=never|contacted=never.*tag={tag}"))
+
+    contacted.select_option(label="Any time")
+    page.get_by_label(named("Sort")).select_option(label="Last contacted, latest first")
+    expect(rows(page)).to_have_count(3)
+    expect(rows(page).locator("a.row-link")).to_have_text(
+        ["Harbourside Recent Ltd", "Harbourside Old Ltd", "Harbourside Quiet Ltd"]
+    )
+    page.reload()  # the address keeps the sort
+    expect(rows(page).first).to_contain_text("Harbourside Recent Ltd")
+    no_serious_accessibility_issues(page)
 
 
 def test_custom_fields_are_in_the_edit_form_checked_and_shown(

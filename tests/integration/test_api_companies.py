@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +155,62 @@ def test_company_list_filters_sorts_and_pages(client: FlaskClient, db: Database)
         if cursor is None:
             break
     assert len(seen) == 30 and len(set(seen)) == 30
+
+
+def test_companies_are_last_contacted_when_anyone_there_was(
+    client: FlaskClient, db: Database
+) -> None:
+    """The latest of the people's last contact: filtered on, sorted by (never-contacted
+    companies last when the latest come first) and paged through without gaps on ties."""
+    token = token_for(db, ANNA)
+    with db.session() as session:
+        for n in range(24):
+            company = Company(name=f"Company {n:02d}")
+            session.add(company)
+            session.flush()
+            if n % 6 == 0:
+                continue  # nobody there was ever contacted
+            for hours in (n % 5, n % 5 + 24, None):  # ties on purpose: ids break them
+                when = (
+                    None
+                    if hours is None
+                    else datetime(2026, 3, 1, tzinfo=UTC) + timedelta(hours=hours)
+                )
+                session.add(Contact(name="Someone", company_id=company.id, last_contacted_at=when))
+        session.add(Company(name="Empty Ltd"))  # no people at all
+
+    def listed(query: str) -> list[dict[str, Any]]:
+        seen: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            url = f"/api/v1/companies?limit=5&{query}" + (f"&cursor={cursor}" if cursor else "")
+            response = client.get(url, headers=auth(token))
+            assert response.status_code == 200, response.get_json()
+            seen += response.get_json()["items"]
+            cursor = response.get_json()["next_cursor"]
+            if cursor is None:
+                return seen
+
+    everyone = {c["name"]: c["last_contacted_at"] for c in listed("sort=name")}
+    assert everyone["Company 07"] == "2026-03-02T02:00:00Z"  # the latest of its people's
+    assert everyone["Company 06"] is None and everyone["Empty Ltd"] is None
+    for order in ("asc", "desc"):
+        rows = listed(f"sort=last_contacted_at&order={order}")
+        assert len(rows) == 25 and len({c["id"] for c in rows}) == 25, order
+        stamps = [c["last_contacted_at"] for c in rows]
+        contacted = [s for s in stamps if s is not None]
+        assert contacted == sorted(contacted, reverse=order == "desc")
+        nevers = stamps[:5] if order == "asc" else stamps[-5:]
+        assert nevers == [None] * 5, order
+    recent = listed("last_contacted_after=2026-03-02T03:30:00Z")
+    assert {c["name"] for c in recent} == {"Company 04", "Company 09", "Company 14", "Company 19"}
+    earlier = listed("last_contacted_before=2026-03-02T01:00:00")  # UTC when no zone is given
+    assert {c["last_contacted_at"] for c in earlier} == {"2026-03-02T00:00:00Z"}
+    assert {c["name"] for c in earlier} == {"Company 05", "Company 10", "Company 15", "Company 20"}
+    bad = client.get(
+        "/api/v1/companies?sort=last_contacted_at&cursor=nonsense", headers=auth(token)
+    )
+    assert bad.status_code == 400 and bad.get_json()["error"]["field"] == "cursor"
 
 
 def test_the_company_page_shows_people_timeline_and_deals(
