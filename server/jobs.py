@@ -48,8 +48,13 @@ class LeaseLost(Exception):
 
 
 class Requeue(Exception):
-    """Raised by a handler that stopped part-way on purpose (the worker is shutting down): the
-    job goes back to the queue at once, and the attempt does not count as a failure."""
+    """Raised by a handler that stopped part-way on purpose (the worker is shutting down, or a
+    campaign must wait for its send rate): the job goes back to the queue, due after `delay`
+    (default: at once), and the attempt does not count as a failure."""
+
+    def __init__(self, delay: timedelta | None = None) -> None:
+        super().__init__()
+        self.delay = delay
 
 
 @dataclass(frozen=True)
@@ -165,15 +170,16 @@ def complete(session: Session, job: ClaimedJob) -> None:
         raise LeaseLost(f"job {job.id} ({job.kind}) was taken over after its lease expired")
 
 
-def release(db: Database, job: ClaimedJob) -> None:
-    """Give a claimed job back to the queue, due now, without counting the attempt."""
+def release(db: Database, job: ClaimedJob, *, delay: timedelta | None = None) -> None:
+    """Give a claimed job back to the queue, due now (or after `delay`), without counting the
+    attempt."""
     with db.session() as session:
         session.execute(
             update(Job)
             .where(Job.id == job.id, Job.lease_token == job.lease_token)
             .values(
                 status="queued",
-                run_after=utcnow(),
+                run_after=utcnow() + (delay or timedelta()),
                 attempts=Job.attempts - 1,
                 lease_token=None,
                 lease_owner=None,
@@ -248,8 +254,8 @@ class Runner:
                     complete(session, job)
         except LeaseLost:
             log.warning("lease lost, work rolled back", extra={"job_id": job.id})
-        except Requeue:
-            release(self.db, job)
+        except Requeue as requeue:
+            release(self.db, job, delay=requeue.delay)
         except Exception as exc:
             log.exception("job failed", extra={"job_id": job.id, "kind": job.kind})
             fail(self.db, job, f"{type(exc).__name__}: {exc}")

@@ -117,8 +117,8 @@ def create_template(
 ) -> Template:
     template = Template(
         name=clean_text(name, "name", max_length=200, required=True),
-        subject=_checked(subject, "subject", 1000),
-        body=_checked(body, "body", 100_000),
+        subject=check_text(subject, "subject", 1000),
+        body=check_text(body, "body", 100_000),
         owner_id=viewer.id,
         shared=shared,
     )
@@ -142,9 +142,9 @@ def update_template(
     if name is not None:
         template.name = clean_text(name, "name", max_length=200, required=True)
     if subject is not None:
-        template.subject = _checked(subject, "subject", 1000)
+        template.subject = check_text(subject, "subject", 1000)
     if body is not None:
-        template.body = _checked(body, "body", 100_000)
+        template.body = check_text(body, "body", 100_000)
     if shared is not None:
         template.shared = shared
     template.updated_at = utcnow()
@@ -164,7 +164,7 @@ def _may_change(viewer: Viewer, template: Template) -> None:
         raise Forbidden("only its owner or an admin changes a shared template")
 
 
-def _checked(text: str, field_name: str, max_length: int) -> str:
+def check_text(text: str, field_name: str, max_length: int) -> str:
     if len(text) > max_length:
         raise DomainError(f"{field_name} is longer than {max_length} characters", field=field_name)
     for match in PLACEHOLDER.finditer(text):
@@ -191,27 +191,56 @@ def render(
     """The template filled for this contact (their company, and the deal given or their latest
     open one) as written by the viewer."""
     template = get_template(session, viewer, template_id)
+    return render_text(
+        session, viewer, template.subject, template.body, contact_id=contact_id, deal_id=deal_id
+    )
+
+
+def render_text(
+    session: Session,
+    viewer: Viewer,
+    subject: str,
+    body: str,
+    *,
+    body_html: str | None = None,
+    contact_id: int | None = None,
+    deal_id: int | None = None,
+) -> Rendered:
+    """Any subject and body with placeholders, filled as `render` fills a template; an HTML body
+    of its own keeps its markup (only the values are escaped), else it is made from `body`."""
     values = _values(session, viewer, contact_id, deal_id)
     missing: list[str] = []
+    filled_subject = " ".join(_fill(subject, values, missing, escape=False).split())
+    body_text = _fill(body, values, missing, escape=False)
+    if body_html:
+        html_body = _fill(body_html, values, missing, escape=True, escape_literal=False)
+    else:
+        html_body = "<div>" + "<br>".join(_fill(body, values, [], escape=True).splitlines())
+        html_body += "</div>"
+    return Rendered(filled_subject, body_text, html_body, missing)
 
-    def fill(text: str, escape: bool) -> str:
-        out, last = [], 0
-        for match in PLACEHOLDER.finditer(text):
-            name, fallback = match.group(1), match.group(2)
-            value = values.get(name) or fallback or ""
-            if not values.get(name) and fallback is None and name not in missing:
-                missing.append(name)
-            literal = text[last : match.start()]
-            out += [html.escape(literal) if escape else literal]
-            out += [html.escape(value) if escape else value]
-            last = match.end()
-        out += [html.escape(text[last:]) if escape else text[last:]]
-        return "".join(out)
 
-    subject = " ".join(fill(template.subject, False).split())
-    body_text = fill(template.body, False)
-    body_html = "<br>".join(fill(template.body, True).splitlines())
-    return Rendered(subject, body_text, f"<div>{body_html}</div>", missing)
+def _fill(
+    text: str,
+    values: dict[str, str],
+    missing: list[str],
+    *,
+    escape: bool,
+    escape_literal: bool = True,
+) -> str:
+    out, last = [], 0
+    for match in PLACEHOLDER.finditer(text):
+        name, fallback = match.group(1), match.group(2)
+        value = values.get(name) or fallback or ""
+        if not values.get(name) and fallback is None and name not in missing:
+            missing.append(name)
+        literal = text[last : match.start()]
+        out += [html.escape(literal) if escape and escape_literal else literal]
+        out += [html.escape(value) if escape else value]
+        last = match.end()
+    tail = text[last:]
+    out += [html.escape(tail) if escape and escape_literal else tail]
+    return "".join(out)
 
 
 def _values(

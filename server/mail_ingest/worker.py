@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from server.config import Settings
 from server.crm import retention
+from server.crm.campaigns import JOB as CAMPAIGN_JOB
 from server.crm.capture import Capturer
 from server.crm.errors import Conflict, DomainError
 from server.crm.mailboxes import link_info
@@ -45,6 +46,7 @@ from server.mail_ingest.pipeline import PrepareOptions, prepare_raw
 from server.mail_ingest.sources.drop import DropServer, DropTarget, drop_content
 from server.mail_ingest.sources.files import RawMessage
 from server.mail_ingest.sync import SOURCES, sync_link
+from server.mail_out.campaigns import CampaignSender
 from server.mail_out.digests import JOB as DIGEST_JOB
 from server.mail_out.digests import DigestScheduler
 from server.mail_out.webhooks import Deliverer
@@ -149,6 +151,7 @@ class Worker:
         self.idle_sleep = idle_sleep
         self.digests = DigestScheduler(db, settings)
         self.webhooks = Deliverer(settings)
+        self.campaigns = CampaignSender(settings, stopping=lambda: self.stopping)
         self._next_due_check = 0.0
         self._next_retention_check = 0.0
         self.subscriptions = SubscriptionKeeper(db, settings)  # Graph change notifications
@@ -159,6 +162,7 @@ class Worker:
                 "sync_link": self._sync,
                 DIGEST_JOB: self.digests.job,
                 WEBHOOK_JOB: self.webhooks.job,
+                CAMPAIGN_JOB: self.campaigns.job,
                 RETENTION_JOB: self._retention,
                 SUBSCRIPTIONS_JOB: self.subscriptions.job,
                 **signal_upkeep.LONG_HANDLERS,

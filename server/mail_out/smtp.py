@@ -145,6 +145,39 @@ def send(settings: Settings, message: EmailMessage) -> Path | None:
     return None
 
 
+def open_session(settings: Settings) -> smtplib.SMTP:
+    """A connection to RAPPORT_SMTP_URL, signed in, for a sender of many messages that drives
+    MAIL, RCPT and DATA itself (campaigns: to know which step a failure happened at)."""
+    if not settings.smtp_url:
+        raise SendFailed("RAPPORT_SMTP_URL is not set: Rapport has no way to send mail")
+    target = SmtpTarget.parse(settings.smtp_url)
+    try:
+        smtp = _connect(target, settings.ca_bundle)
+        try:
+            _authenticate(smtp, target, settings)
+        except BaseException:
+            smtp.close()
+            raise
+    except SendFailed:
+        raise
+    except smtplib.SMTPAuthenticationError as exc:
+        raise SendFailed(
+            f"{target.host} refused the sign-in ({exc.smtp_code} {_said(exc.smtp_error)}): check "
+            "the user and password (or the app's SMTP.SendAsApp permission) in RAPPORT_SMTP_URL"
+        ) from None
+    except ssl.SSLCertVerificationError as exc:
+        raise SendFailed(
+            f"the TLS certificate of {target.host} is not trusted ({exc.verify_message}); if it "
+            "comes from your own CA, give it in RAPPORT_CA_BUNDLE"
+        ) from None
+    except (OSError, smtplib.SMTPException) as exc:
+        raise SendFailed(
+            f"could not reach {target.host}:{target.port} ({type(exc).__name__}: {exc}); check "
+            "the host and port in RAPPORT_SMTP_URL"
+        ) from None
+    return smtp
+
+
 def to_outbox(settings: Settings, message: EmailMessage) -> Path:
     """The demo's way out: the message as an .eml file in <data dir>/outbox/."""
     if "From" not in message:

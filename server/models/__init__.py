@@ -9,6 +9,13 @@ from server.models.activities import (
     ThreadKey,
 )
 from server.models.base import Base, utcnow
+from server.models.campaigns import (
+    Campaign,
+    CampaignRecipient,
+    ContactConsent,
+    MailingBlock,
+    Segment,
+)
 from server.models.capture import CaptureDecision, CaptureRule, QuarantinedItem, Suppression
 from server.models.contacts import (
     Company,
@@ -43,12 +50,15 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Blob",
+    "Campaign",
+    "CampaignRecipient",
     "CaptureDecision",
     "CaptureRule",
     "Company",
     "CompanyDomain",
     "CompanyTag",
     "Contact",
+    "ContactConsent",
     "ContactEmail",
     "ContactTag",
     "CustomFieldDefinition",
@@ -59,10 +69,12 @@ __all__ = [
     "Job",
     "MailboxLink",
     "MailboxObservation",
+    "MailingBlock",
     "Meeting",
     "Pipeline",
     "QuarantinedItem",
     "RateLimitWindow",
+    "Segment",
     "Setting",
     "Signal",
     "SignalDirty",

@@ -17,6 +17,10 @@ page's sample payloads as the shapes of the answers:
     GET  /v1.0/users/{id}/calendar
     GET  /v1.0/users/{id}/calendarView/delta?startDateTime&endDateTime
     GET  /v1.0/users/{id}/events/{id}                             a series master, say
+    GET  /v1.0/users/{id}/mailFolders/{id}/messages?$filter=internetMessageId eq '<...>'
+    POST /v1.0/users/{id}/sendMail                                 MIME (base64, text/plain):
+                                                                   202, the message is put in
+                                                                   Sent Items as sent
     POST /v1.0/$batch                                              JSON batching, 20 a request
     POST /v1.0/subscriptions, GET|PATCH|DELETE /v1.0/subscriptions/{id}
                                                                    change notifications
@@ -24,7 +28,7 @@ page's sample payloads as the shapes of the answers:
 
 Access: an RS256 token from the identity emulator, not expired (nor expired by `expire_tokens`),
 audience https://graph.microsoft.com, from the mailbox's tenant. App-only tokens need the
-application roles Mail.Read (mail) or Calendars.Read (calendar) and, when the app is restricted
+application roles Mail.Read (mail), Calendars.Read (calendar) or Mail.Send (sendMail) and, when the app is restricted
 (`restrict_app`: an application access policy / RBAC for applications), the mailbox in its
 scope. Delegated tokens need the scopes Mail.Read / Calendars.Read for the user's own mailbox,
 Mail.Read.Shared / Calendars.Read.Shared plus a FullAccess grant (`grant_delegate`) for another
@@ -147,6 +151,7 @@ WELL_KNOWN = {
     "junkemail": "Junk Email",
 }
 MAIL_ROLES = frozenset({"Mail.Read", "Mail.ReadWrite", "Mail.ReadBasic.All"})
+SEND_ROLES = frozenset({"Mail.Send"})
 CALENDAR_ROLES = frozenset({"Calendars.Read", "Calendars.ReadWrite"})
 EXCHANGE_UID_PREFIX = "040000008200E00074C5B7101A82E008"
 _MESSAGE_FIELDS = (
@@ -491,6 +496,7 @@ class GraphEmulator:
             self.subscriptions.clear()
             self.deliveries.clear()
             self.log.clear()
+            self.sent: list[tuple[str, bytes]] = []  # (mailbox, MIME) of each sendMail
             self._queued.clear()
             self._gone.clear()
             self._not_before.clear()
@@ -845,6 +851,8 @@ class GraphEmulator:
             kind = "delta" if rest[-1] in ("delta", "microsoft.graph.delta()") else "folders"
         elif rest[:1] == ["messages"]:
             kind = "mime" if rest[-1] == "$value" else "message"
+        elif rest == ["sendMail"]:
+            kind = "send"
         elif rest[:1] == ["calendarView"]:
             kind = "calendar_delta"
         elif rest[:1] == ["events"]:
@@ -908,6 +916,8 @@ class GraphEmulator:
             return self.batch(caller, headers, body)
         if entry.kind == "subscription":
             return self.subscription_route(caller, method, segments, body)
+        if entry.kind == "send" and method == "POST":
+            return self.send_mail(caller, segments, headers, body)
         if method != "GET":
             raise GraphError(405, "ErrorInvalidRequest", f"{method} is not supported here.")
         return self.route(caller, segments, query, headers)
@@ -997,7 +1007,7 @@ class GraphEmulator:
         denied = GraphError(
             403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
         )
-        wanted = MAIL_ROLES if area == "mail" else CALENDAR_ROLES
+        wanted = {"mail": MAIL_ROLES, "calendar": CALENDAR_ROLES, "send": SEND_ROLES}[area]
         if not caller.delegated:
             if not caller.roles & wanted:
                 raise denied
@@ -1009,7 +1019,7 @@ class GraphEmulator:
                     "AccessPolicy settings.",
                 )
             return mailbox
-        scope = "Mail.Read" if area == "mail" else "Calendars.Read"
+        scope = {"mail": "Mail.Read", "calendar": "Calendars.Read", "send": "Mail.Send"}[area]
         if caller.user == mailbox.address:
             if not caller.scopes & {scope, scope.replace("Read", "ReadWrite")}:
                 raise denied
@@ -1049,6 +1059,8 @@ class GraphEmulator:
                 return self.list_folders(mailbox, folder, query)
             if rest[2:3] == ["messages"] and rest[-1] in ("delta", "microsoft.graph.delta()"):
                 return self.message_delta(mailbox, folder, query, prefer)
+            if rest[2:] == ["messages"]:
+                return self.find_messages(mailbox, folder, query, prefer)
         if rest[0] == "messages" and len(rest) in (2, 3):
             mailbox = self._mailbox(caller, user, "mail")
             message = self._find_message(mailbox, rest[1])
@@ -1106,6 +1118,46 @@ class GraphEmulator:
                 404, "ErrorItemNotFound", "The specified object was not found in the store."
             )
         return found
+
+    def find_messages(
+        self, mailbox: Mailbox, folder: Folder, query: Mapping[str, str], prefer: Mapping[str, str]
+    ) -> _Answer:
+        """ "List messages" with the one filter Rapport uses: `internetMessageId eq '<id>'`
+        (the way to find a sent message again by its Message-ID)."""
+        wanted = re.fullmatch(r"internetMessageId eq '(.*)'", query.get("$filter", "").strip())
+        if wanted is None:
+            raise GraphError(400, "ErrorInvalidUrlQueryFilter", "The filter is not supported.")
+        with self._lock:
+            found = [
+                m
+                for m in mailbox.messages.values()
+                if m.folder_id == folder.id
+                and m.fields.get("internetMessageId") == wanted.group(1).replace("''", "'")
+            ]
+        items = [_message_json(mailbox, m, _select(query), prefer) for m in found]
+        return _Answer(200, {"value": items})
+
+    def send_mail(
+        self, caller: _Caller, segments: list[str], headers: Mapping[str, str], body: bytes
+    ) -> _Answer:
+        """ "user: sendMail" in MIME format: POST /users/{id}/sendMail, Content-Type text/plain,
+        the MIME content base64-encoded; 202 and no body. Graph keeps the message's own
+        Message-ID and headers and saves a copy in Sent Items (saveToSentItems defaults to
+        true); there is no idempotency key: posting it twice sends it twice."""
+        user = "me" if segments[:1] == ["me"] else segments[1]
+        mailbox = self._mailbox(caller, user, "send")
+        if not headers.get("content-type", "").startswith("text/plain"):
+            raise GraphError(400, "ErrorMimeContentInvalid", "Send the MIME as base64 text.")
+        try:
+            mime = base64.b64decode(body, validate=True)
+        except ValueError:
+            raise GraphError(
+                400, "ErrorMimeContentInvalidBase64String", "Invalid base64 string for MIME."
+            ) from None
+        self.deliver(mailbox.address, mime, "sentitems", is_read=True)
+        with self._lock:
+            self.sent.append((mailbox.address, mime))
+        return _Answer(202, None)
 
     def mime(self, message: Message) -> _Answer:
         """ "Get MIME content of a message": GET /users/{id}/messages/{id}/$value."""

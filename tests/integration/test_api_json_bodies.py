@@ -16,7 +16,7 @@ from server.db import Database
 
 CSV_IMPORTS = {"/api/v1/contacts/import", "/api/v1/companies/import"}
 # A web page's plain HTML form posts here (docs/lead-form.md): form bodies are its point.
-FORM_BODIES = {"/api/v1/forms/lead"}
+FORM_BODIES = {"/api/v1/forms/lead", "/u/1"}  # the lead form; the unsubscribe link
 
 # Nothing here depends on the database: one backend is enough.
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
