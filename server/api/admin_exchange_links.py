@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from flask import Blueprint, current_app
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from spectree import Response
 
 from server.api.admin_mailboxes import TAGS, ImapLinkOut, link_out
@@ -104,34 +104,66 @@ class GraphLinkIn(ExchangeLinkIn):
 
 class EwsLinkIn(ExchangeLinkIn):
     """An on-premises Exchange server: a service account that opens the mailbox by
-    impersonation (ApplicationImpersonation) or as a delegate (FullAccess); docs/ews.md."""
+    impersonation (ApplicationImpersonation) or as a delegate (FullAccess), or an Entra app
+    through hybrid modern auth (`auth` oauth: tenant, client_id, client_secret); docs/ews.md."""
 
-    server: str = Field(
-        min_length=1,
+    server: str | None = Field(
+        None,
         max_length=2000,
-        description="https://HOST/EWS/Exchange.asmx, or just the server's host name",
+        description="https://HOST/EWS/Exchange.asmx, or just the server's host name; none: "
+        "found by Autodiscover from the owner's address",
     )
-    user: str = Field(
-        min_length=1, max_length=320, description="The service account: DOMAIN\\name or name@domain"
+    user: str | None = Field(
+        None, max_length=320, description="The service account: DOMAIN\\name or name@domain"
     )
-    password: SecretStr = Field(min_length=1, max_length=1024, description="Never shown again")
-    auth: Literal["ntlm", "basic"] = "ntlm"
+    password: SecretStr | None = Field(
+        None, min_length=1, max_length=1024, description="Never shown again"
+    )
+    auth: Literal["ntlm", "basic", "oauth"] = "ntlm"
     access: Literal["impersonation", "delegate"] | None = Field(
         None, description="Default: delegate when user is the mailbox itself, else impersonation"
     )
+    tenant: str | None = Field(None, max_length=253, description="oauth: Directory (tenant) ID")
+    client_id: str | None = Field(None, max_length=100, description="oauth: Application ID")
+    client_secret: SecretStr | None = Field(
+        None, min_length=1, max_length=1024, description="oauth: never shown again"
+    )
+
+    @model_validator(mode="after")
+    def _one_way_to_sign_in(self) -> EwsLinkIn:
+        """A password with a user, or an app (tenant, client id, secret): never half of both."""
+        app = {
+            "tenant": self.tenant,
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+        }
+        account = {"user": self.user, "password": self.password}
+        needed, stray = (app, account) if self.auth == "oauth" else (account, app)
+        missing = [name for name, value in needed.items() if not value]
+        if missing:
+            raise ValueError(f"auth {self.auth} needs {' and '.join(missing)}")
+        given = [name for name, value in stray.items() if value]
+        if given:
+            raise ValueError(f"{', '.join(given)} cannot be used with auth {self.auth}")
+        return self
 
     def connection(self) -> links.EwsConnection:
-        # As `rapport mailbox add ews`: an account opening its own mailbox needs no role.
-        own = self.user.strip().lower() == self.owner.strip().lower()
+        # As `rapport mailbox add ews`: an account opening its own mailbox needs no role, and an
+        # app has no mailbox of its own.
+        user = (self.user or "").strip()
+        own = user.lower() == self.owner.strip().lower()
         return links.EwsConnection(
             server=self.server,
             mailbox=self.owner,
-            user=self.user,
-            password=self.password.get_secret_value(),
+            user=user,
+            password=self.password.get_secret_value() if self.password else "",
             auth=self.auth,
-            access=self.access or ("delegate" if own else "impersonation"),
+            access=self.access or ("delegate" if own and user else "impersonation"),
             folders=self.folder_names(),
             calendar=self.calendar,
+            tenant=self.tenant,
+            client_id=self.client_id,
+            client_secret=self.client_secret.get_secret_value() if self.client_secret else None,
         )
 
 
@@ -168,8 +200,9 @@ def add_graph(json: GraphLinkIn) -> tuple[ExchangeLinkOut, int]:
 @api.validate(json=EwsLinkIn, resp=Response(HTTP_201=ExchangeLinkOut, **ERRORS), tags=TAGS)
 def add_ews(json: EwsLinkIn) -> tuple[ExchangeLinkOut, int]:
     """Link a mailbox on an on-premises Exchange server through Exchange Web Services. The link
-    is tested first; when the test fails nothing is saved and `field` names what to fix
-    (server, user, password, owner, folders)."""
+    is tested first (the EWS URL found by Autodiscover when no server is given); when the test
+    fails nothing is saved and `field` names what to fix (server, user, password, tenant,
+    client_id, client_secret, owner, folders)."""
     state = rapport(current_app)
     linked = links.link_ews(
         state.db,
@@ -177,6 +210,8 @@ def add_ews(json: EwsLinkIn) -> tuple[ExchangeLinkOut, int]:
         json.connection(),
         json.options(),
         ca_bundle=state.settings.ca_bundle,
+        authority_host=state.settings.graph_authority_host,
+        autodiscover_urls=state.settings.ews_autodiscover_urls,
     )
     out = ExchangeLinkOut(
         **link_out(linked.link).model_dump(), folders=linked.folders, calendar=linked.calendar

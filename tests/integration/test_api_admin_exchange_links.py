@@ -45,7 +45,13 @@ def env(
 ) -> dict[str, str]:
     bundle = tmp_path / "ca-bundle.pem"
     bundle.write_bytes(identity.ca_path.read_bytes() + ews.ca_path.read_bytes())
-    return {**env, **graph.env(), "RAPPORT_CA_BUNDLE": str(bundle)}
+    autodiscover = ews.env()["RAPPORT_EWS_AUTODISCOVER_URL"]
+    return {
+        **env,
+        **graph.env(),
+        "RAPPORT_CA_BUNDLE": str(bundle),
+        "RAPPORT_EWS_AUTODISCOVER_URL": autodiscover,
+    }
 
 
 @pytest.fixture
@@ -194,6 +200,43 @@ def test_an_ews_link_is_tested_saved_and_listed_without_its_password(
     listed = api("GET", "/api/v1/admin/mailboxes?kind=ews").get_json()["items"]
     assert [item["id"] for item in listed] == [link["id"]]
     assert_no_secret(api, db, PASSWORD)
+
+
+def test_an_ews_link_given_only_the_address_finds_its_server_by_autodiscover(
+    api: Api,
+    db: Database,
+    ews: EwsEmulator,  # noqa: F811
+    service: str,
+) -> None:
+    owner = new_address()
+    ews.add_mailbox(owner)
+    ews.serve_autodiscover(f"autodiscover.{DOMAIN}")
+    body = ews_body(owner, ews.url)
+    del body["server"]
+    created = api("POST", "/api/v1/admin/mailboxes/ews", body)
+    assert created.status_code == 201, created.get_json()
+    settings = created.get_json()["settings"]
+    assert (settings["server"], settings["autodiscovered"]) == (ews.url, True)
+
+
+def test_an_ews_link_signs_in_one_way_only(
+    api: Api,
+    db: Database,
+    ews: EwsEmulator,  # noqa: F811
+    service: str,
+) -> None:
+    """A password with a user, or an app's tenant, client id and secret: never half of each."""
+    owner = new_address()
+    url = "/api/v1/admin/mailboxes/ews"
+    for body, says in [
+        (ews_body(owner, ews.url, auth="oauth"), "auth oauth needs tenant and client_id and"),
+        (ews_body(owner, ews.url, tenant="t1"), "tenant cannot be used with auth ntlm"),
+        ({"owner": owner, "server": ews.url, "user": SERVICE}, "auth ntlm needs password"),
+    ]:
+        answer = api("POST", url, body)
+        assert answer.status_code == 422, answer.get_json()
+        assert says in str(answer.get_json())
+    assert link_count(db) == 0
 
 
 def test_an_ews_link_with_a_wrong_password_or_no_server_saves_nothing_and_names_the_field(

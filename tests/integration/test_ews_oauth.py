@@ -17,6 +17,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import func, select, update
 
+from server.app import create_app
+from server.config import Settings
 from server.crypto import SecretBox
 from server.db import Database
 from server.models import Activity, MailboxLink, MailboxObservation
@@ -24,6 +26,7 @@ from tests.conftest import Cli
 from tests.emulators.ews import FULL_ACCESS_AS_APP, EwsEmulator
 from tests.emulators.fixtures import identity, identity_server  # noqa: F401
 from tests.emulators.identity import App, IdentityEmulator, Tenant
+from tests.integration.test_api_admin_mailboxes import Api, assert_no_secret
 from tests.support.mail import BASE_DATE, days, make_email
 
 DOMAIN = "northwind-supplies.com"
@@ -145,6 +148,28 @@ def test_an_app_links_and_syncs_a_mailbox_with_a_token_for_the_ews_host(
     assert {e.anchor for e in requests} == {owner}, "X-AnchorMailbox names the mailbox"
     grants = [r for r in identity.token_requests if r["client_id"] == app.client_id]
     assert grants and {r["grant_type"] for r in grants} == {"client_credentials"}
+
+
+def test_an_admin_links_an_app_from_the_admin_api(
+    settings: Settings, db: Database, hybrid: EwsEmulator, tenant: Tenant, app: App
+) -> None:
+    owner = new_mailbox(hybrid, mails=2)
+    api = Api(create_app(settings, db=db).test_client(), db)
+    body = {
+        "owner": owner, "server": hybrid.url, "auth": "oauth", "tenant": tenant.id,
+        "client_id": app.client_id, "client_secret": SECRET, "calendar": False,
+    }  # fmt: skip
+    created = api("POST", "/api/v1/admin/mailboxes/ews", body)
+    assert created.status_code == 201, created.get_json()
+    settings = created.get_json()["settings"]
+    assert (settings["auth"], settings["client_id"], settings["user"]) == (
+        "oauth",
+        app.client_id,
+        "",
+    )
+    assert_no_secret(api, db, SECRET)
+    wrong = api("POST", "/api/v1/admin/mailboxes/ews", {**body, "client_secret": "not-it-1234"})
+    assert wrong.status_code in (400, 409), wrong.get_json()
 
 
 def test_an_app_link_has_no_password_to_replace(
