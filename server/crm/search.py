@@ -47,16 +47,14 @@ below are the only code that knows them. Their quirks:
         (20-25 ms for a word in half the mail): hence prefix matching for the last word only.
         bm25 is not used for mail: it counts each word's matches over the whole table (its
         IDF) before the first row, which costs as much again.
-      - PostgreSQL takes the matches from the GIN index (a bitmap), then the newest by
-        occurred_at. The matches are taken behind a fence (`OFFSET 0`), so that no plan walks
-        `ix_activities_occurred_at` backwards re-parsing every row until it has the cap: the
-        planner has no statistics for a partial expression index, guesses 20,000 matches for
-        any prefix, and for a word in no mail that walk reads the whole table (20 s). The
-        bitmap costs what the matches cost (a heap fetch each, for the date: ~0.2 s for 35,000
-        matches, 0.5 s and more for 280,000, over the 50 ms goal; an index that hands out
-        matches by date needs a migration, see docs/benchmarks.md), and it is kept exact with
-        a larger `work_mem` for the read: a lossy bitmap would make it re-parse every row on
-        the lossy pages (seconds for a common word).
+      - PostgreSQL matches against the stored `activities.search_doc` (migration 0010), whose
+        statistics tell the planner how common each word is: for a common word it walks
+        `ix_activities_occurred_at` backwards checking each row's stored vector and stops at
+        the cap; for a rare one it reads the GIN index (a bitmap) and sorts the few matches.
+        (Before 0010 the words were an expression index without statistics, and the only safe
+        plan was the bitmap of every match: a heap fetch each, 0.5 s for a common word.) The
+        bitmap is kept exact with a larger `work_mem` for the read: a lossy bitmap would
+        recheck every row on the lossy pages.
     The subject-level rule and the ranking are applied to the candidates in Python, from their
     subjects: FTS5 cannot tell cheaply whether a prefix term matched in the subject (a column
     filter per candidate merges the prefix's doclists again each time).
@@ -125,16 +123,14 @@ PG_MAIL_WORK_MEM = "64MB"
 STATEMENTS_KEPT = 256  # viewers whose mail statement is kept built
 SUBJECTS_KEPT = 8192  # subjects whose words are kept cut, for ranking mail
 
-# Must agree with migrations/versions/0004_search.py.
+# Must agree with migrations/versions/0004_search.py (and 0010_search_document.py).
 ENTITY_FTS = "search_fts"
 ACTIVITY_FTS = "search_activities_fts"
 KIND_SPAN = 1 << 40
 ENTITY_BASES = {"contact": 1 * KIND_SPAN, "company": 2 * KIND_SPAN, "deal": 3 * KIND_SPAN}
-ACTIVITY_DOCUMENT = (
-    "activities.subject || ' ' || CASE WHEN activities.kind = 'note' "
-    "THEN coalesce(activities.body_text, '') ELSE activities.snippet END"
-)
 SEARCHED_KINDS = "activities.kind IN ('email', 'meeting', 'note')"
+# PostgreSQL: mail's words as stored by migration 0010 (a generated column the models do not map).
+PG_ACTIVITY_WORDS = literal_column("activities.search_doc")
 
 _WORD = re.compile(r"[^\W_]+")
 _HIGHEST_CHARACTER = "\U0010ffff"  # sorts after any character, byte-wise as in code points
@@ -450,23 +446,18 @@ class _Postgres:
     @staticmethod
     @lru_cache(maxsize=STATEMENTS_KEPT)
     def _activity_statement(viewer: Viewer) -> Select[int, str, datetime, bool | None]:
-        matching = (
-            select(Activity.id, Activity.occurred_at)
+        newest = (
+            select(Activity.id)
             .where(
-                _pg_document(ACTIVITY_DOCUMENT).op("@@")(_pg_query()),
+                PG_ACTIVITY_WORDS.op("@@")(_pg_query()),
                 # The partial index's own predicate, so the planner may use that index.
                 text(SEARCHED_KINDS),
                 Activity.unlogged_at.is_(None),
                 Activity.content_removed_reason.is_(None),
             )
-            # The fence: the subquery is planned alone, with no order to follow, so its only
-            # fast plan is the bitmap on the GIN index; see the module docstring.
-            .offset(0)
-            .subquery("matching")
-        )
-        newest = (
-            select(matching.c.id)
-            .order_by(matching.c.occurred_at.desc())
+            # No fence: the planner knows from the column's statistics whether to walk the
+            # date index backwards (a common word) or read the GIN index (a rare one).
+            .order_by(Activity.occurred_at.desc())
             .limit(bindparam("cap"))
             .subquery("newest")
         )

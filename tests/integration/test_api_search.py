@@ -524,5 +524,9 @@ def test_every_search_query_is_answered_from_an_index(
         else:
             conn.execute(text("SET enable_seqscan = off"))
             for sql, params in [*searches, *prefixes]:
+                # Mail may also be read newest first off the date index (a common word); with
+                # that way closed, its words must be read off their own index.
+                mail = "search_doc" in sql
+                conn.execute(text(f"SET enable_indexscan = {'off' if mail else 'on'}"))
                 plan = "\n".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {sql}", params))
                 assert "ix_search_" in plan, f"{sql}\n{plan}"

@@ -15,6 +15,7 @@ from server.models import Base
 # SQLite FTS5 tables (with their shadow tables) and the PostgreSQL expression indexes.
 SEARCH_TABLE_PREFIXES = ("search_fts", "search_activities_fts")
 SEARCH_INDEX_PREFIX = "ix_search_"
+SEARCH_COLUMNS = frozenset({"search_doc"})  # PostgreSQL's stored words of mail (migration 0010)
 # Indexes on an expression (lower(name)): SQLAlchemy cannot reflect them from SQLite, so there
 # they are checked by name below; PostgreSQL compares them like any other.
 EXPRESSION_INDEXES = frozenset({"ix_contacts_name_sort", "ix_companies_name_sort"})
@@ -24,6 +25,8 @@ def not_search_object(
     obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
 ) -> bool:
     if type_ == "table" and name is not None and name.startswith(SEARCH_TABLE_PREFIXES):
+        return False
+    if type_ == "column" and name in SEARCH_COLUMNS:
         return False
     return not (type_ == "index" and name is not None and name.startswith(SEARCH_INDEX_PREFIX))
 
