@@ -440,6 +440,7 @@ def _test_graph(
         calendar=connection.calendar,
         ca_bundle=ca_bundle,
         timeout=TEST_TIMEOUT,
+        attempts=2,  # a person is waiting: one retry, not a long backoff
     )
     try:
         found = graph_source.check_mailbox(settings, connection.folders)

@@ -210,6 +210,7 @@ class GraphSettings:
     ca_bundle: Path | None = None  # extra trusted CAs (PEM), on top of the system's
     timeout: float = 60.0
     page_size: int = PAGE_SIZE
+    attempts: int = MAX_ATTEMPTS  # per request; a link's test, with a person waiting, asks fewer
 
 
 @dataclass(frozen=True, slots=True)
@@ -473,7 +474,7 @@ class GraphClient:
                 self.requests[kind] += 1
                 error = classify_graph_error(GraphFailure(exception=exc))
                 attempt += 1
-                if attempt >= MAX_ATTEMPTS:
+                if attempt >= self.settings.attempts:
                     raise error from exc
                 self.sleep(self.backoff(attempt))
                 continue
@@ -494,7 +495,7 @@ class GraphClient:
                     else self.backoff(attempt)
                 )
                 attempt += 1
-                if attempt >= MAX_ATTEMPTS or wait > MAX_INLINE_WAIT:
+                if attempt >= self.settings.attempts or wait > MAX_INLINE_WAIT:
                     raise classify_graph_error(failure)
                 log.info(
                     "graph asked to wait",
@@ -600,7 +601,7 @@ class GraphClient:
                         else self.backoff(attempts[key])
                     )
                     attempts[key] += 1
-                    if attempts[key] >= MAX_ATTEMPTS or wait > MAX_INLINE_WAIT:
+                    if attempts[key] >= self.settings.attempts or wait > MAX_INLINE_WAIT:
                         raise classify_graph_error(failure)
                     not_before[key] = time.monotonic() + wait
                     continue
@@ -611,7 +612,7 @@ class GraphClient:
             for key, _ in chunk:  # an item the answer left out is asked again
                 if key in pending and key not in seen:
                     attempts[key] += 1
-                    if attempts[key] >= MAX_ATTEMPTS:
+                    if attempts[key] >= self.settings.attempts:
                         raise Temporary("Microsoft Graph keeps leaving requests out of $batch")
         return answers
 
