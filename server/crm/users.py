@@ -16,7 +16,7 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from server.crm import passwords
 from server.crm.addresses import normalise_address
@@ -130,7 +130,11 @@ def authenticate_api_token(
 ) -> ApiToken:
     """The token itself (its scopes decide what it may do); refuses as `authenticate_token`."""
     now = now or utcnow()
-    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(plaintext)))
+    token = session.scalar(
+        select(ApiToken)
+        .where(ApiToken.token_hash == hash_token(plaintext))
+        .options(joinedload(ApiToken.user))  # every caller reads the user: one round trip
+    )
     if token is None or token.revoked_at is not None:
         raise NotFound("unknown or revoked token")
     if token.expires_at is not None and token.expires_at <= now:

@@ -15,9 +15,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, delete, exists, func, or_, select, union_all
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -40,6 +53,8 @@ from server.models import (
 
 STATES = ("snoozed", "dismissed")
 LOOKUP_LIMIT = 50
+STATEMENTS_KEPT = 256  # viewers whose lookup statement is kept built
+Moment = datetime | ColumnElement[Any]  # a time, or a parameter bound to one per call
 
 
 @dataclass(frozen=True)
@@ -78,7 +93,7 @@ class StateView:
 # -- what a viewer sees -----------------------------------------------------------------------
 
 
-def _shown_to(viewer: Viewer, now: datetime) -> ColumnElement[bool]:
+def _shown_to(viewer: Viewer, now: Moment) -> ColumnElement[bool]:
     seen = (
         select(func.count())
         .select_from(SignalEvidence)
@@ -89,11 +104,11 @@ def _shown_to(viewer: Viewer, now: datetime) -> ColumnElement[bool]:
     return or_(Signal.evidence_count == 0, Signal.evidence_count == seen)
 
 
-def _due(now: datetime) -> ColumnElement[bool]:
+def _due(now: Moment) -> ColumnElement[bool]:
     return and_(Signal.due_at <= now, or_(Signal.expires_at.is_(None), Signal.expires_at > now))
 
 
-def _not_set_aside(viewer: Viewer, now: datetime) -> ColumnElement[bool]:
+def _not_set_aside(viewer: Viewer, now: Moment) -> ColumnElement[bool]:
     return ~exists().where(
         SignalState.user_id == viewer.id,
         SignalState.signal_key == Signal.key,
@@ -104,7 +119,7 @@ def _not_set_aside(viewer: Viewer, now: datetime) -> ColumnElement[bool]:
     )
 
 
-def _listed(viewer: Viewer, now: datetime) -> Select[Signal]:
+def _listed(viewer: Viewer, now: Moment) -> Select[Signal]:
     return select(Signal).where(_due(now), _not_set_aside(viewer, now), _shown_to(viewer, now))
 
 
@@ -150,7 +165,17 @@ def signals_for_contacts(
     ids = sorted(set(contact_ids))
     if not ids:
         return []
-    now = now or utcnow()
+    statement = _about_contacts(viewer, limit)
+    found = session.scalars(statement, {"now": now or utcnow(), "ids": ids})
+    return views(session, list(found))
+
+
+@lru_cache(maxsize=STATEMENTS_KEPT)
+def _about_contacts(viewer: Viewer, limit: int) -> Select[Signal]:
+    """`signals_for_contacts`'s statement, built once per viewer (building it cost more than
+    running it: it is on every pane lookup); `now` and `ids` are bound per call."""
+    now = bindparam("now", type_=Signal.due_at.type)
+    ids: BindParameter[int] = bindparam("ids", expanding=True)
     # Three index lookups (one OR over three columns would read every due signal instead).
     about = union_all(
         select(Signal.id).where(Signal.contact_id.in_(ids)),
@@ -161,13 +186,12 @@ def signals_for_contacts(
         .join(Contact, Contact.company_id == Signal.company_id)
         .where(Contact.id.in_(ids)),
     )
-    query = (
+    return (
         _listed(viewer, now)
         .where(Signal.id.in_(about))
         .order_by(Signal.due_at, Signal.id)
         .limit(limit)
     )
-    return views(session, list(session.scalars(query)))
 
 
 def get_shown(session: Session, viewer: Viewer, key: str, *, now: datetime | None = None) -> Signal:
