@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 from server.crm import privacy, webhooks
 from server.crm.addresses import choose_display_name
 from server.crm.blobs import put_blobs
+from server.crm.bounces import record_bounces
 from server.crm.direction import direction as classify_direction
 from server.crm.meetings import CalendarSighting, MeetingBatch, MeetingCapture
 from server.crm.people import People, Sighting
@@ -45,6 +46,7 @@ from server.crm.signals import dirty as signals_dirty
 from server.crm.sql import insert_ignore, insert_ignore_returning, upsert
 from server.crm.thread_store import ThreadStore
 from server.crm.threads import ThreadKeys
+from server.mail_ingest.dsn import DeliveryReport
 from server.mail_ingest.items import CAPTURE_LEVELS, CalendarItem, MailItem
 from server.models import (
     Activity,
@@ -78,6 +80,9 @@ class Prepared:
     # set when the bytes could not be read as an email: they go to quarantine
     quarantine_reason: str | None = None
     quarantine_detail: str = ""
+    # a bounce: what it says, read while the raw bytes were at hand (server.crm.bounces)
+    report: DeliveryReport | None = None
+    trace_note: str = ""  # added to the capture decision's detail
 
     @property
     def weight(self) -> int:
@@ -199,6 +204,8 @@ class Capturer:
                 self._quarantine(session, prepared)
                 counts.quarantined[prepared.quarantine_reason] += 1
         live = [p for p in batch if p.quarantine_reason is None]
+        for prepared in live:  # before the rules, which skip bounces as automated mail
+            prepared.trace_note = record_bounces(session, prepared.report)
         # Erased people become their placeholders before anything is decided or stored.
         privacy.hide_erased_people(session, live)
         mails = [p for p in live if p.item is not None]
@@ -660,7 +667,7 @@ def _decision_row(
         "provider_id": prepared.provider_id[:500],
         "decision": decision,
         "rule": rule,
-        "detail": detail[:4000],
+        "detail": "; ".join(d for d in (detail, prepared.trace_note) if d)[:4000],
         "activity_id": activity_id,
         "quarantined_item_id": None,
         "decided_at": utcnow(),

@@ -34,6 +34,7 @@ from server.crm.threads import message_key, thread_keys
 from server.db import Database
 from server.jobs import LeaseLost
 from server.mail_ingest.calendar import parse_calendar, recurrence_key
+from server.mail_ingest.dsn import delivery_report
 from server.mail_ingest.errors import BadItem
 from server.mail_ingest.items import CalendarItem, MailItem
 from server.mail_ingest.mime import calendar_parts, parse_message
@@ -215,6 +216,7 @@ def prepare_item(item: MailItem, options: PrepareOptions) -> Prepared:
         ],
     )
     prepared.calendar, item.calendar = item.calendar, []
+    prepared.report = delivery_report(item)  # needs the raw bytes, dropped below
     if effective_level(item, "full") == "metadata":
         for event in prepared.calendar:
             event.private = True  # an invite in a private email is a private meeting
