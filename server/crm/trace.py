@@ -148,7 +148,8 @@ def _describe(decision: CaptureDecision, activity: Activity | None) -> str:
         return text + (f" ({decision.detail})" if decision.detail else "")
     if decision.decision == "skipped":
         rule = decision.rule or "rule"
-        return f"skipped by rule {rule}: {RULE_TEXT.get(rule, rule)}"
+        text = f"skipped by rule {rule}: {RULE_TEXT.get(rule, rule)}"
+        return text + (f" ({decision.detail})" if decision.detail else "")
     if decision.decision == "quarantined":
         item = (
             f" (quarantined item {decision.quarantined_item_id})"

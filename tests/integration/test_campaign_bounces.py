@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from server.config import Settings
-from server.crm import campaigns, privacy
+from server.crm import campaigns, privacy, trace
 from server.crm.viewer import Viewer
 from server.db import Database
 from server.mail_out.campaigns import CampaignSender
@@ -126,6 +126,9 @@ def test_a_hard_bounce_marks_the_recipient_and_blocks_the_address(
     decision = trace_of(db, report)
     assert decision.decision == "skipped" and decision.rule == "automated_sender"
     assert "marked bounced, address blocked" in decision.detail
+    with db.read_session() as session:  # what `rapport capture explain` prints says so too
+        printed = "\n".join(trace.explain(session, decision.message_key))
+    assert "skipped by rule automated_sender" in printed and "marked bounced" in printed
 
     later = draft(db, viewer)
     with db.read_session() as session:
