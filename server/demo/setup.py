@@ -16,6 +16,7 @@ from server.crm.rules import seed_internal_domains
 from server.crm.signals.upkeep import recompute_all
 from server.crm.users import add_user, create_token, set_password
 from server.db import Database
+from server.demo.campaigns import record_campaigns
 from server.demo.crm import record_crm
 from server.demo.generator import generate_demo
 from server.mail_ingest.importer import import_files
@@ -58,6 +59,11 @@ def prepare_demo(
         with db.session() as session:
             deals = record_crm(session, dataset.accounts, now)
         echo(f"recording account owners and {deals} deals ...")
+        echo("recording marketing consent and the demo's campaigns ...")
+        with db.session() as session:
+            sender = session.scalars(select(User).where(User.role == "admin")).first()
+            if sender is not None:
+                record_campaigns(session, sender, now, public_url=base_url)
         echo("computing relationship signals ...")
         recompute_all(db)
         echo("writing this morning's digests to the outbox ...")
@@ -96,6 +102,10 @@ def prepare_demo(
         f"the Outlook task pane without Outlook: {base_url}/preview/  (signs in as the demo admin)"
     )
     lines.append(f"the web lead form, as on a customer's site: {base_url}/forms/lead/demo")
+    lines.append(
+        f"campaigns: {base_url}/app/#/campaigns  (one sent three weeks ago, with replies; a draft "
+        "to send)"
+    )
     if (settings.data_dir / "outbox").is_dir():
         lines.append(
             f"this morning's digest emails (no SMTP in the demo): {settings.data_dir / 'outbox'}"

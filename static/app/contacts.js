@@ -4,6 +4,7 @@
 
 import { formatDate, fromNow, h, money } from "/pane/dom.js";
 import { atLeast, customCell, exportAllButton, joined, ownerEmail, selection } from "./bulk.js";
+import { consentPanel } from "./consent.js";
 import { api } from "./endpoints.js";
 import {
   applyFilterValues,
@@ -589,6 +590,7 @@ export async function contactPage(main, { params, alive }) {
             : empty("No open deals."),
         ),
         followUpsPanel(contact.follow_ups, { contact_id: contact.id }),
+        consentPanel(contact.id),
       ),
       h(
         "div",

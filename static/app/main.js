@@ -13,12 +13,14 @@ import { pipelinesPage } from "./admin-pipelines.js";
 import { rulesPage } from "./admin-rules.js";
 import { tracePage } from "./admin-trace.js";
 import { usersPage } from "./admin-users.js";
+import { campaignPage, campaignsPage } from "./campaigns.js";
 import { companiesPage, companyPage } from "./companies.js";
 import { contactPage, contactsPage } from "./contacts.js";
 import { dealPage, dealsPage } from "./deals.js";
 import { followUpsPage } from "./followups.js";
 import { insightsPage } from "./insights.js";
 import { myDayPage } from "./myday.js";
+import { segmentPage } from "./segments.js";
 import { go, parse, render, route, start } from "./router.js";
 import { forget, loadSession, token } from "./session.js";
 import { startSearch } from "./search.js";
@@ -45,6 +47,9 @@ route("/activities/:id", activityPage, null);
 route("/insights", insightsPage, "insights");
 route("/templates", templatesPage, "templates");
 route("/templates/:id", templatesPage, "templates");
+route("/campaigns", campaignsPage, "campaigns");
+route("/campaigns/:id", campaignPage, "campaigns");
+route("/segments/:id", segmentPage, "campaigns");
 // Admin pages: for admins only (members are told so; the API refuses them too).
 route("/admin", adminOnly(mailboxesPage), "admin");
 route("/admin/mailboxes", adminOnly(mailboxesPage), "admin");
@@ -65,6 +70,7 @@ const TITLES = {
   deals: "Deals",
   insights: "Insights",
   templates: "Templates",
+  campaigns: "Campaigns",
   admin: "Admin",
 };
 

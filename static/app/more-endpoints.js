@@ -52,7 +52,7 @@ function fileUrl(path, query) {
 
 /** A CSV answer as {blob, filename}; a refusal becomes an ApiError as http.js makes them (a 401
  * goes through http.js once more, so the app asks to sign in again as for any other call). */
-async function fetchCsv(path, query) {
+export async function fetchCsv(path, query) {
   const bearer = token();
   let response;
   try {

@@ -25,6 +25,7 @@ export const NAV = [
   { name: "deals", path: "/deals", label: "Deals", key: "d" },
   { name: "insights", path: "/insights", label: "Insights", key: "i" },
   { name: "templates", path: "/templates", label: "Templates", key: "t" },
+  { name: "campaigns", path: "/campaigns", label: "Campaigns", key: "a" },
 ];
 
 // -- theme ----------------------------------------------------------------------------------------
@@ -258,6 +259,7 @@ export function shortcutsHelp() {
     ["g then d", "Deals"],
     ["g then i", "Insights"],
     ["g then t", "Templates"],
+    ["g then a", "Campaigns"],
     ["?", "This list"],
     ["Esc", "Close a menu or this list"],
   ];

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from server.app import create_app
 from server.config import load_settings
+from server.crm import campaigns, segments
 from server.crm.signals import list_signals
 from server.crm.viewer import Viewer
 from server.db import Database
@@ -15,8 +16,10 @@ from server.demo.setup import MEMBER_PASSWORD, prepare_demo
 from server.models import (
     Activity,
     ActivityParticipant,
+    CampaignRecipient,
     CaptureDecision,
     Contact,
+    ContactConsent,
     Deal,
     DealStageChange,
     Meeting,
@@ -141,4 +144,44 @@ def test_the_demo_admin_has_a_day_of_signals_and_a_pipeline(tmp_path: Path) -> N
     assert top.company and top.company.name == "Brightline Dental Care"
     (rotting,) = [s for s in mine if s.kind == "deal_rotting"]
     assert rotting.deal and rotting.deal.name == "Group-wide glove contract"
+    db.dispose()
+
+
+def test_the_demo_has_a_sent_campaign_with_replies_and_a_draft_ready_to_send(
+    tmp_path: Path,
+) -> None:
+    """Campaigns in the demo: consent for the customers, a segment, the sent campaign with
+    its replies threaded to it, a bounce and an unsubscribe — whom the draft's check skips."""
+    settings = load_settings({"RAPPORT_DATA_DIR": str(tmp_path / "demo")}, demo=True)
+    db = Database(settings.database_url)
+    lines = prepare_demo(db, settings, echo=lambda _line: None, base_url="http://127.0.0.1:8000")
+    assert any(
+        line.startswith("campaigns: http://127.0.0.1:8000/app/#/campaigns ") for line in lines
+    )
+    with db.read_session() as session:
+        viewer = Viewer.of(session.scalars(select(User).where(User.email == ADMIN)).one())
+        sent, draft = sorted(campaigns.list_campaigns(session, viewer), key=lambda c: c.id)
+        assert (sent.status, draft.status) == ("done", "draft")
+        assert sent.segment_id == draft.segment_id is not None
+        numbers = campaigns.stats(session, viewer, sent.id)
+        size = segments.segment_size(session, segments.get_segment(session, sent.segment_id))
+        assert numbers.sent == numbers.recipients == size > 5
+        assert (numbers.replied, numbers.bounced, numbers.unsubscribed) == (3, 1, 1)
+        # Each sent email is on its recipient's timeline as the admin's outgoing mail.
+        on_timelines = session.scalars(
+            select(Activity.direction)
+            .join(CampaignRecipient, CampaignRecipient.activity_id == Activity.id)
+            .where(CampaignRecipient.campaign_id == sent.id)
+        ).all()
+        assert on_timelines == ["outgoing"] * size
+        states = dict(
+            session.execute(
+                select(ContactConsent.state, func.count()).group_by(ContactConsent.state)
+            ).all()
+        )
+        assert states["withdrawn"] == 1 and states["granted"] > 20
+        verdicts = campaigns.check(session, viewer, draft.id)
+    skipped = sorted(v.reason for v in verdicts if v.reason)
+    assert skipped == ["bounced", "unsubscribed"]
+    assert len(verdicts) == size
     db.dispose()
