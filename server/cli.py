@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -106,20 +107,57 @@ def _require_current_schema(db: Database) -> None:
 @main.command()
 @click.option("--port", default=8000, show_default=True, type=int, help="TCP port.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option(
+    "--no-worker",
+    is_flag=True,
+    help="Serve only: nothing queued runs (for tests that play the worker's part themselves).",
+)
 @pass_ctx
-def demo(ctx: Context, port: int, host: str) -> None:
-    """Set up a demo database (SQLite under ./var/demo by default) and run the server."""
+def demo(ctx: Context, port: int, host: str, no_worker: bool) -> None:
+    """Set up a demo database (SQLite under ./var/demo by default) and run the server, with the
+    worker beside it (so what a person sends in the demo goes out, to the demo's outbox)."""
     from server.demo.setup import prepare_demo
     from server.serve import run_server
 
     ctx.demo = True
-    settings = ctx.settings
     base = f"http://{host}:{port}"
+    # Links in campaign emails (unsubscribe) point at the demo itself unless told otherwise.
+    settings = replace(ctx.settings, public_url=ctx.settings.public_url or base)
     summary = prepare_demo(ctx.db, settings, echo=click.echo, base_url=base)
     click.echo(f"Rapport demo running at {base}  (health: {base}/healthz)")
     for line in summary:
         click.echo(f"  {line}")
-    run_server(settings, host=host, port=port, workers=1)
+    if no_worker:
+        run_server(settings, host=host, port=port, workers=1)
+        return
+    with _demo_worker(ctx.db, settings):
+        run_server(settings, host=host, port=port, workers=1)
+
+
+@contextmanager
+def _demo_worker(db: Database, settings: Settings) -> Iterator[None]:
+    """The worker and the demo's answering customers, as threads of the demo's process (the
+    server's own processes are forked from it and do not inherit them)."""
+    import threading
+
+    from server.demo import responder
+    from server.mail_ingest.worker import Worker
+
+    worker = Worker(db, settings)
+    stop = threading.Event()
+    threads = [
+        threading.Thread(target=worker.run, kwargs={"own_signals": False}, daemon=True),
+        threading.Thread(target=responder.run, args=(db, stop), daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        yield
+    finally:
+        worker.stop()
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
 
 
 # -- capture ------------------------------------------------------------------------------------

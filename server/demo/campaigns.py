@@ -7,7 +7,8 @@ as sent the way the campaign sender records it (`record_sent`: the sender's own 
 three customers answered (their replies captured as incoming mail to the admin, In-Reply-To the
 campaign email, so they thread to it and count as replies), one address bounced and one person
 used the unsubscribe link (so the draft's check lists both as skipped, and no later campaign
-mails them). The demo has no SMTP server and no job runner: nothing here is queued to go out.
+mails them). Nothing here is queued to go out; a campaign a person sends in the running demo
+goes to the demo's outbox, and `server.demo.responder` has some of its recipients answer.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import email.policy
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -148,7 +149,7 @@ def _sent_campaign(
     answering, bouncing, leaving = mailed[:3], mailed[3], mailed[4]
     for offset, (row, text) in enumerate(zip(answering, REPLIES, strict=True)):
         contact = session.get(Contact, row.contact_id) if row.contact_id else None
-        _capture_reply(
+        capture_reply(
             session,
             admin,
             row,
@@ -185,7 +186,7 @@ def _dated(raw: bytes, when: datetime) -> bytes:
     return message.as_bytes()
 
 
-def _capture_reply(
+def capture_reply(
     session: Session,
     admin: User,
     row: CampaignRecipient,
@@ -194,17 +195,22 @@ def _capture_reply(
     text: str,
     when: datetime,
 ) -> None:
-    """The customer's answer, as the admin's mailbox would have captured it."""
+    """The customer's answer, as the sender's mailbox would have captured it: one Message-ID
+    per recipient, so capturing it again finds the same email."""
     reply = EmailMessage()
     reply["From"] = f"{name} <{row.address}>" if name else row.address
     reply["To"] = f"{admin.name} <{admin.email}>"
     reply["Subject"] = f"Re: {_rendered_subject(session, row, subject)}"
     reply["Date"] = format_datetime(when)
-    reply["Message-ID"] = make_msgid(domain=row.address.rsplit("@", 1)[-1])
+    reply["Message-ID"] = reply_id(row)
     reply["In-Reply-To"] = row.message_id
     reply["References"] = row.message_id
     reply.set_content(f"{text}\n\n{name}\n")
     capture_as(session, admin.email, reply.as_bytes(), "Inbox", f"demo-reply:{row.id}")
+
+
+def reply_id(row: CampaignRecipient) -> str:
+    return f"<demo-reply-{row.id}@{row.address.rsplit('@', 1)[-1]}>"
 
 
 def _rendered_subject(session: Session, row: CampaignRecipient, subject: str) -> str:

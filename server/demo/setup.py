@@ -104,7 +104,7 @@ def prepare_demo(
     lines.append(f"the web lead form, as on a customer's site: {base_url}/forms/lead/demo")
     lines.append(
         f"campaigns: {base_url}/app/#/campaigns  (one sent three weeks ago, with replies; a draft "
-        "to send)"
+        "to send: it goes to the outbox below, and a few of the customers answer within seconds)"
     )
     if (settings.data_dir / "outbox").is_dir():
         lines.append(

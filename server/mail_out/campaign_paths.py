@@ -1,5 +1,5 @@
 """The two ways a campaign email leaves: the configured SMTP server, or the sender's own linked
-Microsoft 365 mailbox through Graph `sendMail`. Both take the finished MIME and say one of three
+Microsoft 365 mailbox through Graph `sendMail` (and, in the demo only, an outbox folder). Both take the finished MIME and say one of three
 things, which is all the sender needs to stay at-most-once:
 
 * it went out (a response to record);
@@ -18,9 +18,12 @@ for the Message-ID in the mailbox's Sent Items.
 from __future__ import annotations
 
 import base64
+import email
+import email.policy
 import smtplib
 import time
 from collections.abc import Callable
+from email.message import EmailMessage
 from typing import Protocol
 
 import requests
@@ -33,7 +36,7 @@ from server.mail_ingest.sources.graph import (
     classify_graph_error,
     parse_retry_after,
 )
-from server.mail_out.smtp import SendFailed, open_session
+from server.mail_out.smtp import SendFailed, open_session, to_outbox
 from server.models import MailboxLink
 
 GRAPH_INLINE_WAIT = 10.0  # seconds: a longer Retry-After puts the campaign back in the queue
@@ -125,6 +128,25 @@ class SmtpPath:
             except (smtplib.SMTPException, OSError):
                 self.smtp.close()
             self.smtp = None
+
+
+class OutboxPath:
+    """The demo's way out (no SMTP server configured): each email an .eml file in the outbox
+    folder, as the demo's digests are; nothing can refuse it or break off."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def send(self, raw: bytes, sender: str, recipient: str) -> str:
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        return f"250 written to {to_outbox(self.settings, message)}"
+
+    def recover(self, message_id: str) -> bool | None:
+        return None
+
+    def close(self) -> None:
+        return None
 
 
 class GraphPath:

@@ -59,7 +59,14 @@ from server.jobs import ClaimedJob, Requeue, heartbeat
 from server.mail_ingest.pipeline import PrepareOptions, prepare_raw
 from server.mail_ingest.sources.files import RawMessage
 from server.mail_out.campaign_mail import build_message, unsubscribe_url
-from server.mail_out.campaign_paths import GraphPath, InDoubt, NotSent, SendingPath, SmtpPath
+from server.mail_out.campaign_paths import (
+    GraphPath,
+    InDoubt,
+    NotSent,
+    OutboxPath,
+    SendingPath,
+    SmtpPath,
+)
 from server.models import Activity, Campaign, CampaignRecipient, Contact, User, utcnow
 
 log = logging.getLogger(__name__)
@@ -344,6 +351,8 @@ def default_path(settings: Settings, session: Session, campaign: Campaign) -> Se
             raise CampaignFailed("the sender has no linked Microsoft 365 mailbox any more")
         return GraphPath(settings, link)
     if not settings.smtp_url:
+        if settings.demo:
+            return OutboxPath(settings)
         raise CampaignFailed("RAPPORT_SMTP_URL is not set: there is no SMTP server to send with")
     return SmtpPath(settings)
 

@@ -112,7 +112,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         set_password(session, member, MEMBER_PASSWORD)
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "demo", "--port", str(port)],
+        [sys.executable, "-m", "server", "demo", "--port", str(port), "--no-worker"],
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
     )

@@ -129,7 +129,7 @@ def admin_demo(
     }
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "demo", "--port", str(port)],
+        [sys.executable, "-m", "server", "demo", "--port", str(port), "--no-worker"],
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
     )

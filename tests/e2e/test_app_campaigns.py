@@ -5,9 +5,11 @@ SMTP receiver (aiosmtpd on loopback) by the campaign job — the page follows th
 shows the numbers, a captured reply and an unsubscribe included, and its CSV holds them. The
 consent panel of a contact's page changes the consent, and the check follows it.
 
-The session's demo server has no SMTP server and no public URL (as `rapport demo`); this module
-runs a second server on the same demo database with RAPPORT_SMTP_URL and RAPPORT_PUBLIC_URL set,
-and runs the campaign job here (the demo has no worker), with the worker's own handler.
+The session's demo server runs without its worker (`--no-worker`, so that tests decide when
+queued work runs); this module runs a second server on the same demo database with
+RAPPORT_SMTP_URL and RAPPORT_PUBLIC_URL set, and runs the campaign job here with the worker's own
+handler. The last test runs `rapport demo` as a person does (its worker and answering customers
+beside it, no SMTP server): the demo's draft goes to the outbox and replies arrive.
 """
 
 from __future__ import annotations
@@ -35,10 +37,19 @@ from sqlalchemy import select
 
 from server.config import Settings, load_settings
 from server.crm.campaigns import JOB
-from server.demo.campaigns import capture_as
+from server.demo.campaigns import DRAFT, capture_as
+from server.demo.responder import ANSWERS
 from server.jobs import Runner
 from server.mail_out.campaigns import CampaignSender
-from server.models import Campaign, Contact, ContactEmail, MailingBlock, Segment, utcnow
+from server.models import (
+    Campaign,
+    CampaignRecipient,
+    Contact,
+    ContactEmail,
+    MailingBlock,
+    Segment,
+    utcnow,
+)
 from tests.e2e.conftest import (
     ADMIN,
     DROP_DOMAIN,
@@ -103,7 +114,7 @@ def sending(demo: Demo) -> Iterator[Sending]:
         "RAPPORT_PUBLIC_URL": base,
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "demo", "--port", str(port)],
+        [sys.executable, "-m", "server", "demo", "--port", str(port), "--no-worker"],
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
     )
@@ -361,3 +372,81 @@ def test_the_consent_panel_changes_a_contact_s_consent(
     panel.get_by_label("Source").fill("demo import")
     panel.locator('[data-key="consent-submit"]').click()
     expect(panel.locator("[data-consent]")).to_have_attribute("data-consent", "granted")
+
+
+# -- the demo as a person runs it: its worker sends, its customers answer ------------------------
+
+
+@pytest.fixture(scope="module")
+def live(demo: Demo) -> Iterator[str]:
+    """`rapport demo` as the README runs it (the worker and the answering customers beside the
+    server; no SMTP server, no public URL), on the session's demo database."""
+    port = free_port()
+    env = {
+        "RAPPORT_DATA_DIR": str(demo.settings.data_dir),
+        "RAPPORT_DROP_DOMAIN": DROP_DOMAIN,
+        "RAPPORT_LOG_LEVEL": "WARNING",
+        "RAPPORT_LOG_FORMAT": "text",
+    }
+    base = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "demo", "--port", str(port)],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        _wait_until_up(f"{base}/healthz", proc)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_in_the_demo_a_campaign_goes_out_and_customers_answer(
+    app_context: BrowserContext, pages: list[Page], demo: Demo, live: str
+) -> None:
+    """The demo's draft, sent from the page: the demo's own worker sends it to the outbox (the
+    bounced and the unsubscribed person skipped), and replies arrive on the timelines."""
+    with demo.db.read_session() as session:
+        draft = session.scalars(select(Campaign).where(Campaign.name == DRAFT[0])).one()
+    outbox = demo.settings.data_dir / "outbox"
+    before = set(outbox.glob("*.eml"))
+    page = opened(pages, app_context, demo, live, f"#/campaigns/{draft.id}")
+    expect(page.get_by_role("heading", name=DRAFT[0], level=1)).to_be_visible()
+    expect(page.locator("[data-skipped]")).to_have_count(2)
+    skipped = {page.locator("[data-skipped]").nth(i).get_attribute("data-reason") for i in range(2)}
+    assert skipped == {"bounced", "unsubscribed"}
+    page.locator('[data-key="campaign-send"]').click()
+    page.locator('[data-dialog="campaign-confirm"] [data-key="campaign-confirm-send"]').click()
+    expect(page.locator(".progress [role=status]")).to_contain_text("Finished", timeout=60_000)
+
+    with demo.db.read_session() as session:
+        rows = session.scalars(
+            select(CampaignRecipient).where(CampaignRecipient.campaign_id == draft.id)
+        ).all()
+    mailed = {r.address for r in rows if r.state == "sent"}
+    left_out = {r.address for r in rows if r.state == "skipped"}
+    assert mailed and len(left_out) == 2
+    written = [
+        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+        for p in set(outbox.glob("*.eml")) - before
+    ]
+    assert {str(m["To"]).rsplit("<", 1)[-1].strip(">") for m in written} == mailed
+    assert all(str(m["List-Unsubscribe"]).startswith(f"<{live}/u/") for m in written)
+
+    # A few seconds later, one recipient in three answers; the page counts them.
+    answering = sorted((r for r in rows if r.state == "sent" and r.id % 3 == 0), key=lambda r: r.id)
+    assert answering, "the demo's draft reaches at least three people"
+    page.wait_for_timeout(6_000)
+    for _ in range(10):
+        page.reload()
+        replied = page.locator('[data-kpi="replied"] .kpi-value')
+        if replied.inner_text() == str(len(answering)):
+            break
+        page.wait_for_timeout(2_000)
+    expect(replied).to_have_text(str(len(answering)))
+    # ... and the answer is on the customer's timeline, threaded to the campaign email.
+    first = answering[0]
+    page.goto(f"{live}/app/#/contacts/{first.contact_id}")
+    answer = page.locator(".panel-timeline li.entry", has_text="Re: ").first
+    expect(answer).to_contain_text(ANSWERS[first.id % len(ANSWERS)], timeout=15_000)
