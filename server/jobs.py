@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from server.crm.sql import insert_ignore_returning
@@ -236,9 +237,19 @@ class Runner:
         self.owner = owner or runner_id()
         self.lease = lease
         self.stopping = False
+        # Jobs whose failure could not be written because the database was gone: given back to
+        # the queue (not counted as an attempt) as soon as it answers again.
+        self.stranded: list[ClaimedJob] = []
+
+    def give_back_stranded(self) -> None:
+        """Release the jobs a database outage stranded; raises while it is still unreachable."""
+        while self.stranded:
+            release(self.db, self.stranded[0])
+            self.stranded.pop(0)
 
     def run_one(self) -> ClaimedJob | None:
         """Claim and run one due job; returns it, or None when nothing was due."""
+        self.give_back_stranded()
         kinds = [*self.handlers, *self.long_handlers]
         job = claim(self.db, owner=self.owner, kinds=kinds, lease=self.lease)
         if job is None:
@@ -258,7 +269,11 @@ class Runner:
             release(self.db, job, delay=requeue.delay)
         except Exception as exc:
             log.exception("job failed", extra={"job_id": job.id, "kind": job.kind})
-            fail(self.db, job, f"{type(exc).__name__}: {exc}")
+            try:
+                fail(self.db, job, f"{type(exc).__name__}: {exc}")
+            except OperationalError:
+                self.stranded.append(job)  # the database is gone, not the job at fault
+                raise
         return job
 
     def run(self, *, idle_sleep: float = 1.0, once: bool = False) -> int:

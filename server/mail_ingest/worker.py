@@ -25,6 +25,7 @@ from types import FrameType
 from typing import IO, Any
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from server.config import Settings
@@ -144,6 +145,27 @@ def capture_drop(session: Session, payload: Mapping[str, Any]) -> None:
 # -- the worker -------------------------------------------------------------------------------
 
 
+class Outage:
+    """How long to wait before asking an unreachable database again: 0.5 s, doubling up to 30 s;
+    logged once when it starts and once when it ends, not on every try."""
+
+    def __init__(self) -> None:
+        self.wait = 0.0
+        self.since: float | None = None
+
+    def next_wait(self, exc: Exception) -> float:
+        if self.since is None:
+            self.since = time.monotonic()
+            log.warning("the database is unreachable; waiting for it: %s", str(exc).strip()[:300])
+        self.wait = min(30.0, max(0.5, self.wait * 2))
+        return self.wait
+
+    def over(self) -> None:
+        if self.since is not None:
+            log.warning("the database answers again after %.0f s", time.monotonic() - self.since)
+        self.since, self.wait = None, 0.0
+
+
 class Worker:
     def __init__(self, db: Database, settings: Settings, *, idle_sleep: float = 1.0) -> None:
         self.db = db
@@ -203,18 +225,22 @@ class Worker:
         watchers = IdleWatchers(self.db, self.settings, self.runner.owner)
         count = 0
         last_refresh = 0.0
+        outage = Outage()
         try:
             while not self.stopping:
                 if not once and time.monotonic() - last_refresh > WATCH_REFRESH_SECONDS:
                     watchers.refresh()
                     last_refresh = time.monotonic()
-                schedule_due_links(self.db)
-                signal_upkeep.schedule(self.db)
-                self.digests.schedule()
-                self._announce_due_follow_ups()
-                self._schedule_retention()
-                self.subscriptions.schedule()
-                job = self.runner.run_one()
+                try:
+                    job = self._one_round()
+                except OperationalError as exc:
+                    if once:
+                        raise
+                    # The database is gone (restarted, failed over, the network): wait for it
+                    # rather than exit; the job in hand goes back to the queue once it answers.
+                    self._wait(outage.next_wait(exc))
+                    continue
+                outage.over()
                 if job is not None:
                     count += 1
                     continue
@@ -230,6 +256,21 @@ class Worker:
                 signal.signal(sig, previous)
             self._release_lock()
         return count
+
+    def _one_round(self) -> ClaimedJob | None:
+        """Queue what is due, then run one job (None when there was none)."""
+        schedule_due_links(self.db)
+        signal_upkeep.schedule(self.db)
+        self.digests.schedule()
+        self._announce_due_follow_ups()
+        self._schedule_retention()
+        self.subscriptions.schedule()
+        return self.runner.run_one()
+
+    def _wait(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.stopping and time.monotonic() < deadline:
+            time.sleep(min(0.2, seconds))
 
     def _announce_due_follow_ups(self) -> None:
         """follow_up.due webhooks, looked for once a minute."""
