@@ -3,10 +3,12 @@
 Runs the same tests as CI (tests/reliability/) with more kills and more fuzz inputs, then the
 atheris harnesses, and prints what was actually done, read back from the tests' own report:
 
-    python -m bench.reliability --kills 200 --fuzz 1000000
+    python -m bench.reliability --kills 200 --fuzz 1000000 --faults 50
 
 `--kills N` is per crash test (import, IMAP, Graph, EWS; each on SQLite and PostgreSQL);
-`--fuzz N` is per atheris harness (mime, calendar), and a hundredth of it per hypothesis test.
+`--fuzz N` is per atheris harness (mime, calendar), and a hundredth of it per hypothesis test;
+`--faults N` is fault episodes per fault test (Graph, EWS, PostgreSQL and Dovecot restarts, the
+SMTP drop address under concurrent senders).
 Any failure (a lost or duplicated message, a crash, a hang) fails the run and prints no table.
 """
 
@@ -30,6 +32,13 @@ CRASH = [
     "tests/reliability/test_crash_ews.py",
 ]
 FUZZ = ["tests/reliability/test_fuzz_parsers.py", "tests/reliability/test_fuzz_capture.py"]
+FAULTS = [
+    "tests/reliability/test_faults_graph.py",
+    "tests/reliability/test_faults_ews.py",
+    "tests/reliability/test_faults_postgres.py",
+    "tests/reliability/test_faults_imap.py",
+    "tests/reliability/test_faults_drop.py",
+]
 
 
 def pytest(paths: Sequence[str], env: dict[str, str]) -> None:
@@ -52,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=0, help="kills per crash test (0: skip)")
     parser.add_argument("--fuzz", type=int, default=0, help="inputs per harness (0: skip)")
+    parser.add_argument("--faults", type=int, default=0, help="episodes per fault test (0: skip)")
     parser.add_argument("--seed", type=int, help="seed of the kill points (default: fixed)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as work:
@@ -61,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             env["RAPPORT_RELIABILITY_SEED"] = str(args.seed)
         if args.kills:
             pytest(CRASH, {**env, "RAPPORT_RELIABILITY_KILLS": str(args.kills)})
+        if args.faults:
+            pytest(FAULTS, {**env, "RAPPORT_RELIABILITY_FAULTS": str(args.faults)})
         harnesses = {}
         if args.fuzz:
             pytest(FUZZ, {**env, "RAPPORT_RELIABILITY_FUZZ": str(max(1, args.fuzz // 100))})

@@ -46,7 +46,9 @@ ErrorServerBusy), `busy_next(times, back_off_ms)`; `invalidate_sync_state(addres
 (the next SyncFolderItems with a state for that folder answers ErrorInvalidSyncStateData);
 `change_password(user, new)` (a 401 from then on for the old one); `page_limit` (fewer
 changes per page than asked for, as a loaded server answers); `delay` seconds added to every
-request, `slow_rate`/`slow_seconds` for some.
+request, `slow_rate`/`slow_seconds` for some; `drop_rate`: that share of SOAP answers is cut off
+half-way through its body and the connection closed (a dropped connection; `dropped` counts
+them).
 
 `log` records every SOAP request (time, operation, mailbox, response code) and flags any sent
 before the back-off of an ErrorServerBusy to the same account ran out: `violations()` must stay
@@ -410,6 +412,8 @@ class EwsEmulator:
             self.delay = 0.0
             self.slow_rate = 0.0
             self.slow_seconds = 0.0
+            self.drop_rate = 0.0
+            self.dropped = 0
             self.page_limit = MAX_CHANGES
             self.audience: str | None = None  # None: this server's own origin
             self.refused_tokens = 0  # 401s answered to bearer tokens
@@ -901,6 +905,14 @@ class EwsEmulator:
     def _roll(self, rate: float) -> bool:
         with self._lock:
             return self.rng.random() < rate
+
+    def cut_short(self) -> bool:
+        """Whether to drop this answer's connection half-way (`drop_rate`), counted."""
+        if not self.drop_rate or not self._roll(self.drop_rate):
+            return False
+        with self._lock:
+            self.dropped += 1
+        return True
 
     def _busy(self) -> int | None:
         with self._lock:
@@ -1492,7 +1504,7 @@ def _handler(emulator: EwsEmulator) -> type[BaseHTTPRequestHandler]:
                 return
             anchor = self.headers.get("X-AnchorMailbox")
             status, answer = emulator.handle(user, body, anchor)
-            self._send(status, answer, "text/xml; charset=utf-8")
+            self._send(status, answer, "text/xml; charset=utf-8", cut=emulator.cut_short())
 
         def do_GET(self) -> None:
             self._send(405, b"Method Not Allowed", "text/plain")
@@ -1545,6 +1557,8 @@ def _handler(emulator: EwsEmulator) -> type[BaseHTTPRequestHandler]:
             data: bytes,
             content_type: str,
             headers: Iterable[tuple[str, str]] = (),
+            *,
+            cut: bool = False,
         ) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
@@ -1553,6 +1567,11 @@ def _handler(emulator: EwsEmulator) -> type[BaseHTTPRequestHandler]:
             for name, value in headers:
                 self.send_header(name, value)
             self.end_headers()
+            if cut:  # the connection drops mid-answer: half a body, then EOF
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                return
             self.wfile.write(data)
 
         def log_message(self, format: str, *args: Any) -> None:

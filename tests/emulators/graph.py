@@ -58,11 +58,14 @@ QUIRKS it reproduces (what the client must cope with):
   Retry-After, item by item;
 - faults: `faults(rate=..., kinds=("429", "503", "504"))` makes that share of requests (and,
   with `item_rate`, of batch items) fail; 429 carries Retry-After, 503 and 504 none (as Graph's
-  front end often sends them); `fail_next(...)` queues given failures; `expire_tokens()` (401
-  InvalidAuthenticationToken "Lifetime validation failed" for every token seen so far);
+  front end often sends them) unless named in `retry_after_kinds`; `fail_next(...)` queues given
+  failures; `expire_tokens()` (401 InvalidAuthenticationToken "Lifetime validation failed" for
+  every token seen so far);
   `fail_next_delta(address, code)` (410 Gone, syncStateNotFound or resyncRequired, with a
   Location header holding the initial query with an empty $deltatoken); `delay` seconds added to
-  every request, `slow_rate`/`slow_seconds` for some;
+  every request, `slow_rate`/`slow_seconds` for some; `drop_rate`: that share of answers is cut
+  off half-way through its body and the connection closed (a dropped connection; `dropped`
+  counts them);
 - change notifications: a subscription (messages of a folder or of the whole mailbox, or
   events) exists only after its notificationUrl -- and lifecycleNotificationUrl -- passed
   validation (HTTPS only; a POST with ?validationToken= that must come back as 200 text/plain
@@ -484,11 +487,14 @@ class GraphEmulator:
         with self._lock:
             self.fault_rate = 0.0
             self.fault_kinds: tuple[str, ...] = ("429", "503")
+            self.retry_after_kinds: tuple[str, ...] = ("429",)  # faults that carry Retry-After
             self.item_fault_rate = 0.0
             self.retry_after = 2.0
             self.delay = 0.0
             self.slow_rate = 0.0
             self.slow_seconds = 0.0
+            self.drop_rate = 0.0
+            self.dropped = 0
             self.concurrency_limit = 4
             self._expire_countdown: int | None = None
             self.notify_on_change = True  # deliver/move/delete... notify the subscribers
@@ -806,6 +812,14 @@ class GraphEmulator:
         with self._lock:
             return self.rng.random() < rate
 
+    def cut_short(self) -> bool:
+        """Whether to drop this answer's connection half-way (`drop_rate`), counted."""
+        if not self.drop_rate or not self._roll(self.drop_rate):
+            return False
+        with self._lock:
+            self.dropped += 1
+        return True
+
     def _record(
         self, entry: LoggedRequest, throttle: str | None, item_key: str | None = None
     ) -> None:
@@ -888,7 +902,8 @@ class GraphEmulator:
             rate = self.item_fault_rate if item else self.fault_rate
             if rate and self.rng.random() < rate:
                 choice = self.rng.choice(self.fault_kinds)
-                return _fault(int(choice), None, self.retry_after if choice == "429" else None)
+                after = self.retry_after if choice in self.retry_after_kinds else None
+                return _fault(int(choice), None, after)
         return None
 
     def _answer(
@@ -2007,6 +2022,11 @@ def _handler(emulator: GraphEmulator) -> type[BaseHTTPRequestHandler]:
             for name, value in answer.headers.items():
                 self.send_header(name, value)
             self.end_headers()
+            if emulator.cut_short():  # the connection drops mid-answer: half a body, then EOF
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                return
             self.wfile.write(data)
 
         def log_message(self, format: str, *args: Any) -> None:
