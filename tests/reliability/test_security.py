@@ -613,14 +613,6 @@ def test_hostile_strings_in_every_query_parameter_are_only_data(
     assert snapshot(db, ignore=BOOKKEEPING) == before
 
 
-NUL_ON_POSTGRESQL = pytest.mark.xfail(
-    strict=True,
-    reason="PostgreSQL text cannot hold NUL: a NUL byte in GET /api/v1/admin/audit?action= and "
-    "in any field of POST /api/v1/forms/lead reaches the database and answers 500 "
-    "(psycopg DataError) instead of 400 (security finding)",
-)
-
-
 def test_nul_bytes_in_query_parameters_and_the_lead_form_are_refused_plainly(
     env: dict[str, str],
     db: Database,
@@ -629,8 +621,6 @@ def test_nul_bytes_in_query_parameters_and_the_lead_form_are_refused_plainly(
     backend: str,
     request: pytest.FixtureRequest,
 ) -> None:
-    if backend == "postgresql":
-        request.applymarker(NUL_ON_POSTGRESQL)
     client, auth = _boss_client(env, db, settings, tmp_path)
     with db.session() as session:
         save_settings(session, {"enabled": True})
@@ -644,6 +634,15 @@ def test_nul_bytes_in_query_parameters_and_the_lead_form_are_refused_plainly(
         if response.status_code >= 500:
             failures.append(f"POST /api/v1/forms/lead {field}")
     assert failures == []
+    # In JSON too: refused with the field named, nothing stored.
+    made = client.post(
+        "/api/v1/contacts",
+        json={"name": "Clara", "emails": ["c@example.org"], "custom_fields": {"n\x00": "x"}},
+        headers=auth,
+    )
+    assert made.status_code == 400 and made.get_json()["error"]["field"] == "custom_fields.n"
+    made = client.post("/api/v1/notes", json={"body": "ok\x00"}, headers=auth)
+    assert made.status_code == 400 and made.get_json()["error"]["field"] == "body"
 
 
 def test_hostile_ids_and_traversal_in_paths_get_404(client: FlaskClient, db: Database) -> None:
@@ -809,22 +808,8 @@ def test_import_of_traversal_paths_and_symlinks_out_of_the_tree_is_plain(
     [
         "fifo given",
         "device given",
-        pytest.param(
-            "fifo named .mbox in a folder",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="files.py opens any *.mbox found in a folder without checking it is a "
-                "regular file: a FIFO blocks the import forever (security finding)",
-            ),
-        ),
-        pytest.param(
-            "device linked as .mbox in a folder",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="files.py reads a symlink to /dev/zero named *.mbox line by line: one "
-                "endless line, memory until killed (security finding)",
-            ),
-        ),
+        "fifo named .mbox in a folder",
+        "device linked as .mbox in a folder",
         "device linked as .eml in a maildir",
     ],
 )
@@ -1102,12 +1087,6 @@ def test_after_rotation_and_the_old_key_dropped_every_secret_decrypts_and_links_
         assert session.scalar(select(Activity.id).where(Activity.subject == "After rotation"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`rapport secrets rotate` re-encrypts ENCRYPTED_COLUMNS only: a pending Graph browser "
-    "sign-in sealed in the settings table (graph.signin.*) stays under the old key, and once the "
-    "old key is dropped its callback fails as an unknown state (security finding)",
-)
 def test_rotation_also_re_encrypts_a_pending_graph_sign_in_in_the_settings(
     linked_env: dict[str, str],
     db: Database,

@@ -121,7 +121,10 @@ class FileWalk:
                     continue
                 suffix = Path(name).suffix.lower()
                 if suffix == ".eml" or suffix in ICS_SUFFIXES or suffix in {".mbox", ".mbx"}:
-                    yield from self._file_entry(here / name, root)
+                    if (here / name).is_file():
+                        yield from self._file_entry(here / name, root)
+                    else:  # a FIFO would block the import, a device never end
+                        yield Unreadable(str(here / name), "not a regular file")
 
     def messages(self, *, by_path: bool = False) -> Iterator[RawMessage | Unreadable]:
         """Every message; with `by_path`, messages in files of their own carry only their path
