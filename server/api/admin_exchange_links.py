@@ -3,7 +3,8 @@
 The same links `rapport mailbox add graph` (app-only: a client secret or a certificate) and
 `rapport mailbox add ews` make, through the same services (`links.link_graph`,
 `links.link_ews`): the link is tested before it is saved, and a failed test answers 400 with the
-`field` to fix and a `code` saying which kind of problem it is. The delegated Graph link, where a
+`field` to fix and a `code` saying which kind of problem it is; `/graph/test` and `/ews/test` run
+the same test and save nothing (the form's "Test connection"). The delegated Graph link, where a
 user signs in, is `server.api.graph_signin`. Kept apart from `admin_mailboxes` so that module
 stays about the links themselves.
 """
@@ -16,7 +17,7 @@ from flask import Blueprint, current_app
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from spectree import Response
 
-from server.api.admin_mailboxes import TAGS, ImapLinkOut, link_out
+from server.api.admin_mailboxes import TAGS, ConnectionTestOut, ImapLinkOut, link_out
 from server.api.auth import admin_only
 from server.api.schemas import ErrorOut
 from server.api.spec import api
@@ -171,6 +172,22 @@ class ExchangeLinkOut(ImapLinkOut):
     calendar: bool = Field(description="The test could read the calendar; meetings are captured")
 
 
+class ExchangeTestOut(ConnectionTestOut):
+    calendar: bool = Field(description="The calendar could be read; meetings would be captured")
+
+
+class EwsTestOut(ExchangeTestOut):
+    server: str = Field(description="The EWS URL (found by Autodiscover when none was given)")
+
+
+TEST_ERRORS = {key: value for key, value in ERRORS.items() if key != "HTTP_409"}
+
+
+def meetings(calendar: bool) -> str:
+    """The test reads the calendar only when it is wanted, and fails when it cannot."""
+    return "and meetings from the calendar" if calendar else "(no meetings: calendar off)"
+
+
 @bp.post("/admin/mailboxes/graph")
 @admin_only
 @api.validate(json=GraphLinkIn, resp=Response(HTTP_201=ExchangeLinkOut, **ERRORS), tags=TAGS)
@@ -217,3 +234,54 @@ def add_ews(json: EwsLinkIn) -> tuple[ExchangeLinkOut, int]:
         **link_out(linked.link).model_dump(), folders=linked.folders, calendar=linked.calendar
     )
     return out, 201
+
+
+@bp.post("/admin/mailboxes/graph/test")
+@admin_only
+@api.validate(json=GraphLinkIn, resp=Response(HTTP_200=ExchangeTestOut, **TEST_ERRORS), tags=TAGS)
+def test_graph(json: GraphLinkIn) -> ExchangeTestOut:
+    """Test a Graph app-only link as `POST /admin/mailboxes/graph` would, without saving
+    anything (the form's "Test connection")."""
+    settings = rapport(current_app).settings
+    found = links.check_graph(
+        json.connection(),
+        api_url=settings.graph_api_url,
+        ca_bundle=settings.ca_bundle,
+        authority_host=settings.graph_authority_host,
+    )
+    folders = [f.name for f in found.folders]
+    return ExchangeTestOut(
+        ok=True,
+        folders=folders,
+        calendar=found.calendar,
+        message=f"signed in as the app {json.client_id} and opened {json.owner}; the link "
+        f"would sync {', '.join(folders)} {meetings(found.calendar)}",
+    )
+
+
+@bp.post("/admin/mailboxes/ews/test")
+@admin_only
+@api.validate(json=EwsLinkIn, resp=Response(HTTP_200=EwsTestOut, **TEST_ERRORS), tags=TAGS)
+def test_ews(json: EwsLinkIn) -> EwsTestOut:
+    """Test an EWS link as `POST /admin/mailboxes/ews` would (finding the EWS URL by
+    Autodiscover when no server is given), without saving anything."""
+    settings = rapport(current_app).settings
+    connection = json.connection()
+    found = links.check_ews(
+        connection,
+        ca_bundle=settings.ca_bundle,
+        authority_host=settings.graph_authority_host,
+        autodiscover_urls=settings.ews_autodiscover_urls,
+    )
+    folders = [f.name for f in found.folders]
+    calendar = found.calendar_id is not None
+    who = f"the app {json.client_id}" if json.auth == "oauth" else connection.user
+    how = "found by Autodiscover" if not connection.url else "given"
+    return EwsTestOut(
+        ok=True,
+        folders=folders,
+        calendar=calendar,
+        server=found.server,
+        message=f"signed in as {who} at {found.server} ({how}) and opened {json.owner}; the "
+        f"link would sync {', '.join(folders)} {meetings(calendar)}",
+    )

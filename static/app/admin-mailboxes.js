@@ -6,8 +6,9 @@
 // (POST /admin/mailboxes/graph/authorize, then this tab goes to Microsoft; the callback page says
 // what happened); a Graph link that needs attention has Re-connect, the same sign-in again.
 // It also links a Microsoft 365 mailbox with app-only access (the app's tenant, client id and
-// secret) and a mailbox on an Exchange server (EWS, with a service account): the server tests
-// each before saving it, as `rapport mailbox add graph|ews` does.
+// secret) and a mailbox on an Exchange server (EWS: a service account or an app through hybrid
+// modern auth; no server given, Autodiscover finds it): the server tests each before saving it,
+// as `rapport mailbox add graph|ews` does, and "Test connection" runs that test alone.
 
 import { formatDateTime, fromNow, h } from "/pane/dom.js";
 import { adminApi } from "./admin-endpoints.js";
@@ -393,6 +394,38 @@ function secretField(options) {
   return wrapper;
 }
 
+/**
+ * A form's "Test connection": `body()` checks the form and gives what to send (null: the errors
+ * are shown); the server tests it and saves nothing, and the result line says what the link would
+ * sync, or the setting to fix is marked.
+ */
+function addTestButton(form, result, { key, body, test, aliases = {} }) {
+  const testButton = button(
+    "Test connection",
+    async () => {
+      if (testButton.disabled) return;
+      result.replaceChildren();
+      const sent = body();
+      if (!sent) return;
+      testButton.disabled = true;
+      testButton.textContent = "Testing…";
+      try {
+        const answer = await test(sent);
+        result.replaceChildren(h("p", { class: "test-ok" }, "It works: ", sentence(answer.message)));
+        announce(`The connection works: ${answer.message}`);
+      } catch (error) {
+        formError(form, error, { aliases, after: "The test failed. Fix the marked setting, then test again." });
+      } finally {
+        testButton.disabled = false;
+        testButton.textContent = "Test connection";
+      }
+    },
+    { key },
+  );
+  form.querySelector(".form-actions").prepend(testButton);
+  return form;
+}
+
 /** The IMAP form: test the connection, then link it (the server tests again before saving). */
 function imapForm({ onLinked, onCancel }) {
   const auth = {
@@ -588,30 +621,14 @@ function imapForm({ onLinked, onCancel }) {
     },
   });
 
-  const testButton = button(
-    "Test connection",
-    async () => {
-      if (testButton.disabled) return;
-      result.replaceChildren();
+  return addTestButton(form, result, {
+    key: "imap-test",
+    body: () => {
       const values = checked(form, { connectionOnly: true });
-      if (!values) return;
-      testButton.disabled = true;
-      testButton.textContent = "Testing…";
-      try {
-        const answer = await adminApi.testImap(connection(values));
-        result.replaceChildren(h("p", { class: "test-ok" }, "It works: ", sentence(answer.message)));
-        announce(`The connection works: ${answer.message}`);
-      } catch (error) {
-        formError(form, error, { after: "The test failed. Fix the marked setting, then test again." });
-      } finally {
-        testButton.disabled = false;
-        testButton.textContent = "Test connection";
-      }
+      return values && connection(values);
     },
-    { key: "imap-test" },
-  );
-  form.querySelector(".form-actions").prepend(testButton);
-  return form;
+    test: adminApi.testImap,
+  });
 }
 
 function dropForm({ onLinked, onCancel }) {
@@ -794,7 +811,30 @@ function linkedMessage(linked) {
 
 /** A Microsoft 365 mailbox with app-only access: the app's own secret, no user signing in. */
 function graphAppForm({ onLinked, onCancel }) {
-  return formShell({
+  const result = h("div", { class: "test-result", role: "status" });
+  const aliases = { mailbox: "owner" };
+
+  /** What the form asks for, checked (null: the errors are shown). */
+  function graphBody(form) {
+    const values = formValues(form);
+    const errors = checkExchangeCapture(values, {});
+    const tenant = values.tenant.trim();
+    if (!tenant) errors.tenant = "Give the directory (tenant) ID from Entra ID.";
+    else if (/\s/.test(tenant)) errors.tenant = "A tenant ID or domain has no spaces.";
+    if (!values.client_id.trim()) errors.client_id = "Give the application (client) ID.";
+    if (!values.client_secret) errors.client_secret = "Give the client secret's value.";
+    else if (hasControl(values.client_secret)) errors.client_secret = "The secret holds a line break or a tab.";
+    formMessage(form, null);
+    if (showErrors(form, errors)) return null;
+    return {
+      ...exchangeCaptureBody(form, values),
+      tenant,
+      client_id: values.client_id.trim(),
+      client_secret: values.client_secret,
+    };
+  }
+
+  const form = formShell({
     label: "Link a Microsoft 365 mailbox with app-only access",
     key: "graph",
     submitLabel: "Test and link",
@@ -823,40 +863,138 @@ function graphAppForm({ onLinked, onCancel }) {
         }),
       ),
       exchangeCaptureFields(),
+      result,
     ],
     onSubmit: async (form) => {
-      const values = formValues(form);
-      const errors = checkExchangeCapture(values, {});
+      result.replaceChildren();
+      const body = graphBody(form);
+      if (!body) return;
+      try {
+        const linked = await adminApi.addGraph(body);
+        onLinked(linked, linkedMessage(linked));
+      } catch (error) {
+        formError(form, error, { aliases, after: "Nothing was saved. Fix the marked setting, then try again." });
+      }
+    },
+  });
+  return addTestButton(form, result, { key: "graph-test", body: () => graphBody(form), test: adminApi.testGraph, aliases });
+}
+
+/**
+ * A mailbox on an Exchange server (EWS), opened by a service account (NTLM or Basic) or by an
+ * Entra app through hybrid modern auth; with no server given, Autodiscover finds it from the
+ * mailbox's address.
+ */
+function ewsForm({ onLinked, onCancel }) {
+  const signIn = {
+    account: h(
+      "div",
+      { class: "field-group" },
+      field({ name: "user", label: "Service account", required: true, maxlength: 320, hint: "DOMAIN\\name or name@domain." }),
+      secretField({ name: "password", label: "Password", required: true, maxlength: 1024, hint: "Never shown again; kept encrypted." }),
+      h(
+        "div",
+        { class: "field-row" },
+        field({
+          name: "auth",
+          label: "Authentication",
+          kind: "select",
+          value: "ntlm",
+          options: [
+            { value: "ntlm", label: "NTLM" },
+            { value: "basic", label: "Basic" },
+          ],
+        }),
+        field({
+          name: "access",
+          label: "Opens the mailbox by",
+          kind: "select",
+          value: "",
+          options: [
+            { value: "", label: "Usual: impersonation (delegate for its own)" },
+            { value: "impersonation", label: "Impersonation" },
+            { value: "delegate", label: "Delegate (Full Access)" },
+          ],
+        }),
+      ),
+    ),
+    app: h(
+      "div",
+      { class: "field-group" },
+      h(
+        "p",
+        { class: "hint" },
+        "An Entra app with the application permission full_access_as_app and admin consent; the Exchange server " +
+          "trusts Entra ID's tokens (hybrid modern authentication, see docs/ews.md). It opens mailboxes by impersonation.",
+      ),
+      field({ name: "tenant", label: "Directory (tenant) ID", required: true, maxlength: 253 }),
+      field({ name: "client_id", label: "Application (client) ID", required: true, maxlength: 100 }),
+      secretField({
+        name: "client_secret",
+        label: "Client secret",
+        required: true,
+        maxlength: 1024,
+        hint: "The secret's value (not its ID). Never shown again; kept encrypted.",
+      }),
+    ),
+  };
+  const signInSlot = h("div", { class: "auth-slot" }, signIn.account);
+  const signInField = field({
+    name: "sign_in",
+    label: "Signs in as",
+    kind: "select",
+    value: "account",
+    options: [
+      { value: "account", label: "A service account (user and password)" },
+      { value: "app", label: "App (hybrid modern auth)" },
+    ],
+  });
+  signInField.querySelector("select").addEventListener("change", (event) => {
+    signInSlot.replaceChildren(signIn[event.target.value]); // only the chosen way's fields are in the form
+  });
+  const result = h("div", { class: "test-result", role: "status" });
+
+  /** What the form asks for, checked (null: the errors are shown): a user and password, or an
+   * app's tenant, client id and secret, never half of each (as EwsLinkIn's validator wants). */
+  function ewsBody(form) {
+    const values = formValues(form);
+    const errors = checkExchangeCapture(values, {});
+    const server = values.server.trim();
+    if (/\s/.test(server) || hasControl(server)) errors.server = "An address has no spaces.";
+    else if (/^http:/i.test(server)) errors.server = "Rapport talks to Exchange over TLS only: use https://.";
+    const app = values.sign_in === "app";
+    if (app) {
       const tenant = values.tenant.trim();
       if (!tenant) errors.tenant = "Give the directory (tenant) ID from Entra ID.";
       else if (/\s/.test(tenant)) errors.tenant = "A tenant ID or domain has no spaces.";
       if (!values.client_id.trim()) errors.client_id = "Give the application (client) ID.";
       if (!values.client_secret) errors.client_secret = "Give the client secret's value.";
       else if (hasControl(values.client_secret)) errors.client_secret = "The secret holds a line break or a tab.";
-      formMessage(form, null);
-      if (showErrors(form, errors)) return;
-      const body = {
-        ...exchangeCaptureBody(form, values),
-        tenant,
+    } else {
+      if (!values.user.trim()) errors.user = "Give the service account's name, like DOMAIN\\svc-rapport.";
+      else if (hasControl(values.user)) errors.user = "The account name holds a line break or a tab.";
+      if (!values.password) errors.password = "Type the service account's password.";
+      else if (hasControl(values.password)) errors.password = "The password holds a line break or a tab.";
+    }
+    formMessage(form, null);
+    if (showErrors(form, errors)) return null;
+    const body = exchangeCaptureBody(form, values);
+    if (server) body.server = server;
+    if (app) {
+      Object.assign(body, {
+        auth: "oauth",
+        tenant: values.tenant.trim(),
         client_id: values.client_id.trim(),
         client_secret: values.client_secret,
-      };
-      try {
-        const linked = await adminApi.addGraph(body);
-        onLinked(linked, linkedMessage(linked));
-      } catch (error) {
-        formError(form, error, {
-          aliases: { mailbox: "owner" },
-          after: "Nothing was saved. Fix the marked setting, then try again.",
-        });
-      }
-    },
-  });
-}
+      });
+    } else {
+      Object.assign(body, { user: values.user.trim(), password: values.password, auth: values.auth });
+      if (values.access) body.access = values.access;
+    }
+    return body;
+  }
 
-/** A mailbox on an Exchange server (EWS), opened by a service account. */
-function ewsForm({ onLinked, onCancel }) {
-  return formShell({
+  const form = formShell({
     label: "Link a mailbox on an Exchange server",
     key: "ews",
     submitLabel: "Test and link",
@@ -867,7 +1005,8 @@ function ewsForm({ onLinked, onCancel }) {
         "p",
         { class: "hint" },
         "A service account that may open the mailbox: by impersonation (the ApplicationImpersonation role) or as a " +
-          "delegate (Full Access to it); see docs/ews.md. Rapport tests the link before saving it.",
+          "delegate (Full Access to it); or an Entra app through hybrid modern auth. See docs/ews.md. Rapport tests " +
+          "the link before saving it.",
       ),
       h(
         "fieldset",
@@ -877,62 +1016,20 @@ function ewsForm({ onLinked, onCancel }) {
         field({
           name: "server",
           label: "EWS address",
-          required: true,
           maxlength: 2000,
           placeholder: "https://mail.example.com/EWS/Exchange.asmx",
-          hint: "Or just the server's name, like mail.example.com.",
+          hint: "Or just the server's name, like mail.example.com. Leave empty to find it by Autodiscover from the mailbox address.",
         }),
-        field({ name: "user", label: "Service account", required: true, maxlength: 320, hint: "DOMAIN\\name or name@domain." }),
-        secretField({ name: "password", label: "Password", required: true, maxlength: 1024, hint: "Never shown again; kept encrypted." }),
-        h(
-          "div",
-          { class: "field-row" },
-          field({
-            name: "auth",
-            label: "Sign-in",
-            kind: "select",
-            value: "ntlm",
-            options: [
-              { value: "ntlm", label: "NTLM" },
-              { value: "basic", label: "Basic" },
-            ],
-          }),
-          field({
-            name: "access",
-            label: "Opens the mailbox by",
-            kind: "select",
-            value: "",
-            options: [
-              { value: "", label: "Usual: impersonation (delegate for its own)" },
-              { value: "impersonation", label: "Impersonation" },
-              { value: "delegate", label: "Delegate (Full Access)" },
-            ],
-          }),
-        ),
+        signInField,
+        signInSlot,
       ),
       exchangeCaptureFields(),
+      result,
     ],
     onSubmit: async (form) => {
-      const values = formValues(form);
-      const errors = checkExchangeCapture(values, {});
-      const server = values.server.trim();
-      if (!server) errors.server = "Give the EWS address, like https://mail.example.com/EWS/Exchange.asmx.";
-      else if (/\s/.test(server) || hasControl(server)) errors.server = "An address has no spaces.";
-      else if (/^http:/i.test(server)) errors.server = "Rapport talks to Exchange over TLS only: use https://.";
-      if (!values.user.trim()) errors.user = "Give the service account's name, like DOMAIN\\svc-rapport.";
-      else if (hasControl(values.user)) errors.user = "The account name holds a line break or a tab.";
-      if (!values.password) errors.password = "Type the service account's password.";
-      else if (hasControl(values.password)) errors.password = "The password holds a line break or a tab.";
-      formMessage(form, null);
-      if (showErrors(form, errors)) return;
-      const body = {
-        ...exchangeCaptureBody(form, values),
-        server,
-        user: values.user.trim(),
-        password: values.password,
-        auth: values.auth,
-      };
-      if (values.access) body.access = values.access;
+      result.replaceChildren();
+      const body = ewsBody(form);
+      if (!body) return;
       try {
         const linked = await adminApi.addEws(body);
         onLinked(linked, linkedMessage(linked));
@@ -941,6 +1038,7 @@ function ewsForm({ onLinked, onCancel }) {
       }
     },
   });
+  return addTestButton(form, result, { key: "ews-test", body: () => ewsBody(form), test: adminApi.testEws });
 }
 
 function addPanel({ onLinked, onClose }) {

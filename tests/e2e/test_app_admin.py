@@ -2,8 +2,9 @@
 mailbox from the form against a real Dovecot (a wrong password is shown on the password field and
 saves nothing), sees it with its status, pauses, resumes and syncs it, sees it stuck once its
 password changed and gives it the new one, removes it, and gives someone a drop address; links a
-Microsoft 365 mailbox with app-only access and an Exchange mailbox (EWS) from their forms against
-the Graph and EWS emulators (a wrong secret or password lands on its field); adds and
+Microsoft 365 mailbox with app-only access and an Exchange mailbox (EWS, its server found by
+Autodiscover) from their forms against the Graph and EWS emulators, testing each first (a wrong
+secret or password lands on its field, a good test saves nothing); adds and
 removes a capture rule and saves the capture policy; adds a user, issues an API token and revokes
 it; defines a custom field; adds a pipeline and a stage to it; asks why an email was captured. A
 member sees no admin navigation and is told the admin pages are for admins; every admin page fits
@@ -126,6 +127,7 @@ def admin_demo(
         "RAPPORT_LOG_LEVEL": "WARNING",
         "RAPPORT_LOG_FORMAT": "text",
         "RAPPORT_CA_BUNDLE": str(bundle),
+        "RAPPORT_EWS_AUTODISCOVER_URL": ews_server.env()["RAPPORT_EWS_AUTODISCOVER_URL"],
     }
     port = free_port()
     proc = subprocess.Popen(
@@ -380,7 +382,8 @@ def test_an_admin_links_microsoft_365_app_only_and_exchange_mailboxes_from_their
     shared = new_address()
     graph.add_mailbox(tenant, shared, shared=True)
 
-    # Microsoft 365, app-only: checked before anything is sent, then a wrong secret is named.
+    # Microsoft 365, app-only: checked before anything is sent, a wrong secret is named by the
+    # test, a good test says what the link would sync and saves nothing, then it is linked.
     page.locator('[data-key="link-open"]').click()
     page.get_by_label(named("What to link")).select_option("graph")
     form = page.locator('[data-form="graph"]')
@@ -400,13 +403,21 @@ def test_an_admin_links_microsoft_365_app_only_and_exchange_mailboxes_from_their
     form.get_by_label(named("Folders")).fill("inbox, sentitems")
     form.get_by_label("Also capture meetings from the calendar").uncheck()
     graph_links = count(admin_demo, MailboxLink, MailboxLink.kind == "graph")
-    form.locator('[data-key="graph-submit"]').click()
+    form.locator('[data-key="graph-test"]').click()
     secret = form.get_by_label(named("Client secret"))
     expect(secret).to_have_attribute("aria-invalid", "true", timeout=20_000)
-    expect(form.locator(".form-message")).to_contain_text("Nothing was saved")
-    assert count(admin_demo, MailboxLink, MailboxLink.kind == "graph") == graph_links
+    expect(secret).to_be_focused()
+    expect(form.locator(".form-message")).to_contain_text("The test failed")
     no_serious_accessibility_issues(page)
     secret.fill(GRAPH_SECRET)
+    form.locator('[data-key="graph-test"]').click()
+    result = form.locator(".test-result")
+    expect(result).to_contain_text("It works", timeout=20_000)
+    expect(result).to_contain_text(f"opened {shared}")
+    expect(result).to_contain_text("Inbox, Sent Items (no meetings: calendar off)")
+    expect(secret).to_have_attribute("aria-invalid", "false")
+    assert count(admin_demo, MailboxLink, MailboxLink.kind == "graph") == graph_links
+    no_serious_accessibility_issues(page)
     form.locator('[data-key="graph-submit"]').click()
     expect(toast(page)).to_contain_text(
         f"Linked {shared}: Rapport syncs Inbox, Sent Items at", timeout=20_000
@@ -420,13 +431,24 @@ def test_an_admin_links_microsoft_365_app_only_and_exchange_mailboxes_from_their
     expect(card).to_contain_text("Inbox, Sent Items")
     call(admin_demo, "DELETE", f"/api/v1/admin/mailboxes/{link.id}")
 
-    # Exchange (EWS): a wrong password lands on the password field; the right one links it.
+    # Exchange (EWS): a wrong password lands on the password field; with the right one and no
+    # server, the test finds it by Autodiscover and saves nothing; then the link is saved.
     ews.add_account(EWS_SERVICE, EWS_PASSWORD, impersonation=True)
     mailbox = new_address()
     ews.add_mailbox(mailbox)
+    ews.serve_autodiscover(f"autodiscover.{mailbox.split('@')[1]}")
     page.locator('[data-key="link-open"]').click()
     page.get_by_label(named("What to link")).select_option("ews")
     form = page.locator('[data-form="ews"]')
+    # An app through hybrid modern auth asks for its tenant, client id and secret instead.
+    form.get_by_label(named("Signs in as")).select_option("app")
+    expect(form.get_by_label(named("Service account"))).to_have_count(0)
+    form.locator('[data-key="ews-test"]').click()
+    for label in ("Directory (tenant) ID", "Application (client) ID", "Client secret"):
+        expect(form.get_by_label(named(label))).to_have_attribute("aria-invalid", "true")
+    no_serious_accessibility_issues(page)
+    form.get_by_label(named("Signs in as")).select_option("account")
+    expect(form.get_by_label(named("Client secret"))).to_have_count(0)
     form.get_by_label(named("Whose mailbox")).fill(mailbox)
     form.get_by_label(named("EWS address")).fill("http://exchange.example/EWS/Exchange.asmx")
     form.get_by_label(named("Service account")).fill(EWS_SERVICE)
@@ -448,12 +470,21 @@ def test_an_admin_links_microsoft_365_app_only_and_exchange_mailboxes_from_their
     app_screenshot(page, "app-admin-ews-form.png")
     no_serious_accessibility_issues(page)
     password.fill(EWS_PASSWORD)
+    form.get_by_label(named("EWS address")).fill("")
+    form.locator('[data-key="ews-test"]').click()
+    result = form.locator(".test-result")
+    expect(result).to_contain_text("It works", timeout=20_000)
+    expect(result).to_contain_text(f"at {ews.url} (found by Autodiscover)")
+    expect(result).to_contain_text("Inbox, Sent Items and meetings from the calendar")
+    assert count(admin_demo, MailboxLink, MailboxLink.kind == "ews") == ews_links
+    no_serious_accessibility_issues(page)
     form.locator('[data-key="ews-submit"]').click()
     expect(toast(page)).to_contain_text(f"Linked {mailbox}", timeout=20_000)
     expect(toast(page)).to_contain_text("and the calendar")
     link = newest_link(admin_demo, "ews")
     assert (link.owner_address, link.status) == (mailbox, "active")
     assert (link.settings["server"], link.settings["access"]) == (ews.url, "impersonation")
+    assert link.settings["autodiscovered"] is True
     card = page.locator(f'[data-link="{link.id}"]')
     expect(card.locator(".badge")).to_have_text("active")
     expect(card).to_contain_text(f"{EWS_SERVICE} on {ews.url}")

@@ -1,6 +1,7 @@
 """/api/v1/admin/mailboxes/graph and /ews against the Graph, identity and EWS emulators: a link
 is tested, saved and listed without its secret; wrong credentials and an unreachable server are
-named by field and save nothing; members are refused.
+named by field and save nothing; their /test endpoints say what a link would find and save
+nothing; members are refused.
 
 The app trusts both emulators' CAs through one RAPPORT_CA_BUNDLE (the identity emulator's CA
 also issued the Graph emulator's certificate), as a server with a private CA file would.
@@ -176,6 +177,40 @@ def test_a_graph_link_with_a_wrong_secret_or_no_sign_in_saves_nothing_and_says_w
     assert_no_secret(api, db, wrong)
 
 
+def test_a_graph_test_says_what_the_link_would_sync_and_saves_nothing(
+    api: Api,
+    db: Database,
+    graph: GraphEmulator,  # noqa: F811
+    tenant: Tenant,
+    entra_app: App,
+) -> None:
+    owner = new_address()
+    graph.add_mailbox(tenant, owner)
+    url = "/api/v1/admin/mailboxes/graph/test"
+    tested = api("POST", url, graph_body(owner, tenant, entra_app, since="90d"))
+    assert tested.status_code == 200, tested.get_json()
+    found = tested.get_json()
+    assert (found["ok"], found["folders"], found["calendar"]) == (
+        True,
+        ["Inbox", "Sent Items"],
+        True,
+    )
+    assert owner in found["message"] and "Inbox, Sent Items" in found["message"]
+    without = api("POST", url, graph_body(owner, tenant, entra_app, calendar=False)).get_json()
+    assert without["calendar"] is False and "calendar off" in without["message"]
+    wrong = "not-the-secret-4711"
+    code, field, message = refused(
+        api, url, graph_body(owner, tenant, entra_app, client_secret=wrong)
+    )
+    assert field == "client_secret" and "client secret is wrong" in message
+    assert not message.startswith("the link was not saved")
+    code, field, _ = refused(api, url, graph_body(f"nobody@{DOMAIN}", tenant, entra_app))
+    assert (code, field) == ("graph_mailbox", "mailbox")
+    assert link_count(db) == 0
+    assert_no_secret(api, db, SECRET)
+    assert_no_secret(api, db, wrong)
+
+
 # -- Exchange Web Services --------------------------------------------------------------------
 
 
@@ -262,10 +297,46 @@ def test_an_ews_link_with_a_wrong_password_or_no_server_saves_nothing_and_names_
     assert_no_secret(api, db, wrong)
 
 
+def test_an_ews_test_finds_the_server_by_autodiscover_and_saves_nothing(
+    api: Api,
+    db: Database,
+    ews: EwsEmulator,  # noqa: F811
+    service: str,
+) -> None:
+    owner = new_address()
+    ews.add_mailbox(owner)
+    ews.serve_autodiscover(f"autodiscover.{DOMAIN}")
+    url = "/api/v1/admin/mailboxes/ews/test"
+    body = ews_body(owner, ews.url)
+    del body["server"]
+    tested = api("POST", url, body)
+    assert tested.status_code == 200, tested.get_json()
+    found = tested.get_json()
+    assert (found["server"], found["folders"], found["calendar"]) == (
+        ews.url,
+        ["Inbox", "Sent Items"],
+        True,
+    )
+    assert "found by Autodiscover" in found["message"] and SERVICE in found["message"]
+    given = api("POST", url, ews_body(owner, ews.url, calendar=False)).get_json()
+    assert (given["server"], given["calendar"]) == (ews.url, False)
+    assert "Autodiscover" not in given["message"]
+    wrong = "not-the-password-4711"
+    code, field, _ = refused(api, url, ews_body(owner, ews.url, password=wrong))
+    assert (code, field) == ("ews_credentials", "password")
+    unreachable = f"https://127.0.0.1:{closed_port()}/EWS/Exchange.asmx"
+    assert refused(api, url, ews_body(owner, unreachable))[:2] == ("ews_unreachable", "server")
+    half = api("POST", url, ews_body(owner, ews.url, auth="oauth"))
+    assert half.status_code == 422 and "auth oauth needs" in str(half.get_json())
+    assert link_count(db) == 0
+    assert_no_secret(api, db, PASSWORD)
+    assert_no_secret(api, db, wrong)
+
+
 # -- who may --------------------------------------------------------------------------------
 
 
-def test_members_may_not_link_exchange_mailboxes(
+def test_members_may_not_link_or_test_exchange_mailboxes(
     api: Api,
     db: Database,
     ews: EwsEmulator,  # noqa: F811
@@ -275,7 +346,9 @@ def test_members_may_not_link_exchange_mailboxes(
     owner = new_address()
     for url, body in [
         ("/api/v1/admin/mailboxes/graph", graph_body(owner, tenant, entra_app)),
+        ("/api/v1/admin/mailboxes/graph/test", graph_body(owner, tenant, entra_app)),
         ("/api/v1/admin/mailboxes/ews", ews_body(owner, ews.url)),
+        ("/api/v1/admin/mailboxes/ews/test", ews_body(owner, ews.url)),
     ]:
         answer = api("POST", url, body, as_user=ANNA)
         assert answer.status_code == 403, answer.get_json()

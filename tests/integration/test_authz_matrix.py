@@ -1083,7 +1083,30 @@ CASES = [
     ),
     Case(
         "POST",
+        "/api/v1/admin/mailboxes/graph/test",
+        A,
+        400,
+        body=json(
+            {"owner": "not an address", "tenant": "t", "client_id": "x", "client_secret": "s"}
+        ),
+    ),
+    Case(
+        "POST",
         "/api/v1/admin/mailboxes/ews",
+        A,
+        400,
+        body=json(
+            {
+                "owner": "not an address",
+                "server": "exchange.example",
+                "user": "svc",
+                "password": "secret",
+            }
+        ),
+    ),
+    Case(
+        "POST",
+        "/api/v1/admin/mailboxes/ews/test",
         A,
         400,
         body=json(
