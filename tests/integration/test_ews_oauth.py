@@ -159,6 +159,11 @@ def test_an_admin_links_an_app_from_the_admin_api(
         "owner": owner, "server": hybrid.url, "auth": "oauth", "tenant": tenant.id,
         "client_id": app.client_id, "client_secret": SECRET, "calendar": False,
     }  # fmt: skip
+    tested = api("POST", "/api/v1/admin/mailboxes/ews/test", body)
+    assert tested.status_code == 200, tested.get_json()
+    assert tested.get_json()["server"] == hybrid.url
+    with db.read_session() as session:
+        assert session.scalar(select(func.count()).select_from(MailboxLink)) == 0
     created = api("POST", "/api/v1/admin/mailboxes/ews", body)
     assert created.status_code == 201, created.get_json()
     settings = created.get_json()["settings"]
