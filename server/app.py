@@ -6,6 +6,7 @@ import logging
 import time
 
 from flask import Flask, Response, g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from server.api.errors import register_error_handlers
 from server.app_context import Rapport
@@ -25,6 +26,11 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         db=db or Database(settings.database_url),
         secrets=SecretBox(settings.secret_keys),
     )
+    if settings.trusted_proxies:
+        # The client's address, scheme and host as the proxies saw them: rate limits per
+        # address, the audit log's "from where" and links built from the request depend on it.
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
     from server.api import audit, auth, blueprints, security
     from server.api.spec import api

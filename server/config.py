@@ -64,6 +64,9 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     frame_ancestors: tuple[str, ...] = ()
     rate_limit_per_minute: int = 600
+    # Reverse proxies in front (nginx, Caddy) whose X-Forwarded-For/-Proto/-Host are believed:
+    # 0 believes none (a client could claim any address), 1 the one proxy a deployment has.
+    trusted_proxies: int = 0
 
     @property
     def secret_key(self) -> str:
@@ -135,6 +138,9 @@ def load_settings(environ: Mapping[str, str] | None = None, *, demo: bool = Fals
         frame_ancestors=_frame_ancestors("RAPPORT_FRAME_ANCESTORS", get("RAPPORT_FRAME_ANCESTORS")),
         rate_limit_per_minute=_count(
             "RAPPORT_RATE_LIMIT_PER_MINUTE", get("RAPPORT_RATE_LIMIT_PER_MINUTE"), default=600
+        ),
+        trusted_proxies=_count(
+            "RAPPORT_TRUSTED_PROXIES", get("RAPPORT_TRUSTED_PROXIES"), default=0
         ),
     )
 

@@ -10,7 +10,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import DatabaseError
 
-from server.config import Settings
+from server.app import create_app
+from server.config import Settings, load_settings
 from server.db import Database
 from server.models import Activity, AuditEvent
 from tests.integration.test_api_lookup import auth, capture, token_for
@@ -126,3 +127,29 @@ def test_nobody_changes_or_deletes_an_event(db: Database) -> None:
         session.execute(delete(AuditEvent))
     with db.read_session() as session:
         assert session.scalars(select(AuditEvent.action)).all() == ["test.event"]
+
+
+def test_from_where_is_the_client_behind_a_trusted_proxy_and_never_a_claimed_one(
+    db: Database, env: dict[str, str]
+) -> None:
+    """Behind RAPPORT_TRUSTED_PROXIES proxies, the address X-Forwarded-For gives is the client's;
+    without it, a client claiming an address in that header changes nothing."""
+    boss = auth(token_for(db, BOSS, role="admin"))
+    claimed = {"X-Forwarded-For": "198.51.100.7", "X-Forwarded-Proto": "https"}
+    sources = []
+    for proxies in ("0", "1"):
+        client = create_app(load_settings({**env, "RAPPORT_TRUSTED_PROXIES": proxies}), db=db)
+        created = client.test_client().post(
+            "/api/v1/contacts",
+            json={"name": f"Proxy {proxies}"},
+            headers={**boss, **claimed},
+            environ_base={"REMOTE_ADDR": "10.0.0.2"},
+        )
+        assert created.status_code == 201, created.get_json()
+        (event,) = [
+            e
+            for e in events(client.test_client(), boss, "action=POST /api/v1/contacts")
+            if e["entity_id"] == created.get_json()["id"]
+        ]
+        sources.append(event["source"])
+    assert sources == ["10.0.0.2", "198.51.100.7"]
