@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -187,6 +187,26 @@ def release(db: Database, job: ClaimedJob, *, delay: timedelta | None = None) ->
                 lease_expires_at=None,
             )
         )
+
+
+KEEP_DONE = timedelta(days=1)  # long enough to see what just ran (`rapport jobs`)
+KEEP_DEAD = timedelta(days=30)  # failed work stays in sight of the admin pages for a month
+
+
+def prune(db: Database, *, now: datetime | None = None) -> int:
+    """Delete finished jobs past keeping: each poll of each mailbox is a job (hundreds a day per
+    mailbox), and a drop-address job holds the message it carried. Returns how many went."""
+    now = now or utcnow()
+    with db.session() as session:
+        result = session.execute(
+            delete(Job).where(
+                or_(
+                    and_(Job.status == "done", Job.finished_at < now - KEEP_DONE),
+                    and_(Job.status == "dead", Job.finished_at < now - KEEP_DEAD),
+                )
+            )
+        )
+    return int(result.rowcount or 0)
 
 
 def backoff(attempts: int, *, rng: random.Random | None = None) -> timedelta:

@@ -40,6 +40,7 @@ from server.crm.webhooks import JOB as WEBHOOK_JOB
 from server.crm.webhooks import announce_due_follow_ups
 from server.db import Database
 from server.jobs import ClaimedJob, Requeue, Runner, claim, enqueue, heartbeat, runner_id
+from server.jobs import prune as prune_jobs
 from server.mail_ingest.graph_notify import JOB as SUBSCRIPTIONS_JOB
 from server.mail_ingest.graph_notify import SubscriptionKeeper
 from server.mail_ingest.idle import IdleWatchers, remember_syncer
@@ -176,6 +177,7 @@ class Worker:
         self.campaigns = CampaignSender(settings, stopping=lambda: self.stopping)
         self._next_due_check = 0.0
         self._next_retention_check = 0.0
+        self._next_prune = 0.0
         self.subscriptions = SubscriptionKeeper(db, settings)  # Graph change notifications
         self.runner = Runner(
             db,
@@ -264,6 +266,7 @@ class Worker:
         self.digests.schedule()
         self._announce_due_follow_ups()
         self._schedule_retention()
+        self._prune_jobs()
         self.subscriptions.schedule()
         return self.runner.run_one()
 
@@ -291,6 +294,15 @@ class Worker:
                 return
         with self.db.session() as session:
             enqueue(session, RETENTION_JOB, {}, unique_key="retention")
+
+    def _prune_jobs(self) -> None:
+        """Finished jobs past keeping go, looked for once an hour (any worker may do it)."""
+        if time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + 3600
+        pruned = prune_jobs(self.db)
+        if pruned:
+            log.info("finished jobs deleted", extra={"count": pruned})
 
     def _retention(self, db: Database, job: ClaimedJob) -> None:
         @contextmanager

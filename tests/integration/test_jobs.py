@@ -167,3 +167,29 @@ def test_backoff_grows_and_is_capped() -> None:
     assert 15 <= first <= 45
     assert 240 <= fifth <= 720
     assert huge <= jobs.BACKOFF_CAP_SECONDS * 1.5
+
+
+def test_finished_jobs_are_deleted_after_a_day_and_dead_ones_after_a_month(db: Database) -> None:
+    def broken(session: Session, payload: Mapping[str, Any]) -> None:
+        raise ConnectionError("refused")
+
+    with db.session() as session:
+        for n in range(3):
+            jobs.enqueue(session, "record", {"n": n})
+        jobs.enqueue(session, "broken", {}, max_attempts=1)
+        waiting = jobs.enqueue(session, "record", {"n": 9}, run_after=utcnow() + timedelta(days=9))
+    jobs.Runner(db, {"record": record, "broken": broken}).run(once=True)
+
+    def left() -> dict[str, int]:
+        with db.read_session() as session:
+            rows = session.execute(select(Job.status, func.count()).group_by(Job.status))
+            return dict(rows.all())  # type: ignore[arg-type]
+
+    assert left() == {"done": 3, "dead": 1, "queued": 1}
+    assert jobs.prune(db) == 0  # just finished: kept, to see what ran
+    assert jobs.prune(db, now=utcnow() + timedelta(days=2)) == 3
+    assert left() == {"dead": 1, "queued": 1}
+    assert jobs.prune(db, now=utcnow() + timedelta(days=31)) == 1
+    assert left() == {"queued": 1}, "work still to do is never deleted"
+    with db.read_session() as session:
+        assert session.get(Job, waiting) is not None
