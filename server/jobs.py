@@ -206,7 +206,7 @@ def prune(db: Database, *, now: datetime | None = None) -> int:
                 )
             )
         )
-    return int(result.rowcount or 0)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def backoff(attempts: int, *, rng: random.Random | None = None) -> timedelta:

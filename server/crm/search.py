@@ -70,7 +70,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import ClassVar, NamedTuple, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 from sqlalchemy import (
     ColumnElement,
@@ -130,7 +130,7 @@ KIND_SPAN = 1 << 40
 ENTITY_BASES = {"contact": 1 * KIND_SPAN, "company": 2 * KIND_SPAN, "deal": 3 * KIND_SPAN}
 SEARCHED_KINDS = "activities.kind IN ('email', 'meeting', 'note')"
 # PostgreSQL: mail's words as stored by migration 0010 (a generated column the models do not map).
-PG_ACTIVITY_WORDS = literal_column("activities.search_doc")
+PG_ACTIVITY_WORDS: ColumnElement[Any] = literal_column("activities.search_doc")
 
 _WORD = re.compile(r"[^\W_]+")
 _HIGHEST_CHARACTER = "\U0010ffff"  # sorts after any character, byte-wise as in code points
