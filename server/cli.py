@@ -130,34 +130,33 @@ def demo(ctx: Context, port: int, host: str, no_worker: bool) -> None:
     if no_worker:
         run_server(settings, host=host, port=port, workers=1)
         return
-    with _demo_worker(ctx.db, settings):
+    with _demo_worker(settings):
         run_server(settings, host=host, port=port, workers=1)
 
 
 @contextmanager
-def _demo_worker(db: Database, settings: Settings) -> Iterator[None]:
-    """The worker and the demo's answering customers, as threads of the demo's process (the
-    server's own processes are forked from it and do not inherit them)."""
-    import threading
+def _demo_worker(settings: Settings) -> Iterator[None]:
+    """`rapport worker --demo` beside the server, as its own process: a thread of this one would
+    be in the middle of something (a lock held) when gunicorn forks its server process."""
+    import os
+    import subprocess
+    import sys
 
-    from server.demo import responder
-    from server.mail_ingest.worker import Worker
-
-    worker = Worker(db, settings)
-    stop = threading.Event()
-    threads = [
-        threading.Thread(target=worker.run, kwargs={"own_signals": False}, daemon=True),
-        threading.Thread(target=responder.run, args=(db, stop), daemon=True),
-    ]
-    for thread in threads:
-        thread.start()
+    env = {
+        **os.environ,
+        "RAPPORT_DATA_DIR": str(settings.data_dir),
+        "RAPPORT_DATABASE_URL": settings.database_url,
+        **({"RAPPORT_PUBLIC_URL": settings.public_url} if settings.public_url else {}),
+    }
+    worker = subprocess.Popen([sys.executable, "-m", "server", "worker", "--demo"], env=env)
     try:
         yield
     finally:
-        worker.stop()
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=10)
+        worker.terminate()
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
 
 
 # -- capture ------------------------------------------------------------------------------------
@@ -1076,12 +1075,21 @@ def mailbox_remove(ctx: Context, link_id: int, purge: bool) -> None:
 
 @main.command()
 @click.option("--once", is_flag=True, help="One pass over what is due, then exit.")
+@click.option("--demo", is_flag=True, hidden=True, help="The demo's worker (`rapport demo`).")
 @pass_ctx
-def worker(ctx: Context, once: bool) -> None:
+def worker(ctx: Context, once: bool, demo: bool) -> None:
     """Capture from every linked mailbox that is due; run the drop-address SMTP listener."""
     from server.mail_ingest.worker import Worker
 
+    ctx.demo = demo
     _require_current_schema(ctx.db)
+    if demo:  # the demo's customers answer campaign emails as they go out
+        import threading
+
+        from server.demo import responder
+
+        stop = threading.Event()
+        threading.Thread(target=responder.run, args=(ctx.db, stop), daemon=True).start()
     ran = Worker(ctx.db, ctx.settings).run(once=once)
     if once:
         click.echo(f"{ran} jobs run")

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("audit", __name__, url_prefix="/api/v1/admin/audit")
 F = TypeVar("F", bound=Callable[..., Any])
 CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold one: refused as a bad filter (422)
 
 
 def reads_email(view: F) -> F:
@@ -131,9 +132,9 @@ def init_app(app: Flask) -> None:
 class AuditQuery(ListQuery):
     user_id: int | None = Field(None, ge=1, le=2**31 - 1)
     action: str | None = Field(
-        None, max_length=50, description="Starts with (e.g. 'POST', 'user.')"
+        None, max_length=50, pattern=NO_NUL, description="Starts with (e.g. 'POST', 'user.')"
     )
-    entity_type: str | None = Field(None, max_length=30)
+    entity_type: str | None = Field(None, max_length=30, pattern=NO_NUL)
     entity_id: int | None = Field(None, ge=1, le=2**63 - 1)
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None

@@ -21,7 +21,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -68,7 +68,6 @@ PREFLIGHT_MAX_AGE = "600"
 HSTS = "max-age=31536000"
 
 JSON_BODIES = ("application/json",)
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 RATE_LIMIT_TABLE = "rate_limit_windows"
@@ -260,51 +259,6 @@ def json_bodies_only() -> Response | None:
         415,
         "unsupported_media_type",
         f"send the body as {' or '.join(allowed)} (Content-Type), not {mimetype or 'untyped'}",
-    )
-
-
-def no_nul_characters() -> Response | None:
-    """400 for a NUL character in a query parameter, a form field or a JSON string: no text
-    Rapport keeps may hold one (PostgreSQL's text type cannot), so it is refused at the door
-    rather than deep in a query as a server error."""
-    sources = [request.args, *([request.form] if request.mimetype in FORM_TYPES else [])]
-    for source in sources:
-        for key, value in source.items(multi=True):
-            if "\x00" in key or "\x00" in value:
-                return _nul_refused(key.replace("\x00", ""))
-    if request.mimetype in JSON_BODIES and b"\\u0000" in request.get_data(cache=True):
-        found = _nul_in(request.get_json(silent=True))
-        if found is not None:
-            return _nul_refused(found)
-    return None
-
-
-def _nul_in(value: Any, path: str = "") -> str | None:
-    """Where a NUL sits in decoded JSON (a dotted path), or None."""
-    if isinstance(value, str):
-        return path or "body" if "\x00" in value else None
-    if isinstance(value, dict):
-        items: Iterable[tuple[str, Any]] = value.items()
-    elif isinstance(value, list):
-        items = ((str(i), v) for i, v in enumerate(value))
-    else:
-        return None
-    for key, item in items:
-        here = f"{path}.{key}" if path else str(key)
-        if "\x00" in str(key):
-            return here.replace("\x00", "")
-        found = _nul_in(item, here)
-        if found is not None:
-            return found
-    return None
-
-
-def _nul_refused(field: str) -> Response:
-    return error_response(
-        400,
-        "invalid_text",
-        f"{field or 'a value'}: text may not contain NUL characters",
-        field=field,
     )
 
 

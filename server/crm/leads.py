@@ -138,8 +138,10 @@ def bump(session: Session, what: str) -> None:
 
 def clean(raw: dict[str, str]) -> Submission:
     """The typed fields, trimmed and checked: a DomainError names the first bad one."""
-    values = {k: " ".join(str(raw.get(k, "")).split()) for k in LIMITS if k != "message"}
-    values["message"] = str(raw.get("message", "")).strip()
+    # A NUL is no character anyone typed (PostgreSQL cannot store one): dropped, as data.
+    text = {k: str(raw.get(k, "")).replace("\x00", "") for k in LIMITS}
+    values = {k: " ".join(text[k].split()) for k in LIMITS if k != "message"}
+    values["message"] = text["message"].strip()
     for key, limit in LIMITS.items():
         if len(values[key]) > limit:
             raise DomainError(f"{key} is longer than {limit} characters", field=key)

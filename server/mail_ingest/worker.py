@@ -210,19 +210,13 @@ class Worker:
             # Interrupted between pages: back to the queue; it resumes from its checkpoint.
             raise Requeue()
 
-    def run(self, *, once: bool = False, own_signals: bool = True) -> int:
-        """Run until stopped (or, with once, until nothing is due). Returns jobs run.
-        `own_signals`: SIGTERM and Ctrl-C stop it; off where it runs beside a server in one
-        process (the demo), which stops it with `stop()`."""
+    def run(self, *, once: bool = False) -> int:
+        """Run until stopped (or, with once, until nothing is due). Returns jobs run."""
         self._take_sqlite_lock()
-        handlers = (
-            {
-                signal.SIGTERM: signal.signal(signal.SIGTERM, self._on_signal),
-                signal.SIGINT: signal.signal(signal.SIGINT, self._on_signal),
-            }
-            if own_signals
-            else {}
-        )
+        handlers = {
+            signal.SIGTERM: signal.signal(signal.SIGTERM, self._on_signal),
+            signal.SIGINT: signal.signal(signal.SIGINT, self._on_signal),
+        }
         drop = self._start_drop()
         watchers = IdleWatchers(self.db, self.settings, self.runner.owner)
         count = 0
