@@ -63,9 +63,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fuzz", type=int, default=0, help="inputs per harness (0: skip)")
     parser.add_argument("--faults", type=int, default=0, help="episodes per fault test (0: skip)")
     parser.add_argument("--seed", type=int, help="seed of the kill points (default: fixed)")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        help="keep the tests' report here (appended to; default: a temporary file), so the "
+        "counts of a long run that fails later are not lost",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as work:
-        report = Path(work) / "report.jsonl"
+        report = args.report or Path(work) / "report.jsonl"
         env = {"RAPPORT_RELIABILITY_REPORT": str(report)}
         if args.seed is not None:
             env["RAPPORT_RELIABILITY_SEED"] = str(args.seed)
