@@ -57,6 +57,9 @@ class CompanyFilterQuery(BaseModel):
         None, description="Anyone at the company last contacted before then (UTC when no zone)"
     )
     last_contacted_after: datetime | None = None
+    never_contacted: bool | None = Field(
+        None, description="true: nobody at the company ever contacted; false: someone was"
+    )
     sort: Literal["name", "created_at", "updated_at", "last_contacted_at"] = "name"
     order: Literal["asc", "desc"] = "asc"
 
@@ -149,6 +152,7 @@ def company_filters(query: CompanyFilterQuery) -> companies.CompanyFilters:
         tag=query.tag,
         last_contacted_before=query.last_contacted_before,
         last_contacted_after=query.last_contacted_after,
+        never_contacted=query.never_contacted,
         custom=custom_params(query),
     )
 

@@ -66,6 +66,9 @@ class ContactFilterQuery(BaseModel):
     company_id: Id | None = None
     last_contacted_before: datetime | None = Field(None, description="UTC when no zone is given")
     last_contacted_after: datetime | None = None
+    never_contacted: bool | None = Field(
+        None, description="true: only people never contacted; false: only people contacted"
+    )
     sort: Literal["name", "created_at", "updated_at", "last_contacted_at"] = "name"
     order: Literal["asc", "desc"] = "asc"
 
@@ -188,6 +191,7 @@ def contact_filters(query: ContactFilterQuery) -> contacts.ContactFilters:
         company_id=query.company_id,
         last_contacted_before=query.last_contacted_before,
         last_contacted_after=query.last_contacted_after,
+        never_contacted=query.never_contacted,
         custom=custom_params(query),
     )
 

@@ -87,6 +87,7 @@ class CompanyFilters:
     tag: str | None = None
     last_contacted_before: datetime | None = None
     last_contacted_after: datetime | None = None
+    never_contacted: bool | None = None  # True: nobody there ever; False: someone; None: either
     custom: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -403,6 +404,9 @@ def company_query(session: Session, filters: CompanyFilters) -> Select[Company]:
     after = _aware(filters.last_contacted_after)
     if after is not None:
         conditions.append(last_contacted() >= after)
+    if filters.never_contacted is not None:
+        never = last_contacted().is_(None)
+        conditions.append(never if filters.never_contacted else ~never)
     conditions += custom_field_conditions(session, "company", Company.custom_fields, filters.custom)
     return query.where(*conditions)
 

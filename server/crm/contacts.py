@@ -99,6 +99,7 @@ class ContactFilters:
     company_id: int | None = None
     last_contacted_before: datetime | None = None
     last_contacted_after: datetime | None = None
+    never_contacted: bool | None = None  # True: never; False: at some time; None: either
     custom: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -442,6 +443,9 @@ def contact_query(session: Session, filters: ContactFilters) -> Select[Contact]:
     after = _aware(filters.last_contacted_after)
     if after is not None:
         conditions.append(Contact.last_contacted_at >= after)
+    if filters.never_contacted is not None:
+        never = Contact.last_contacted_at.is_(None)
+        conditions.append(never if filters.never_contacted else ~never)
     conditions += custom_field_conditions(session, "contact", Contact.custom_fields, filters.custom)
     return select(Contact).where(*conditions)
 

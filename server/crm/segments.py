@@ -10,7 +10,7 @@ changing or deleting one is for its owner or an admin.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, exists, func, select
@@ -29,6 +29,9 @@ FILTER_KEYS = (
     "owner_id",
     "last_contacted_before",
     "last_contacted_after",
+    "contacted_within_days",  # periods stay periods: counted back from when the segment is used
+    "not_contacted_for_days",
+    "never_contacted",
     "custom",
     "has_open_deal",
 )
@@ -62,15 +65,32 @@ def _contact_filters(filters: Mapping[str, Any]) -> ContactFilters:
     custom = filters.get("custom") or {}
     if not isinstance(custom, Mapping):
         raise DomainError("custom must be an object of cf.<key> parameters", field="filters")
+    now = utcnow()
+    within = _days(filters.get("contacted_within_days"), "contacted_within_days")
+    idle = _days(filters.get("not_contacted_for_days"), "not_contacted_for_days")
+    never = filters.get("never_contacted")
+    if never is not None and not isinstance(never, bool):
+        raise DomainError("never_contacted is true or false", field="filters")
     return ContactFilters(
         owner_id=filters.get("owner_id"),
         lifecycle_stage=filters.get("lifecycle_stage"),
         tag=filters.get("tag"),
         company_id=filters.get("company_id"),
-        last_contacted_before=_when(filters.get("last_contacted_before"), "last_contacted_before"),
-        last_contacted_after=_when(filters.get("last_contacted_after"), "last_contacted_after"),
+        last_contacted_before=_when(filters.get("last_contacted_before"), "last_contacted_before")
+        or (now - timedelta(days=idle) if idle else None),
+        last_contacted_after=_when(filters.get("last_contacted_after"), "last_contacted_after")
+        or (now - timedelta(days=within) if within else None),
+        never_contacted=never,
         custom={str(k): v for k, v in custom.items()},
     )
+
+
+def _days(value: Any, field: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 36_500:
+        raise DomainError(f"{field} is a number of days from 1 to 36500", field="filters")
+    return value
 
 
 def segment_query(session: Session, filters: Mapping[str, Any]) -> Select[Contact]:

@@ -7,7 +7,7 @@
 // row by row, what did not and why. Merging is the API's own (POST …/{kept}/merge).
 
 import { h } from "/pane/dom.js";
-import { parseCsv, rowsToCsv, saveFile, datedName, toCsv } from "./csv.js";
+import { saveFile, datedName, toCsv } from "./csv.js";
 import { currentCustomFields, ownerOptions } from "./records.js";
 import { go } from "./router.js";
 import { session, userName } from "./session.js";
@@ -541,15 +541,13 @@ const MOVED_WORDS = {
   activities: ["note", "notes"],
 };
 
-/** The filtered list, whole, through the API's export (with its filters and sort); "never
- * contacted" is cut from the export sorted by last contact, as the list itself is. */
-export function exportAllButton({ label = "Export CSV", key, fetchAll, never = () => false, many }) {
+/** The filtered list, whole, through the API's export (with its filters and sort). */
+export function exportAllButton({ label = "Export CSV", key, fetchAll, many }) {
   const control = button(label, async () => {
     control.disabled = true;
     control.textContent = "Exporting…";
     try {
-      let { blob } = await fetchAll();
-      if (never()) blob = await onlyNeverContacted(blob);
+      const { blob } = await fetchAll();
       saveFile(blob, datedName(many));
       toast(`Exported the ${many} that match.`);
     } catch (error) {
@@ -560,14 +558,6 @@ export function exportAllButton({ label = "Export CSV", key, fetchAll, never = (
     }
   }, { key, title: `Every ${many.replace(/s$/, "")} that matches the filters, as CSV` });
   return control;
-}
-
-async function onlyNeverContacted(blob) {
-  const [header, ...rows] = parseCsv((await blob.text()).replace(/^\ufeff/, ""), ",");
-  const at = header.indexOf("last_contacted_at");
-  const end = rows.findIndex((cells) => cells[at]);
-  const kept = end < 0 ? rows : rows.slice(0, end);
-  return new Blob([rowsToCsv([header, ...kept])], { type: "text/csv" });
 }
 
 // -- what a record looks like in an export ----------------------------------------------------------------

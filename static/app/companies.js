@@ -15,7 +15,6 @@ import {
   customFieldControls,
   customFilters,
   customQuery,
-  neverContacted,
 } from "./filters.js";
 import { openImport } from "./importer.js";
 import { companySpecs, currentCustomFields, customFacts, customSpecs, editForm } from "./records.js";
@@ -49,7 +48,7 @@ const SORTS = [
   { value: "updated_at:desc", label: "Recently changed" },
 ];
 
-/** The list's filters as the API wants them; "never contacted" as for contacts (neverContacted). */
+/** The list's filters as the API wants them; "never contacted" as for contacts. */
 function apiQuery(filters) {
   const never = filters.contacted === "never";
   const [sort, order] = never ? ["last_contacted_at", "asc"] : (filters.sort || "name:asc").split(":");
@@ -202,7 +201,7 @@ export async function companiesPage(main, { query }) {
   const picks = selection(COMPANIES);
   const load = (cursor) => api.companies(apiQuery(filters), cursor);
   const paged = pagedList({
-    load: filters.contacted === "never" ? neverContacted(load) : load,
+    load,
     row: (company) => picks.decorate(companyRow(company), company),
     emptyText: "No companies match.",
     label: "Companies",
@@ -245,7 +244,7 @@ export async function companiesPage(main, { query }) {
       applyFilterValues(filters, values);
       replaceQuery(filters);
       picks.reset();
-      paged.reload(filters.contacted === "never" ? neverContacted(load) : load);
+      paged.reload(load);
     },
   );
   const creating = h("div", { class: "inline-form" });
@@ -290,13 +289,7 @@ export async function companiesPage(main, { query }) {
   const exportButton = exportAllButton({
     key: "companies-export",
     many: "companies",
-    // The company export has no last-contacted column to cut "never" from (see neverContacted).
-    fetchAll: () =>
-      filters.contacted === "never"
-        ? Promise.reject(
-            new Error("the export cannot pick out companies never contacted: select them in the list and export those"),
-          )
-        : api.exportCompanies(apiQuery(filters)),
+    fetchAll: () => api.exportCompanies(apiQuery(filters)),
   });
   main.replaceChildren(
     pageHeader("Companies", { actions: [importButton, exportButton, newButton] }),

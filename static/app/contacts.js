@@ -14,7 +14,6 @@ import {
   customFieldControls,
   customFilters,
   customQuery,
-  neverContacted,
 } from "./filters.js";
 import { followUpsPanel } from "./followups.js";
 import { openImport } from "./importer.js";
@@ -64,8 +63,8 @@ export function displayName(contact) {
 }
 
 /** The list's filters as the API wants them, from the page's query (?q=&owner=&stage=&tag=&sort=
- * &contacted=&contacted_from=&contacted_until=&cf.<key>=). "Never contacted" sorts by last contact,
- * oldest first (see neverContacted in filters.js). */
+ * &contacted=&contacted_from=&contacted_until=&cf.<key>=). "Never contacted" lists them in the
+ * order they were added (all tie on last contact). */
 function apiQuery(filters) {
   const never = filters.contacted === "never";
   const [sort, order] = never ? ["last_contacted_at", "asc"] : (filters.sort || "name:asc").split(":");
@@ -295,7 +294,7 @@ export async function contactsPage(main, { query }) {
   const picks = selection(CONTACTS);
   const load = (cursor) => api.contacts(apiQuery(filters), cursor);
   const paged = pagedList({
-    load: filters.contacted === "never" ? neverContacted(load) : load,
+    load,
     row: (contact) => picks.decorate(contactRow(contact), contact),
     emptyText: "No contacts match.",
     label: "Contacts",
@@ -348,7 +347,7 @@ export async function contactsPage(main, { query }) {
       applyFilterValues(filters, values);
       replaceQuery(filters);
       picks.reset();
-      paged.reload(filters.contacted === "never" ? neverContacted(load) : load);
+      paged.reload(load);
     },
   );
   const creating = h("div", { class: "inline-form" });
@@ -414,7 +413,6 @@ export async function contactsPage(main, { query }) {
       const { sort, order, ...rest } = apiQuery(filters);
       return api.exportContacts({ ...rest, sort, order });
     },
-    never: () => filters.contacted === "never",
   });
   main.replaceChildren(
     ...[

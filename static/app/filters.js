@@ -32,10 +32,10 @@ function startOfDay(text, plusDays = 0) {
   return new Date(year, month - 1, day + plusDays).toISOString();
 }
 
-/** The API's last_contacted_after / _before for the page's filters (none for "never": the API
- * has no such filter, see neverContacted). */
+/** The API's last_contacted_after / _before / never_contacted for the page's filters. */
 export function contactedQuery(filters, now = Date.now()) {
   const choice = filters.contacted || "";
+  if (choice === "never") return { never_contacted: true };
   const within = /^(\d+)d$/.exec(choice);
   const over = /^over-(\d+)d$/.exec(choice);
   if (within) return { last_contacted_after: new Date(now - Number(within[1]) * DAY_MS).toISOString() };
@@ -48,19 +48,6 @@ export function contactedQuery(filters, now = Date.now()) {
     };
   }
   return {};
-}
-
-/**
- * "Never contacted", from what the API has: the list sorted by last contacted, oldest first,
- * puts people nobody has contacted first (the API sorts "never" before every date); a page is
- * kept up to the first person with a date, and the list ends there.
- */
-export function neverContacted(load) {
-  return async (cursor) => {
-    const page = await load(cursor);
-    const items = page.items.filter((item) => !item.last_contacted_at);
-    return { items, next_cursor: items.length < page.items.length ? null : page.next_cursor };
-  };
 }
 
 /** The "Last contacted" select and, for "Between dates…", the two dates. */

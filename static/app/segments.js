@@ -98,14 +98,28 @@ function formFilters(stored) {
     contacted_until: "",
     ...(stored.custom || {}),
   };
-  if (stored.last_contacted_after || stored.last_contacted_before) {
-    // A period ("in the last 30 days") is stored as the dates it meant when saved.
+  if (stored.never_contacted) filters.contacted = "never";
+  else if (stored.contacted_within_days) filters.contacted = `${stored.contacted_within_days}d`;
+  else if (stored.not_contacted_for_days) filters.contacted = `over-${stored.not_contacted_for_days}d`;
+  else if (stored.last_contacted_after || stored.last_contacted_before) {
     filters.contacted = "dates";
     filters.contacted_from = stored.last_contacted_after ? localDay(stored.last_contacted_after) : "";
     // "until" a day is stored as "before the next midnight"
     filters.contacted_until = stored.last_contacted_before ? localDay(stored.last_contacted_before, 1) : "";
   }
   return filters;
+}
+
+/** "Last contacted" as a segment keeps it: a period stays a period ("in the last 30 days" is
+ * counted from the day the campaign goes out), dates stay dates. */
+function segmentContacted(flat) {
+  const choice = flat.contacted || "";
+  const within = /^(\d+)d$/.exec(choice);
+  const over = /^over-(\d+)d$/.exec(choice);
+  if (choice === "never") return { never_contacted: true };
+  if (within) return { contacted_within_days: Number(within[1]) };
+  if (over) return { not_contacted_for_days: Number(over[1]) };
+  return contactedQuery(flat);
 }
 
 /** The API's filter from the form's values. */
@@ -119,7 +133,7 @@ function apiFilters(values) {
     company_id: Number(values.company) || undefined,
     owner_id: owner,
     has_open_deal: values.open_deal === "yes" ? true : values.open_deal === "no" ? false : undefined,
-    ...contactedQuery(flat),
+    ...segmentContacted(flat),
     custom: Object.keys(custom).length ? custom : undefined,
   };
   return Object.fromEntries(Object.entries(filters).filter(([, value]) => value !== undefined));
@@ -199,8 +213,6 @@ export async function segmentPage(main, { params, alive }) {
     ],
   });
   const contacted = contactedControls(filters);
-  // The API has no "never contacted" filter for a segment.
-  contacted[0].querySelector('option[value="never"]')?.remove();
   const bar = filterBar(
     "Who is in the segment",
     [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -207,6 +209,16 @@ def test_companies_are_last_contacted_when_anyone_there_was(
     earlier = listed("last_contacted_before=2026-03-02T01:00:00")  # UTC when no zone is given
     assert {c["last_contacted_at"] for c in earlier} == {"2026-03-02T00:00:00Z"}
     assert {c["name"] for c in earlier} == {"Company 05", "Company 10", "Company 15", "Company 20"}
+    never = listed("never_contacted=true")
+    assert {c["name"] for c in never} == {f"Company {n:02d}" for n in (0, 6, 12, 18)} | {
+        "Empty Ltd"
+    }
+    assert len(listed("never_contacted=false")) == 20
+    exported = client.get("/api/v1/companies/export.csv?never_contacted=true", headers=auth(token))
+    assert exported.status_code == 200
+    assert sorted(
+        r["name"] for r in csv.DictReader(io.StringIO(exported.get_data(as_text=True)))
+    ) == sorted(c["name"] for c in never)
     bad = client.get(
         "/api/v1/companies?sort=last_contacted_at&cursor=nonsense", headers=auth(token)
     )

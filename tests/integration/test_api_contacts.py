@@ -434,6 +434,8 @@ def test_filters_narrow_the_list(client: FlaskClient, db: Database) -> None:
     assert names(f"company_id={clara['company']['id']}") == ["Clara Jensen"]
     assert names("last_contacted_after=2026-06-01") == ["Dan O'Neill"]
     assert names("last_contacted_before=2026-06-01T00:00:00Z") == ["Clara Jensen"]
+    assert names("never_contacted=true") == ["Erin Clarke"]
+    assert names("never_contacted=false") == ["Clara Jensen", "Dan O'Neill"]
     assert names("cf.seats=40") == ["Clara Jensen"]
     assert names("cf.seats.gte=5&cf.seats.lte=39") == ["Dan O'Neill"]
     assert names("cf.renewal.gte=2026-12-31") == ["Dan O'Neill"]

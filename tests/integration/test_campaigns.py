@@ -45,6 +45,7 @@ from server.models import (
     Stage,
     Suppression,
     User,
+    utcnow,
 )
 from tests.integration.test_api_lookup import capture
 from tests.support.mail import make_email
@@ -196,6 +197,36 @@ def test_segment_is_the_contact_filters_plus_open_deals(db: Database) -> None:
         assert [c.id for c in segments.segment_preview(session, dealing)] == [plain]
         with pytest.raises(Exception, match="unknown segment filter colour"):
             segments.create_segment(session, viewer, name="Bad", filters={"colour": "red"})
+
+
+def test_a_segment_keeps_periods_as_periods(db: Database) -> None:
+    """ "Not contacted for 90 days" counts back from when the segment is used, not saved."""
+    viewer = sender(db)
+    recent, stale, never = people(db, 3)
+    now = utcnow()
+    with db.session() as session:
+        for contact_id, when in (
+            (recent, now - timedelta(days=10)),
+            (stale, now - timedelta(days=200)),
+        ):
+            session.execute(
+                update(Contact).where(Contact.id == contact_id).values(last_contacted_at=when)
+            )
+        session.execute(update(Contact).where(Contact.id == never).values(last_contacted_at=None))
+    with db.session() as session:
+        mine = [recent, stale, never]
+
+        def members(filters: dict[str, Any]) -> list[int]:
+            segment = segments.create_segment(session, viewer, name=str(filters), filters=filters)
+            return sorted(c.id for c in segments.segment_preview(session, segment) if c.id in mine)
+
+        assert members({"contacted_within_days": 30}) == [recent]
+        assert members({"not_contacted_for_days": 90}) == [stale]
+        assert members({"never_contacted": True}) == [never]
+        assert members({"never_contacted": False}) == sorted([recent, stale])
+        for bad in ({"contacted_within_days": 0}, {"not_contacted_for_days": "90"}):
+            with pytest.raises(Exception, match="number of days"):
+                segments.create_segment(session, viewer, name="Bad", filters=bad)
 
 
 # -- the check -------------------------------------------------------------------------------
