@@ -224,10 +224,10 @@ class Worker:
         outage = Outage()
         try:
             while not self.stopping:
-                if not once and time.monotonic() - last_refresh > WATCH_REFRESH_SECONDS:
-                    watchers.refresh()
-                    last_refresh = time.monotonic()
                 try:
+                    if not once and time.monotonic() - last_refresh > WATCH_REFRESH_SECONDS:
+                        watchers.refresh()
+                        last_refresh = time.monotonic()
                     job = self._one_round()
                 except OperationalError as exc:
                     if once:

@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 from server.db import Database
+from server.mail_ingest.links import queue_sync
 from tests.conftest import Cli
 from tests.reliability import scale
 from tests.reliability.corpus_mail import OWNER, message_key, messages
@@ -55,6 +56,8 @@ def test_dovecot_restarted_mid_sync_converges_exactly_once_with_matching_checkpo
         for folder in FOLDERS:
             server.append_many(user, folder, [raw for f, raw in batch if f == folder])
         expected.update((folder, message_key(raw)) for folder, raw in batch)
+        with db.session() as session:  # "sync now": the new mail, not the next poll
+            queue_sync(session, link_id)
         total = sum(expected.values())
         before = captured_count(db, link_id)
         target = before + rng.randint(1, (total - before) // 2)

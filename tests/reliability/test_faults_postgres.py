@@ -18,6 +18,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from server.db import Database
+from server.mail_ingest.links import queue_sync
 from tests.emulators.fixtures import identity, identity_server  # noqa: F401
 from tests.emulators.graph import GraphEmulator, graph, graph_server  # noqa: F401
 from tests.emulators.identity import IdentityEmulator
@@ -60,6 +61,8 @@ def test_postgresql_restarted_mid_sync_loses_and_duplicates_nothing(
     try:
         for episode in range(1, episodes(1) + 1):
             deliver(graph, tmp_path, expected, count=MESSAGES_PER_EPISODE, seed=200 + episode)
+            with db.session() as session:  # "sync now": new mail, not the next poll two minutes on
+                queue_sync(session, link_id)
             total = sum(expected.values())
             already = captured_count(db, link_id)
             if not worker.alive():
