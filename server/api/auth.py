@@ -42,8 +42,6 @@ from server.crm.users import (
     find_entra_user,
     link_entra_user,
     record_token_use,
-    token_scopes,
-    use_is_news,
 )
 from server.crm.viewer import Viewer
 from server.models import utcnow
@@ -142,13 +140,12 @@ def _sign_in_with_api_token(token: str) -> Response | None:
             found = authenticate_api_token(session, token, now=now)
         except NotFound as exc:
             return _unauthorized(exc.message)
-        g.viewer = Viewer.of(found.user)
-        g.credential = Credential("api_token", token_scopes(found), found.id)
-        news = use_is_news(found, now)
-    if news:
+        g.viewer = found.viewer
+        g.credential = Credential("api_token", found.scopes, found.token_id)
+    if found.use_is_news(now):
         try:
             with db.session() as session:
-                record_token_use(session, found.id, now)
+                record_token_use(session, found.token_id, now)
         except OperationalError as exc:  # bookkeeping only: never fail the request over it
             log.warning("could not record an API token's use: %s", exc)
     return None

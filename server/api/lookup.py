@@ -62,7 +62,7 @@ def lookup(query: LookupQuery) -> LookupOut:
         signals = (
             []
             if query.cursor
-            else signals_for_contacts(session, viewer, [c.id for c in result.contacts])
+            else signals_for_contacts(session, viewer, result.contacts, deals=result.deals)
         )
         return LookupOut(
             contacts=[contact_out(c, result.contact_tags.get(c.id, [])) for c in result.contacts],

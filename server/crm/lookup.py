@@ -27,7 +27,8 @@ from sqlalchemy.orm import Session, contains_eager, joinedload
 from server.crm.addresses import choose_display_name, normalise_address
 from server.crm.domains import company_domain_for, company_name_from_domain
 from server.crm.errors import DomainError
-from server.crm.timeline import TimelinePage, core_rows, timeline
+from server.crm.sql import core_rows
+from server.crm.timeline import TimelinePage, timeline
 from server.crm.viewer import Viewer
 from server.models import (
     ActivityParticipant,

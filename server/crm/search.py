@@ -94,7 +94,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, selectinload
 
 from server.crm.errors import DomainError
-from server.crm.timeline import ActivityView, present
+from server.crm.timeline import ActivityView, shown
 from server.crm.viewer import Viewer, visible_to
 from server.mail_ingest.items import CAPTURE_LEVELS
 from server.models import (
@@ -280,7 +280,7 @@ class _Ranked:
 
     key: SortKey
     hit: SearchHit | None = None
-    activity: Activity | None = None
+    activity_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -528,14 +528,14 @@ def search(
         ranked += _activities(session, viewer, backend, query, n)
     ranked.sort(key=lambda r: r.key)
     chosen = ranked[:limit]
-    shown = [r.activity for r in chosen if r.activity is not None]
-    views = {v.id: v for v in present(session, viewer, shown)}
+    ids = [r.activity_id for r in chosen if r.activity_id is not None]
+    views = {v.id: v for v in shown(session, viewer, ids)}
     hits = []
     for r in chosen:
         if r.hit is not None:
             hits.append(r.hit)
-        elif r.activity is not None:
-            hits.append(_activity_hit(views[r.activity.id]))
+        elif r.activity_id is not None:
+            hits.append(_activity_hit(views[r.activity_id]))
     return hits
 
 
@@ -688,27 +688,21 @@ def _activities(
     words = [w for w in query.words if len(w) >= MIN_MAIL_WORD]
     if not words:
         return []
-    scores: dict[int, float] = {}
     chosen = []
     for match in backend.activities(session, viewer, words):
         share = subject_share(match.subject, words)
         # At level subject, only words of the subject find it.
         if match.full or (match.full is not None and share == 1.0):
-            chosen.append((share, match.occurred_at, match.id))
-            scores[match.id] = share
-    chosen.sort(reverse=True)
-    ids = [ident for _, _, ident in chosen[:n]]
-    if not ids:
-        return []
-    rows = session.scalars(select(Activity).where(Activity.id.in_(ids)))
+            chosen.append((share, match.occurred_at, match))
+    chosen.sort(key=lambda c: (c[0], c[1], c[2].id), reverse=True)
     # Only activities the viewer may see at level subject or more are found by words, so the
     # subject compared here is one they may read.
     return [
         _Ranked(
-            _sort_key(_tier(query, [a.subject]), scores[a.id], a.occurred_at, "activity", a.id),
-            activity=a,
+            _sort_key(_tier(query, [m.subject]), share, m.occurred_at, "activity", m.id),
+            activity_id=m.id,
         )
-        for a in rows
+        for share, _, m in chosen[:n]
     ]
 
 

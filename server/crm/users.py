@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import Select, bindparam, func, or_, select, update
+from sqlalchemy.orm import Session
 
 from server.crm import passwords
 from server.crm.addresses import normalise_address
@@ -24,6 +24,7 @@ from server.crm.custom_fields import valid_id
 from server.crm.entra import EntraIdentity
 from server.crm.errors import Conflict, DomainError, Forbidden, NotFound
 from server.crm.paging import Page, keyset_page
+from server.crm.sql import core_rows
 from server.crm.viewer import Viewer
 from server.models import ApiToken, AuditEvent, MailboxLink, User, utcnow
 from server.models.users import ROLES
@@ -108,10 +109,6 @@ def create_token(
     return IssuedToken(token, plaintext)
 
 
-def token_scopes(token: ApiToken) -> frozenset[str]:
-    return frozenset(token.scopes.split())
-
-
 def revoke_token(session: Session, token_id: int, *, actor_id: int | None = None) -> ApiToken:
     token = get_token(session, token_id)
     if token.revoked_at is None:
@@ -120,34 +117,62 @@ def revoke_token(session: Session, token_id: int, *, actor_id: int | None = None
     return token
 
 
-def authenticate_token(session: Session, plaintext: str, *, now: datetime | None = None) -> User:
-    """The user a token belongs to; refuses unknown, revoked and expired tokens alike."""
-    return authenticate_api_token(session, plaintext, now=now).user
+@dataclass(frozen=True)
+class TokenSignIn:
+    """What a valid API token signs in as: its user, what it may do, when it was last used."""
+
+    token_id: int
+    scopes: frozenset[str]
+    last_used_at: datetime | None
+    viewer: Viewer
+
+    def use_is_news(self, now: datetime) -> bool:
+        """Whether this use should be written down: at most every few minutes per token, so
+        that reading the API is not a write per request."""
+        return self.last_used_at is None or now - self.last_used_at > LAST_USED_GRANULARITY
 
 
 def authenticate_api_token(
     session: Session, plaintext: str, *, now: datetime | None = None
-) -> ApiToken:
-    """The token itself (its scopes decide what it may do); refuses as `authenticate_token`."""
+) -> TokenSignIn:
+    """The sign-in a token gives; refuses unknown, revoked and expired tokens and disabled users
+    alike. Every API request runs this, so it is one statement, built once, read as plain
+    values (ORM objects cost more than the query)."""
     now = now or utcnow()
-    token = session.scalar(
-        select(ApiToken)
-        .where(ApiToken.token_hash == hash_token(plaintext))
-        .options(joinedload(ApiToken.user))  # every caller reads the user: one round trip
-    )
-    if token is None or token.revoked_at is not None:
+    rows = core_rows(session, _token_statement(), {"token_hash": hash_token(plaintext)})
+    row = rows[0] if rows else None
+    if row is None or row.revoked_at is not None:
         raise NotFound("unknown or revoked token")
-    if token.expires_at is not None and token.expires_at <= now:
+    if row.expires_at is not None and row.expires_at <= now:
         raise NotFound("token expired; create a new one with `rapport token create`")
-    if token.user.disabled_at is not None:
+    if row.disabled_at is not None:
         raise NotFound("this user is disabled")
-    return token
+    return TokenSignIn(
+        token_id=row.token_id,
+        scopes=frozenset(row.scopes.split()),
+        last_used_at=row.last_used_at,
+        viewer=Viewer(row.user_id, row.email, row.role, row.name),
+    )
 
 
-def use_is_news(token: ApiToken, now: datetime) -> bool:
-    """Whether this use should be written down: at most every few minutes per token, so that
-    reading the API is not a write per request."""
-    return token.last_used_at is None or now - token.last_used_at > LAST_USED_GRANULARITY
+@cache
+def _token_statement() -> Select[*tuple[Any, ...]]:
+    return (
+        select(
+            ApiToken.id.label("token_id"),
+            ApiToken.scopes,
+            ApiToken.expires_at,
+            ApiToken.revoked_at,
+            ApiToken.last_used_at,
+            User.id.label("user_id"),
+            User.email,
+            User.role,
+            User.name,
+            User.disabled_at,
+        )
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == bindparam("token_hash"))
+    )
 
 
 def record_token_use(session: Session, token_id: int, now: datetime) -> None:

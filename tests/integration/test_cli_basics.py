@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from server.crm.errors import NotFound
-from server.crm.users import authenticate_token
+from server.crm.users import authenticate_api_token
 from server.db import Database
 from server.models import ApiToken, MailboxLink, User
 from tests.conftest import Cli
@@ -58,11 +58,13 @@ def test_token_is_shown_once_hashed_at_rest_and_revocable(cli: Cli, db: Database
         stored = session.scalars(select(ApiToken)).one()
         assert plaintext not in {stored.token_hash, stored.prefix}
         assert stored.expires_at is not None
-        assert authenticate_token(session, plaintext).email == "anna@northwind-supplies.com"
+        assert (
+            authenticate_api_token(session, plaintext).viewer.email == "anna@northwind-supplies.com"
+        )
         token_id = stored.id
     assert cli("token", "revoke", str(token_id)).exit_code == 0
     with db.session() as session, pytest.raises(NotFound, match="revoked"):
-        authenticate_token(session, plaintext)
+        authenticate_api_token(session, plaintext)
 
 
 def test_token_for_unknown_user_says_what_to_do(cli: Cli) -> None:

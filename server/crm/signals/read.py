@@ -13,7 +13,7 @@ awaiting a reply, one meeting), so a new email or a new situation comes back as 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -155,19 +155,21 @@ def list_signals(
 def signals_for_contacts(
     session: Session,
     viewer: Viewer,
-    contact_ids: Sequence[int],
+    contacts: Sequence[Contact],
     *,
+    deals: Sequence[Deal] = (),
     now: datetime | None = None,
     limit: int = LOOKUP_LIMIT,
 ) -> list[SignalView]:
     """For the task pane's lookup: the signals about these contacts, their open deals and their
-    companies that the viewer should see now, the longest due first."""
-    ids = sorted(set(contact_ids))
+    companies that the viewer should see now, the longest due first. The contacts (with their
+    addresses and companies) and deals the lookup already holds are not read again."""
+    ids = sorted({c.id for c in contacts})
     if not ids:
         return []
     statement = _about_contacts(viewer, limit)
     found = session.scalars(statement, {"now": now or utcnow(), "ids": ids})
-    return views(session, list(found))
+    return views(session, list(found), known=Known.of(contacts, deals))
 
 
 @lru_cache(maxsize=STATEMENTS_KEPT)
@@ -209,14 +211,39 @@ def get_shown(session: Session, viewer: Viewer, key: str, *, now: datetime | Non
     return found
 
 
-def views(session: Session, signals: Sequence[Signal]) -> list[SignalView]:
+@dataclass
+class Known:
+    """Names `views` needs that the caller already holds, so they are not read again."""
+
+    people: dict[int, tuple[str, int | None]] = field(default_factory=dict)  # name, company
+    addresses: dict[int, str] = field(default_factory=dict)  # the primary, else the oldest
+    company_names: dict[int, str] = field(default_factory=dict)
+    deals: dict[int, Deal] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, contacts: Sequence[Contact], deals: Sequence[Deal] = ()) -> Known:
+        """From contacts loaded with their addresses and company (as the lookup loads them)."""
+        known = cls(deals={d.id: d for d in deals})
+        for contact in contacts:
+            known.people[contact.id] = (contact.name, contact.company_id)
+            emails = sorted(contact.emails, key=lambda e: (not e.is_primary, e.id))
+            if emails:
+                known.addresses[contact.id] = emails[0].address
+            if contact.company is not None:
+                known.company_names[contact.company.id] = contact.company.name
+        return known
+
+
+def views(
+    session: Session, signals: Sequence[Signal], *, known: Known | None = None
+) -> list[SignalView]:
     """The signals with the contact (name and address), company and deal they are about."""
+    known = known or Known()
     deal_ids = {s.deal_id for s in signals if s.deal_id is not None}
-    deals = (
-        {d.id: d for d in session.scalars(select(Deal).where(Deal.id.in_(deal_ids)))}
-        if deal_ids
-        else {}
-    )
+    deals = dict(known.deals)
+    if deal_ids - deals.keys():
+        wanted = deal_ids - deals.keys()
+        deals |= {d.id: d for d in session.scalars(select(Deal).where(Deal.id.in_(wanted)))}
     deal_contact: dict[int, int] = {}
     if deal_ids:
         for deal_id, contact_id in session.execute(
@@ -246,37 +273,37 @@ def views(session: Session, signals: Sequence[Signal]) -> list[SignalView]:
         return None
 
     contact_ids = {c for c in (contact_of(s) for s in signals) if c is not None}
-    people: dict[int, tuple[str, int | None]] = {}
-    addresses: dict[int, str] = {}
-    if contact_ids:
+    people = {c: known.people[c] for c in contact_ids if c in known.people}
+    addresses = {c: known.addresses[c] for c in contact_ids if c in known.addresses}
+    unread = contact_ids - people.keys()
+    if unread:
         for row in session.execute(
-            select(Contact.id, Contact.name, Contact.company_id).where(Contact.id.in_(contact_ids))
+            select(Contact.id, Contact.name, Contact.company_id).where(Contact.id.in_(unread))
         ):
             people[row.id] = (row.name, row.company_id)
         for contact_id, address in session.execute(
             select(ContactEmail.contact_id, ContactEmail.address)
-            .where(ContactEmail.contact_id.in_(contact_ids))
+            .where(ContactEmail.contact_id.in_(unread))
             .order_by(ContactEmail.is_primary.asc(), ContactEmail.id.desc())
         ):
             addresses[contact_id] = address  # the last one wins: the primary, else the oldest
     company_ids |= {
         company
         for company in (
-            *(d.company_id for d in deals.values()),
+            *(d.company_id for d in deals.values() if d.id in deal_ids),
             *(p[1] for p in people.values()),
         )
         if company is not None
     }
-    names = (
-        {
+    names = {c: known.company_names[c] for c in company_ids if c in known.company_names}
+    if company_ids - names.keys():
+        wanted = company_ids - names.keys()
+        names |= {
             row.id: row.name
             for row in session.execute(
-                select(Company.id, Company.name).where(Company.id.in_(company_ids))
+                select(Company.id, Company.name).where(Company.id.in_(wanted))
             )
         }
-        if company_ids
-        else {}
-    )
 
     out: list[SignalView] = []
     for signal in signals:
