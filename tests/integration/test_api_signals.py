@@ -7,12 +7,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import func, select, update
 
 from server.config import Settings
 from server.crm.deals import DealInput, create_deal
+from server.crm.signals import store
 from server.crm.signals.store import refresh_dirty
 from server.crm.signals.upkeep import (
     RECOMPUTE_JOB,
@@ -468,3 +470,28 @@ def test_deals_moved_and_contacts_edited_by_people_update_signals_at_once(
     assert edited.status_code == 200, edited.get_json()
     with db.read_session() as session:
         assert list(session.scalars(select(SignalDirty.contact_id))) == [clara_id]
+
+
+def test_a_recompute_holds_a_bounded_number_of_activities_and_finds_the_same_signals(
+    client: FlaskClient,
+    db: Database,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Contacts are recomputed in batches cut by the activities they hold, not only by count: a
+    worker recomputing after a big first sync holds one batch at a time. Batches of one contact
+    find what one batch of all does."""
+    anna = auth(token_for(db, ANNA))
+    capture(db, settings, tmp_path, ANNA, awaiting_and_unanswered())
+    with db.read_session() as session:
+        contacts = list(session.scalars(select(Contact.id).order_by(Contact.id)))
+        assert len(contacts) == 2
+        assert list(store._batches(session, contacts)) == [contacts]
+        monkeypatch.setattr(store, "ACTIVITIES_PER_BATCH", 1)
+        assert list(store._batches(session, contacts)) == [[c] for c in contacts]
+    drain(db)
+    assert [(i["kind"], i["contact"]["name"]) for i in listed(client, anna)] == [
+        ("awaiting_reply", "Clara Jensen"),
+        ("unanswered", "Dan Okafor"),
+    ]

@@ -69,7 +69,9 @@ from server.models import (
 )
 
 CHUNK = 500  # ids per IN (...) list
-CONTACTS_PER_BATCH = 500  # contacts loaded and recomputed together
+CONTACTS_PER_BATCH = 500  # contacts loaded and recomputed together, at most
+# ... and fewer when their timelines are long: what a batch holds in memory is its activities.
+ACTIVITIES_PER_BATCH = 20_000
 # A contact's signals read their latest activities only: a contact that active has answered
 # (or been answered) since, and their rhythm is their recent one. This bounds the cost of a new
 # email from the most prolific correspondent (a million-email mailbox has some with 100,000).
@@ -545,10 +547,36 @@ def recompute_contacts(session: Session, contact_ids: Sequence[int], ctx: Contex
     """Recompute these contacts' signals; returns how many they have now."""
     ids = sorted(set(contact_ids))
     written = 0
-    for batch in _chunks(ids, CONTACTS_PER_BATCH):
+    for batch in _batches(session, ids):
         found = [s for t in contact_timelines(session, batch, ctx) for s in contact_signals(t, ctx)]
         written += _replace(session, Signal.contact_id, batch, found, ctx.now)
     return written
+
+
+def _batches(session: Session, ids: Sequence[int]) -> Iterator[list[int]]:
+    """The contacts in batches of at most CONTACTS_PER_BATCH whose timelines (each read up to
+    HISTORY) add up to at most ACTIVITIES_PER_BATCH: a worker that recomputes after a mailbox's
+    first sync holds one batch's activities at a time, however many its correspondents have."""
+    for chunk in _chunks(ids, CONTACTS_PER_BATCH):
+        counts: dict[int | None, int] = {
+            contact_id: count
+            for contact_id, count in session.execute(
+                select(AP.contact_id, func.count())
+                .where(AP.contact_id.in_(chunk))
+                .group_by(AP.contact_id)
+            )
+        }
+        batch: list[int] = []
+        held = 0
+        for contact_id in chunk:
+            size = min(counts.get(contact_id, 0), HISTORY)
+            if batch and held + size > ACTIVITIES_PER_BATCH:
+                yield batch
+                batch, held = [], 0
+            batch.append(contact_id)
+            held += size
+        if batch:
+            yield batch
 
 
 def recompute_deals(
