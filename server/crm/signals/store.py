@@ -34,6 +34,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from server.batching import weighed_batches
 from server.crm.settings import get_setting, set_setting
 from server.crm.signals import dirty
 from server.crm.signals.config import SETTING_KEY, SignalSettings, from_stored, updated
@@ -558,25 +559,14 @@ def _batches(session: Session, ids: Sequence[int]) -> Iterator[list[int]]:
     HISTORY) add up to at most ACTIVITIES_PER_BATCH: a worker that recomputes after a mailbox's
     first sync holds one batch's activities at a time, however many its correspondents have."""
     for chunk in _chunks(ids, CONTACTS_PER_BATCH):
-        counts: dict[int | None, int] = {
-            contact_id: count
-            for contact_id, count in session.execute(
-                select(AP.contact_id, func.count())
-                .where(AP.contact_id.in_(chunk))
-                .group_by(AP.contact_id)
-            )
-        }
-        batch: list[int] = []
-        held = 0
-        for contact_id in chunk:
-            size = min(counts.get(contact_id, 0), HISTORY)
-            if batch and held + size > ACTIVITIES_PER_BATCH:
-                yield batch
-                batch, held = [], 0
-            batch.append(contact_id)
-            held += size
-        if batch:
-            yield batch
+        counted = session.execute(
+            select(AP.contact_id, func.count())
+            .where(AP.contact_id.in_(chunk))
+            .group_by(AP.contact_id)
+        )
+        held = {contact_id: min(count, HISTORY) for contact_id, count in counted}
+        sizes = {contact_id: held.get(contact_id, 0) for contact_id in chunk}
+        yield from weighed_batches(chunk, sizes.__getitem__, most_weight=ACTIVITIES_PER_BATCH)
 
 
 def recompute_deals(

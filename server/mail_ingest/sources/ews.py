@@ -132,6 +132,7 @@ from exchangelib.transport import BASIC, NTLM, OAUTH2  # type: ignore[import-unt
 from exchangelib.util import MNS  # type: ignore[import-untyped]
 from exchangelib.version import Build, Version  # type: ignore[import-untyped]
 
+from server.batching import weighed_batches
 from server.mail_ingest.calendar_tz import zone_by_name
 from server.mail_ingest.errors import (
     AuthExpired,
@@ -1329,17 +1330,12 @@ def _received(item: Any) -> datetime:
 def _batches(items: list[Any]) -> Iterator[list[Any]]:
     """GetItem batches: at most BATCH_ITEMS items and about BATCH_BYTES of MIME each (a larger
     message alone)."""
-    batch: list[Any] = []
-    size = 0
-    for item in items:
-        item_size = int(getattr(item, "size", 0) or 0)
-        if batch and (len(batch) >= BATCH_ITEMS or size + item_size > BATCH_BYTES):
-            yield batch
-            batch, size = [], 0
-        batch.append(item)
-        size += item_size
-    if batch:
-        yield batch
+    return weighed_batches(
+        items,
+        lambda item: int(getattr(item, "size", 0) or 0),
+        most_weight=BATCH_BYTES,
+        most_items=BATCH_ITEMS,
+    )
 
 
 # --------------------------------------------------------------------------------------------
