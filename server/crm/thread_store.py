@@ -26,15 +26,20 @@ SUBJECT_FALLBACK_WINDOW = timedelta(days=45)
 
 
 class ThreadStore:
-    """Key → thread id, cached for a capture run (call `forget()` after a rollback)."""
+    """Key → thread id, cached for a capture run (call `forget()` after a rollback).
+
+    New keys are written by `touch()` at the end of a batch, in one statement: the cache answers
+    for them until then."""
 
     def __init__(self) -> None:
         self._threads: dict[str, int] = {}
         self._last_at: dict[int, datetime | None] = {}
+        self._unwritten: dict[str, int] = {}
 
     def forget(self) -> None:
         self._threads.clear()
         self._last_at.clear()
+        self._unwritten.clear()
 
     def prefetch(self, session: Session, keys: Iterable[str]) -> None:
         missing = [k for k in set(keys) if k not in self._threads]
@@ -85,11 +90,10 @@ class ThreadStore:
             return
         # A key another thread already owns stays with it (the merge above took care of the ones
         # this item brought together).
-        insert_ignore(
-            session, "thread_keys", ["key"], [{"key": k, "thread_id": thread_id} for k in new]
-        )
         for key in new:
-            self._threads.setdefault(key, thread_id)
+            if key not in self._threads:
+                self._threads[key] = thread_id
+                self._unwritten[key] = thread_id
 
     def _merge(self, session: Session, keep: int, others: list[int]) -> None:
         session.execute(
@@ -99,14 +103,20 @@ class ThreadStore:
             update(ThreadKey).where(ThreadKey.thread_id.in_(others)).values(thread_id=keep)
         )
         session.execute(delete(Thread).where(Thread.id.in_(others)))
-        for key, thread_id in self._threads.items():
-            if thread_id in others:
-                self._threads[key] = keep
+        for keys in (self._threads, self._unwritten):
+            for key, thread_id in keys.items():
+                if thread_id in others:
+                    keys[key] = keep
         for other in others:
             self._last_at.pop(other, None)
 
     def touch(self, session: Session, stats: dict[int, tuple[datetime, datetime, int]]) -> None:
-        """Update each thread's first/last dates and activity count after a batch."""
+        """Write the batch's new keys, and update each thread's first/last dates and activity
+        count, after a batch."""
+        if self._unwritten:
+            rows = [{"key": k, "thread_id": t} for k, t in self._unwritten.items()]
+            insert_ignore(session, "thread_keys", ["key"], rows)
+            self._unwritten.clear()
         if stats:
             session.connection().execute(
                 _TOUCH,
