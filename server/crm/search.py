@@ -309,8 +309,15 @@ class _Backend(Protocol):
         """The newest `MAIL_MATCH_CAP` activities whose document holds the words (the last as a
         prefix) that are on this viewer's timeline."""
 
-    def starting_with(self, column: InstrumentedAttribute[str], prefix: str) -> ColumnElement[bool]:
-        """`column` starts with `prefix`, as a condition an index answers with a range scan."""
+    def starting_with(
+        self,
+        owner: InstrumentedAttribute[int],
+        column: InstrumentedAttribute[str],
+        prefix: str,
+        n: int,
+    ) -> Select[int]:
+        """The first `n` owners whose `column` starts with `prefix`, read as a range of an index
+        in that index's order (no other plan walks the index from its start)."""
 
 
 def shown_at_least(viewer: Viewer, level: str) -> ColumnElement[bool]:
@@ -401,9 +408,20 @@ class _Sqlite:
         )
         return [_MailMatch._make(row) for row in rows]
 
-    def starting_with(self, column: InstrumentedAttribute[str], prefix: str) -> ColumnElement[bool]:
+    def starting_with(
+        self,
+        owner: InstrumentedAttribute[int],
+        column: InstrumentedAttribute[str],
+        prefix: str,
+        n: int,
+    ) -> Select[int]:
         # BINARY collation compares UTF-8 bytes, so the unique index on the column serves a range.
-        return and_(column >= prefix, column < prefix + _HIGHEST_CHARACTER)
+        return (
+            select(owner)
+            .where(column >= prefix, column < prefix + _HIGHEST_CHARACTER)
+            .order_by(column)
+            .limit(n)
+        )
 
 
 def _pg_document(expression: str) -> ColumnElement[str]:
@@ -431,7 +449,11 @@ class _Postgres:
         found: list[_Match] = []
         for owner, column in self.DOCUMENTS[kind]:
             document = _pg_document(column)
-            score = func.max(func.ts_rank(document, query)).label("score")
+            # The shorter the text that holds the words, the closer the match (as bm25 ranks on
+            # SQLite). Not ts_rank: it parses the text again for every match (9 ms for the 1,350
+            # addresses starting with 'jack' in 50,000), and without length normalisation gives
+            # every one-word match the same score anyway.
+            score = func.max(1.0 / (1 + func.length(literal_column(column)))).label("score")
             rows = session.execute(
                 select(owner.label("id"), score)
                 .where(document.op("@@")(query))
@@ -484,12 +506,26 @@ class _Postgres:
         )
         return [_MailMatch._make(row) for row in rows]
 
-    def starting_with(self, column: InstrumentedAttribute[str], prefix: str) -> ColumnElement[bool]:
+    def starting_with(
+        self,
+        owner: InstrumentedAttribute[int],
+        column: InstrumentedAttribute[str],
+        prefix: str,
+        n: int,
+    ) -> Select[int]:
         # text_pattern_ops compares bytes whatever the collation; `<`/`>=` under a linguistic
-        # collation would neither use that index nor mean "starts with".
-        return and_(
-            column.op("~>=~", is_comparison=True)(prefix),
-            column.op("~<~", is_comparison=True)(prefix + _HIGHEST_CHARACTER),
+        # collation would neither use that index nor mean "starts with". Ordered by the same
+        # operator class: ordered by the column's collation, the planner walks the unique index
+        # from its start and filters (16,844 rows read for 'jack' in 50,000 addresses).
+        name = f"{column.table.name}.{column.name}"
+        return (
+            select(owner)
+            .where(
+                column.op("~>=~", is_comparison=True)(prefix),
+                column.op("~<~", is_comparison=True)(prefix + _HIGHEST_CHARACTER),
+            )
+            .order_by(text(f"{name} USING ~<~"))
+            .limit(n)
         )
 
 
@@ -567,24 +603,19 @@ def _scores(matches: Sequence[_Match]) -> dict[int, float]:
     return scores
 
 
-def _with_prefix(
-    session: Session,
-    scores: dict[int, float],
-    owner: InstrumentedAttribute[int],
-    condition: ColumnElement[bool],
-    order: InstrumentedAttribute[str],
-    n: int,
-) -> None:
-    """Add the rows whose address (or domain) starts with the query; their tier ranks them."""
-    for ident in session.scalars(select(owner).where(condition).order_by(order).limit(n)):
+def _with_prefix(session: Session, scores: dict[int, float], owners: Select[int]) -> None:
+    """Add the owners whose address (or domain) starts with the query; their tier ranks them."""
+    for ident in session.scalars(owners):
         scores.setdefault(ident, 0.0)
 
 
 def _contacts(session: Session, backend: _Backend, query: SearchText, n: int) -> list[_Ranked]:
     scores = _scores(backend.entities(session, "contact", query.words, n) if query.words else [])
     if query.prefix:
-        condition = backend.starting_with(ContactEmail.address, query.prefix)
-        _with_prefix(session, scores, ContactEmail.contact_id, condition, ContactEmail.address, n)
+        owners = backend.starting_with(
+            ContactEmail.contact_id, ContactEmail.address, query.prefix, n
+        )
+        _with_prefix(session, scores, owners)
     if not scores:
         return []
     contacts = session.scalars(
@@ -618,8 +649,10 @@ def _contacts(session: Session, backend: _Backend, query: SearchText, n: int) ->
 def _companies(session: Session, backend: _Backend, query: SearchText, n: int) -> list[_Ranked]:
     scores = _scores(backend.entities(session, "company", query.words, n) if query.words else [])
     if query.prefix:
-        condition = backend.starting_with(CompanyDomain.domain, query.prefix)
-        _with_prefix(session, scores, CompanyDomain.company_id, condition, CompanyDomain.domain, n)
+        owners = backend.starting_with(
+            CompanyDomain.company_id, CompanyDomain.domain, query.prefix, n
+        )
+        _with_prefix(session, scores, owners)
     if not scores:
         return []
     companies = session.scalars(
