@@ -83,6 +83,15 @@ class Component:
 
 def decode_calendar(data: bytes, notes: list[str]) -> str | None:
     """Unfolded text of `data`, or None when it does not look like iCalendar at all."""
+    text = _decoded(data, notes)
+    if text is not None and "\x00" in text:
+        # iCalendar allows no control character but tab in its text; PostgreSQL stores no NUL.
+        notes.append("NUL characters removed")
+        text = text.replace("\x00", "")
+    return text
+
+
+def _decoded(data: bytes, notes: list[str]) -> str | None:
     if len(data) > MAX_INPUT_BYTES:
         data = data[:MAX_INPUT_BYTES]
         notes.append(f"input capped at {MAX_INPUT_BYTES // (1024 * 1024)} MB; the rest was ignored")

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from server.crm.blobs import blob_row, unpack_blob_row
 from server.crm.capture import CaptureCounts, Capturer, LinkInfo, Prepared, effective_level
 from server.crm.rules import CapturePolicy
-from server.crm.threads import message_key, thread_keys
+from server.crm.threads import message_key, normalise_message_id, thread_keys
 from server.db import Database
 from server.jobs import LeaseLost
 from server.mail_ingest.calendar import parse_calendar, recurrence_key
@@ -71,11 +71,11 @@ def _quarantined(raw: bytes, folder: str, provider_id: str, reason: str, detail:
     blob = blob_row(raw)
     header_end = raw.find(b"\n\n")
     found = _MESSAGE_ID.search(raw[: header_end if header_end > 0 else 65536])
-    key = (
-        f"mid:{found.group(1).decode('ascii', 'replace').lower()}"
-        if found
-        else f"raw:{blob['sha256']}"
-    )
+    # Normalised as a parsed message's id is: a NUL, a control character or a thousand
+    # characters in what a broken message calls its Message-ID must not break storing the
+    # quarantine itself (PostgreSQL refuses NUL in text and overlong keys).
+    normalised = normalise_message_id(found.group(1).decode("ascii", "replace")) if found else None
+    key = f"mid:{normalised}" if normalised else f"raw:{blob['sha256']}"
     return Prepared(
         folder=folder,
         provider_id=provider_id,

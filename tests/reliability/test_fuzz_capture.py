@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
@@ -62,6 +62,17 @@ def capture_one(
     ],
 )
 @given(inputs)
+# Found by the long form (10,000 inputs) on PostgreSQL, which refuses NUL in text and overlong
+# keys: a quarantined message's key taken from its raw Message-ID, and a calendar UID.
+@example(("mail", b"Message-ID: <\x00@h>\r\nList-Id: x\r\n\r\n"))
+@example(("mail", b"Message-ID: <" + b"n" * 700 + b"@h>\r\nList-Id: x\r\n\r\n"))
+@example(
+    (
+        "calendar",
+        b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:\x00\x1fx\r\nSUMMARY:a\x00b\r\n"
+        b"DTSTART:20260101T100000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+    )
+)
 def test_every_hostile_input_is_captured_skipped_or_quarantined_with_its_reason(
     db: Database, settings: Settings, kind_and_raw: tuple[str, bytes]
 ) -> None:
@@ -79,6 +90,9 @@ def test_every_hostile_input_is_captured_skipped_or_quarantined_with_its_reason(
                 QuarantinedItem.raw_sha256 == hashlib.sha256(raw).hexdigest()
             )
         ).all()
+    # Not at parsing, nor when the batch was written (a failed write is isolated and the item
+    # quarantined as an internal error: a bug of ours all the same).
+    assert all(rule != "internal_error" for _d, rule, _detail in decisions), decisions
     if kind == "mail":
         assert len(decisions) == 1, f"{len(decisions)} decisions for one email"
     assert len(decisions) <= 1, decisions
