@@ -40,6 +40,7 @@ from server.mail_ingest.pipeline import (
     default_jobs,
     prepare_item,
 )
+from server.mail_ingest.prefetch import Prefetch
 from server.mail_ingest.sources.ews import EwsFolder, EwsSettings, EwsSource, ews_token_source
 from server.mail_ingest.sources.files import RawMessage
 from server.mail_ingest.sources.graph import GraphFolder, GraphSettings, GraphSource
@@ -187,21 +188,24 @@ def sync_link(
             for folder in source.folders():
                 if stop():
                     break
-                for page in source.sync_folder(
+                pages = source.sync_folder(
                     folder,
                     _checkpoint(db, link_id, folder),
                     known_ids=_known_ids(db, link_id, folder),
-                ):
-                    prepared = preparer.prepare(page.messages) + _ready_items(page, options)
-                    counts = commit_batch(
-                        db, capturer, prepared, also=_page_commit(link_id, page, job)
-                    )
-                    result.counts.add(counts)
-                    result.pages += 1
-                    if on_progress is not None:
-                        on_progress(counts)
-                    if stop():
-                        break
+                )
+                # The next page is fetched while this one is parsed and written.
+                with Prefetch(pages) as fetched:
+                    for page in fetched:
+                        prepared = preparer.prepare(page.messages) + _ready_items(page, options)
+                        counts = commit_batch(
+                            db, capturer, prepared, also=_page_commit(link_id, page, job)
+                        )
+                        result.counts.add(counts)
+                        result.pages += 1
+                        if on_progress is not None:
+                            on_progress(counts)
+                        if stop():
+                            break
         with db.session() as session:
             record_success(session, link_id)
     except SourceError as exc:
