@@ -224,8 +224,9 @@ function newFieldForm({ entity, onCreated, onCancel }) {
   return form;
 }
 
-export async function fieldsPage(main) {
+export async function fieldsPage(main, { alive }) {
   const { items } = await adminApi.fields();
+  if (!alive()) return null; // another page was asked for meanwhile: it owns `main` now
   const lists = new Map();
   const nones = new Map();
   const refresh = (entity) => {

@@ -193,7 +193,7 @@ const COMPANY_IMPORT = {
     "updates the records it names.",
 };
 
-export async function companiesPage(main, { query }) {
+export async function companiesPage(main, { query, alive }) {
   const filters = Object.fromEntries(
     ["q", "owner", "tag", "sort", ...CONTACTED_KEYS].map((key) => [key, query.get(key) || ""]),
   );
@@ -211,6 +211,7 @@ export async function companiesPage(main, { query }) {
   const rowsWindow = keepWindow(paged.list);
   picks.attach(paged.list, rowsWindow);
   const definitions = await currentCustomFields("company").catch(() => []);
+  if (!alive()) return null; // another page was asked for meanwhile: it owns `main` now
   const bar = filterBar(
     "Filter companies",
     [

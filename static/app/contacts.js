@@ -283,7 +283,7 @@ const CONTACT_IMPORT = {
     "updates the records it names.",
 };
 
-export async function contactsPage(main, { query }) {
+export async function contactsPage(main, { query, alive }) {
   const filters = Object.fromEntries(
     ["q", "owner", "stage", "tag", "sort", "company", ...CONTACTED_KEYS].map((key) => [
       key,
@@ -304,6 +304,7 @@ export async function contactsPage(main, { query }) {
   const rowsWindow = keepWindow(paged.list);
   picks.attach(paged.list, rowsWindow);
   const definitions = await currentCustomFields("contact").catch(() => []);
+  if (!alive()) return null; // another page was asked for meanwhile: it owns `main` now
   const bar = filterBar(
     "Filter contacts",
     [

@@ -395,6 +395,33 @@ def test_companies_list_page_and_edit(page: Page, demo: Demo, people: list[dict[
     )
 
 
+def test_a_page_asked_for_while_another_still_loads_is_the_one_shown(
+    app_context: BrowserContext, demo: Demo
+) -> None:
+    """The contact list waits on its custom fields; the user goes to Companies meanwhile. When
+    the contacts' answer comes late, it must not paint the contact list over the companies."""
+    held: list[Any] = []
+
+    def hold_contact_fields(route: Any) -> None:
+        if "entity=contact" in route.request.url and not held:
+            held.append(route)
+        else:
+            route.continue_()
+
+    app_context.route("**/api/v1/custom-fields?*", hold_contact_fields)
+    page = open_app(app_context, demo, "#/contacts")
+    page.wait_for_function("() => document.querySelector('#main .loading') !== null")
+    assert held, "the contact list did not ask for its custom fields"
+    page.goto(f"{demo.base_url}/app/#/companies")
+    expect(page.locator("h1")).to_have_text("Companies")
+    with page.expect_response(lambda r: "entity=contact" in r.url):
+        held[0].continue_()
+    page.wait_for_timeout(500)  # the late answer's view has had every chance to paint
+    assert page.locator("h1").inner_text() == "Companies"
+    expect(page.locator(".list-status")).not_to_have_count(0)
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
 def test_companies_filter_and_sort_by_when_anyone_there_was_last_contacted(
     page: Page, demo: Demo
 ) -> None:
