@@ -274,6 +274,7 @@ class Runner:
         job = claim(self.db, owner=self.owner, kinds=kinds, lease=self.lease)
         if job is None:
             return None
+        started = time.monotonic()
         try:
             if job.kind in self.long_handlers:
                 self.long_handlers[job.kind](self.db, job)
@@ -283,6 +284,14 @@ class Runner:
                 with self.db.session() as session:
                     self.handlers[job.kind](session, job.payload)
                     complete(session, job)
+            log.info(
+                "job done",
+                extra={
+                    "job_id": job.id,
+                    "kind": job.kind,
+                    "seconds": round(time.monotonic() - started, 3),
+                },
+            )
         except LeaseLost:
             log.warning("lease lost, work rolled back", extra={"job_id": job.id})
         except Requeue as requeue:

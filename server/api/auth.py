@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import wraps
@@ -44,6 +43,7 @@ from server.crm.users import (
     record_token_use,
 )
 from server.crm.viewer import Viewer
+from server.https import ExtraCAAdapter
 from server.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -203,23 +203,6 @@ def admin_only(view: F) -> F:
 # -- Entra ID signing keys over HTTPS ------------------------------------------------------------
 
 
-class _ExtraCAAdapter(requests.adapters.HTTPAdapter):
-    """Verifies against the system's CAs plus RAPPORT_CA_BUNDLE (extra, never instead)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._context = ssl.create_default_context()
-        if settings.ca_bundle is not None:
-            self._context.load_verify_locations(cafile=str(settings.ca_bundle))
-        super().__init__()
-
-    def build_connection_pool_key_attributes(
-        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        host, pool = super().build_connection_pool_key_attributes(request, verify, cert)
-        pool["ssl_context"] = self._context
-        return host, pool
-
-
 def https_json_fetcher(settings: Settings) -> FetchJson:
     """GET a JSON object over verified HTTPS, ignoring the process environment.
 
@@ -228,7 +211,7 @@ def https_json_fetcher(settings: Settings) -> FetchJson:
     fetched about once a day, so each fetch has its own session, closed at once (no idle
     connections left to the garbage collector).
     """
-    adapter = _ExtraCAAdapter(settings)
+    adapter = ExtraCAAdapter(settings.ca_bundle)
 
     def fetch(url: str) -> Mapping[str, Any]:
         if not url.startswith("https://"):

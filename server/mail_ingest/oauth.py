@@ -70,6 +70,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
+from server.https import ExtraCAAdapter
 from server.mail_ingest.errors import (
     AuthExpired,
     PermissionDenied,
@@ -126,23 +127,6 @@ class IdentityEndpoints:
         return self.authority_host.lower() in WELL_KNOWN_AUTHORITY_HOSTS
 
 
-class _ExtraCAAdapter(requests.adapters.HTTPAdapter):
-    """Verifies against the system's CAs plus the extra bundle (extra, never instead)."""
-
-    def __init__(self, ca_bundle: Path | None) -> None:
-        self._context = ssl.create_default_context()
-        if ca_bundle is not None:
-            self._context.load_verify_locations(cafile=str(ca_bundle))
-        super().__init__()
-
-    def build_connection_pool_key_attributes(
-        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        host, pool = super().build_connection_pool_key_attributes(request, verify, cert)
-        pool["ssl_context"] = self._context
-        return host, pool
-
-
 class IdentitySession(requests.Session):
     """A requests session for identity providers: the environment ignored, CAs as configured, a
     default timeout, and (per thread) the status and Retry-After of the last answer, which msal
@@ -152,7 +136,7 @@ class IdentitySession(requests.Session):
         super().__init__()
         self.trust_env = False
         self.timeout = timeout
-        self.mount("https://", _ExtraCAAdapter(ca_bundle))
+        self.mount("https://", ExtraCAAdapter(ca_bundle))
         self._last = threading.local()
 
     def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> Any:

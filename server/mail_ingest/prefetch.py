@@ -6,6 +6,10 @@ written, then writes while nothing is fetched. `Prefetch` runs the page iterator
 its own, at most `ahead` pages in front of the caller: the source is only ever used from that
 thread while the caller iterates, errors reach the caller in order, and leaving early stops the
 thread and closes the iterator (a generator's cleanup runs in the thread that ran it).
+
+`in_order` is the same idea one level down: items fetched one request each (a Graph message
+with attachments, its MIME on its own) are asked for several at once, as many as the service
+lets one mailbox have in flight, and handed back in the order asked.
 """
 
 from __future__ import annotations
@@ -13,10 +17,13 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Generic, TypeVar, cast
 
 T = TypeVar("T")
+R = TypeVar("R")
 POLL_SECONDS = 0.1  # how soon a stopped producer notices, while its queue is full
 
 
@@ -73,3 +80,26 @@ class Prefetch(Generic[T]):
             except queue.Full:
                 continue
         return False
+
+
+def in_order(fetch: Callable[[T], R], items: Iterable[T], *, width: int) -> Iterator[R]:
+    """`fetch(item)` for every item, `width` at a time in threads, results in the items' order.
+
+    At most `width` calls run or wait unread at once, so memory stays bounded by `width`
+    results; an error is raised where its item comes; leaving early cancels the calls not yet
+    started and waits for those running."""
+    if width <= 1:
+        yield from map(fetch, items)
+        return
+    with ThreadPoolExecutor(max_workers=width, thread_name_prefix="fetch") as pool:
+        running: deque[Future[R]] = deque()
+        try:
+            for item in items:
+                if len(running) >= width:
+                    yield running.popleft().result()
+                running.append(pool.submit(fetch, item))
+            while running:
+                yield running.popleft().result()
+        finally:
+            for future in running:
+                future.cancel()

@@ -44,7 +44,12 @@ from server.jobs import prune as prune_jobs
 from server.mail_ingest.graph_notify import JOB as SUBSCRIPTIONS_JOB
 from server.mail_ingest.graph_notify import SubscriptionKeeper
 from server.mail_ingest.idle import IdleWatchers, remember_syncer
-from server.mail_ingest.pipeline import PrepareOptions, prepare_raw
+from server.mail_ingest.pipeline import (
+    PrepareOptions,
+    default_jobs,
+    prepare_raw,
+    start_parse_server,
+)
 from server.mail_ingest.sources.drop import DropServer, DropTarget, drop_content
 from server.mail_ingest.sources.files import RawMessage
 from server.mail_ingest.sync import SOURCES, sync_link
@@ -218,6 +223,8 @@ class Worker:
             signal.SIGINT: signal.signal(signal.SIGINT, self._on_signal),
         }
         drop = self._start_drop()
+        if not once and default_jobs() > 1:
+            start_parse_server()  # warm for the first sync, while the worker looks for work
         watchers = IdleWatchers(self.db, self.settings, self.runner.owner)
         count = 0
         last_refresh = 0.0

@@ -55,7 +55,8 @@ QUIRKS it reproduces (what the client must cope with):
 - $batch: at most 20 requests; responses in any order; a non-JSON body (the MIME of $value) as a
   base64 string; items run against a mailbox 4 at a time (`concurrency_limit`, counting the
   mailbox's other requests in flight), the others answer 429 "MailboxConcurrency" with their own
-  Retry-After, item by item;
+  Retry-After, item by item; a fifth request at once against one mailbox is refused the same
+  way (`peak_in_flight` has the most a mailbox saw);
 - faults: `faults(rate=..., kinds=("429", "503", "504"))` makes that share of requests (and,
   with `item_rate`, of batch items) fail; 429 carries Retry-After, 503 and 504 none (as Graph's
   front end often sends them) unless named in `retry_after_kinds`; `fail_next(...)` queues given
@@ -428,6 +429,7 @@ class GraphEmulator:
         self._seen_tokens: set[str] = set()
         self._restricted: dict[str, set[str]] = {}  # app id -> mailboxes in its policy scope
         self._in_flight: Counter[str] = Counter()
+        self.peak_in_flight: Counter[str] = Counter()  # most requests one mailbox had at once
         self._not_before: dict[tuple[str, str], float] = {}
         self._queued: list[tuple[str, int, str | None, float | None]] = []
         self._gone: list[tuple[str, str | None, str]] = []  # (mailbox, scope, code)
@@ -502,6 +504,7 @@ class GraphEmulator:
             self.subscriptions.clear()
             self.deliveries.clear()
             self.log.clear()
+            self.peak_in_flight.clear()
             self.sent: list[tuple[str, bytes]] = []  # (mailbox, MIME) of each sendMail
             self._queued.clear()
             self._gone.clear()
@@ -784,9 +787,14 @@ class GraphEmulator:
         throttle = address if address is not None else ("$batch" if kind == "batch" else None)
         self._record(entry, throttle)
         with self._lock:
+            busy = 0
             if address is not None:
                 self._in_flight[address] += 1
+                busy = self._in_flight[address]
+                self.peak_in_flight[address] = max(self.peak_in_flight[address], busy)
         try:
+            if busy > self.concurrency_limit:
+                raise _fault(429, "MailboxConcurrency", self.retry_after)
             self._pause()
             answer = self._answer(method, segments, query, headers, body, entry)
         except GraphError as refused:

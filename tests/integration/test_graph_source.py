@@ -19,6 +19,8 @@ import os
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -237,6 +239,47 @@ def test_an_unchanged_mailbox_costs_one_request_per_folder(
     assert graph.kinds() == {"delta": 2, "calendar_delta": 1}
     poll(cli, db)
     assert graph.kinds() == {"delta": 4, "calendar_delta": 2}
+
+
+def with_attachment(n: int, owner: str) -> bytes:
+    """A customer's email carrying a file: Graph's hasAttachments, so fetched on its own."""
+    message = message_from_bytes(customer_mail(n, owner), policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    message.add_attachment(
+        f"price list {n}\n".encode() * 200, maintype="text", subtype="csv", filename=f"p{n}.csv"
+    )
+    return message.as_bytes()
+
+
+def test_messages_with_attachments_come_four_at_a_time_and_in_order(
+    cli: Cli,
+    db: Database,
+    graph: GraphEmulator,  # noqa: F811
+    tenant: Tenant,
+    app: App,
+) -> None:
+    """Each needs a request of its own; Outlook lets an app have 4 at once per mailbox (a
+    fifth is refused with 429 MailboxConcurrency), so the sync keeps 4 in flight, no more."""
+    owner = new_mailbox(graph, tenant)
+    for n in range(24):
+        graph.deliver(owner, with_attachment(n, owner) if n % 4 else customer_mail(n, owner))
+    link(cli, owner, tenant, app, "--no-calendar")
+    graph.delay = 0.05  # long enough that requests overlap when they are sent at once
+    graph.expire_tokens_after(7)  # and the token runs out while several are in flight
+    poll(cli, db)
+    assert the_link(db).status == "active", the_link(db).last_error
+    assert observed(db) == truth(graph, owner, {"Inbox": "inbox", "Sent Items": "sentitems"})
+    assert emails(db) == 24
+    assert graph.count("mime") == 18 + graph.count("mime", status=401)
+    assert graph.peak_in_flight[owner] == 4
+    assert graph.count(None, status=429) == 0, "a fifth request at once"
+    with db.session() as session:
+        attached = session.scalar(
+            select(func.count())
+            .select_from(Activity)
+            .where(Activity.kind == "email", Activity.has_attachments.is_(True))
+        )
+    assert attached == 18
 
 
 # -- capture levels and rules -----------------------------------------------------------------

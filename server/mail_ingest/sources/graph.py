@@ -111,6 +111,7 @@ from server.mail_ingest.mime_fields import (
     parse_message_id,
 )
 from server.mail_ingest.oauth import IdentityEndpoints, https_session
+from server.mail_ingest.prefetch import in_order
 from server.mail_ingest.sources.files import MAX_MESSAGE_BYTES, RawMessage
 
 if TYPE_CHECKING:
@@ -122,6 +123,9 @@ DEFAULT_API_URL = "https://graph.microsoft.com/v1.0"
 CHECKPOINT_VERSION = 1
 PAGE_SIZE = 200  # messages per delta page (Prefer: odata.maxpagesize): list pages stay <1%
 BATCH_SIZE = 20  # requests per $batch (Graph's limit)
+# Messages with attachments are fetched one request each, this many at once: Outlook's limit of
+# concurrent requests per app and mailbox ("Microsoft Graph service-specific throttling limits").
+MAILBOX_CONCURRENCY = 4
 BATCH_BYTES = 8 * 1024 * 1024  # a page's message bytes stay under this, as IMAP's do
 TOO_LARGE_KEEP = 1024 * 1024
 MAX_ATTEMPTS = 8  # per request (or batch item) before giving the problem to the worker
@@ -399,6 +403,8 @@ class GraphClient:
         self.sleep = sleep
         self.rng = rng or random.Random()
         self.requests: Counter[str] = Counter()
+        # Messages with attachments are fetched several at once: counts and the token are shared.
+        self._counting = threading.Lock()
         self.prefer = PREFER.format(size=settings.page_size)
         self._token: str | None = None
         self._budget_key = f"{urlsplit(self.base).netloc}|{settings.mailbox.lower()}"
@@ -418,10 +424,17 @@ class GraphClient:
 
     # -- requests -------------------------------------------------------------------------------
 
-    def _access(self, *, refresh: bool = False) -> str:
-        if self._token is None or refresh:
-            self._token = self.settings.token_source.token(force_refresh=refresh)
-        return self._token
+    def _count(self, kind: str) -> None:
+        with self._counting:
+            self.requests[kind] += 1
+
+    def _access(self, *, refused: str | None = None) -> str:
+        """The access token; a new one when `refused` (the token a 401 answered) is still the
+        one in hand. Requests sent at once that all meet the expiry ask for one new token."""
+        with self._counting:
+            if self._token is None or (refused is not None and refused == self._token):
+                self._token = self.settings.token_source.token(force_refresh=refused is not None)
+            return self._token
 
     def _pace(self, count: int = 1) -> None:
         """Wait until `count` more requests fit the mailbox's budget."""
@@ -461,8 +474,9 @@ class GraphClient:
         items = len(body.get("requests") or ()) if body is not None else 0
         while True:
             self._pace(max(1, items))
+            token = self._access()
             headers = {
-                "Authorization": f"Bearer {self._access()}",
+                "Authorization": f"Bearer {token}",
                 "Prefer": self.prefer,
                 "Accept": "application/json",
             }
@@ -471,14 +485,14 @@ class GraphClient:
                     method, url, headers=headers, json=body, stream=stream, allow_redirects=False
                 )
             except requests.RequestException as exc:
-                self.requests[kind] += 1
+                self._count(kind)
                 error = classify_graph_error(GraphFailure(exception=exc))
                 attempt += 1
                 if attempt >= self.settings.attempts:
                     raise error from exc
                 self.sleep(self.backoff(attempt))
                 continue
-            self.requests[kind] += 1
+            self._count(kind)
             status = response.status_code
             if 200 <= status < 300 or status in accept:
                 return response
@@ -486,7 +500,7 @@ class GraphClient:
             response.close()
             if status == 401 and not refreshed:
                 refreshed = True
-                self._access(refresh=True)
+                self._access(refused=token)
                 continue
             if status in RETRYABLE:
                 wait = (
@@ -562,6 +576,7 @@ class GraphClient:
                     for key, path in chunk
                 ]
             }
+            used = self._access()  # the token this batch goes with (send asks the same)
             with self.send("POST", self.url("/$batch"), "batch", body=body) as response:
                 data = _read_json(response, "a $batch request")
             responses = data.get("responses") if isinstance(data, dict) else None
@@ -608,7 +623,7 @@ class GraphClient:
                 answers[pending.pop(key)] = ItemAnswer(None, classify_graph_error(failure), status)
             if unauthorised:
                 refreshed = True
-                self._access(refresh=True)
+                self._access(refused=used)
             for key, _ in chunk:  # an item the answer left out is asked again
                 if key in pending and key not in seen:
                     attempts[key] += 1
@@ -1100,17 +1115,26 @@ class GraphSource:
                 answer = answers.get(path)
                 out.append((provider_id, self._raw(folder, provider_id, answer)))
             yield out
-        for message in (m for m in wanted if m.get("hasAttachments")):
-            provider_id = str(message["id"])
-            path = self.client.user_path("messages", provider_id, "$value")
-            try:
-                raw, too_large = self.client.get_value(path, what=f"message {provider_id[:24]}")
-            except PermissionDenied as exc:
-                if "no longer exists" in exc.message:
-                    yield [(provider_id, None)]
-                    continue
-                raise
-            yield [(provider_id, RawMessage(raw, folder.name, provider_id, "mail", too_large))]
+        large = [m for m in wanted if m.get("hasAttachments")]
+        for outcome in in_order(
+            lambda message: self._fetch_one(folder, str(message["id"])),
+            large,
+            width=MAILBOX_CONCURRENCY,
+        ):
+            yield [outcome]
+
+    def _fetch_one(
+        self, folder: GraphFolder, provider_id: str
+    ) -> tuple[str, RawMessage | str | None]:
+        """One message's MIME on its own (it has attachments: too big for a batch answer)."""
+        path = self.client.user_path("messages", provider_id, "$value")
+        try:
+            raw, too_large = self.client.get_value(path, what=f"message {provider_id[:24]}")
+        except PermissionDenied as exc:
+            if "no longer exists" in exc.message:
+                return provider_id, None
+            raise
+        return provider_id, RawMessage(raw, folder.name, provider_id, "mail", too_large)
 
     @staticmethod
     def _raw(
