@@ -439,6 +439,19 @@ def import_command(corpus: Path, jobs: int | None, level: str = "full") -> list[
     return cmd
 
 
+def job_seconds(log_text: str) -> list[tuple[str, float]]:
+    """(kind, seconds) of each job a worker ran, from its "job done" log lines (JSON)."""
+    found = []
+    for line in log_text.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("message") == "job done":
+            found.append((str(entry.get("kind")), float(entry.get("seconds") or 0.0)))
+    return found
+
+
 def run_rapport(
     corpus: Path,
     work: Path,
@@ -447,7 +460,10 @@ def run_rapport(
     database: str,
     jobs: int | None,
     pg: PgServer | None = None,
+    then_worker: bool = False,
 ) -> dict[str, object]:
+    """One timed `rapport import`; with `then_worker`, an untimed `rapport worker --once` after
+    it, whose jobs (the signals refresh the import left queued) are reported in `after_jobs`."""
     data_dir = work / f"rapport-{tag}"
     shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True)
@@ -461,6 +477,11 @@ def run_rapport(
     summary = parse_summary(timed.stdout)
     total = int(summary["total"])  # type: ignore[call-overload]
     db_size = sum(p.stat().st_size for p in data_dir.glob("rapport.sqlite3*"))
+    after_jobs: list[tuple[str, float]] = []
+    if then_worker:
+        worker = [RAPPORT, "worker", "--once"]
+        done = subprocess.run(worker, env=env, cwd=REPO, check=True, capture_output=True, text=True)
+        after_jobs = job_seconds(done.stderr)
     result = {
         "tool": "rapport import",
         "database": "SQLite" if database == "sqlite" else "PostgreSQL",
@@ -475,6 +496,7 @@ def run_rapport(
         "rusage_maxrss_mb": timed.rusage_maxrss_mb,
         "load": (timed.load_before, timed.load_after),
         "busy_before": timed.busy_before,
+        "after_jobs": after_jobs,
         "db_bytes": db_size
         if database == "sqlite"
         else pg.database_size(url)

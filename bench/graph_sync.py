@@ -144,7 +144,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"{mem['worker_max']:.0f} MB, process tree at once {mem['tree_max']:.0f} MB.",
         f"- List pages (folders, delta): {listing:,} = **{100 * listing / GRAPH_BUDGET:.2f}%** "
         f"of the 10-minute budget of {GRAPH_BUDGET:,} (goal: at most 1%), beyond {fetches:,} "
-        "message fetches (one per message; messages with attachments are streamed one by one, "
+        "message fetches (one per message; messages with attachments are streamed, four at once, "
         "the others come 20 per $batch).",
         f"- Under Graph's budget (Rapport paces at 9,000 per 10 minutes) the same sync takes at "
         f"least **{10 * ((counted - 1) // 9000)} minutes** beyond its own time; the worker "

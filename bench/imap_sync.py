@@ -13,6 +13,10 @@ loopback. The timed commands:
     rapport import CORPUS --mailbox anna@northwind-supplies.com --capture-level full
     rapport worker --once      (after `rapport mailbox add imap ... --folders INBOX,Sent`)
 
+The worker's wall includes the relationship-signals refresh that follows its capture; the import
+only queues that refresh. So after each import an untimed `rapport worker --once` runs it, and
+the comparison against the goal adds that job's time (from the worker's log) to the import's.
+
     .venv/bin/python -m bench.imap_sync --messages 10000 --runs 3 --out docs/benchmarks.md
     .venv/bin/python -m bench.imap_sync --messages 100000 --runs 1 --skip-import \\
         --name imap-memory --out docs/benchmarks.md
@@ -30,7 +34,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from bench import capture_vs_notmuch as cvn
 from bench.corpus import OWNER
@@ -91,6 +95,7 @@ def run_imap(corpus_server: Any, work: Path, tag: str) -> dict[str, Any]:
         env=env, cwd=cvn.REPO, check=True, capture_output=True,
     )  # fmt: skip
     timed = cvn.run_timed([cvn.RAPPORT, "worker", "--once"], env, data_dir, "worker")
+    jobs = cvn.job_seconds(timed.stderr)
     with sqlite3.connect(data_dir / "rapport.sqlite3") as conn:
         captured, observed = conn.execute(
             "SELECT (SELECT messages_captured FROM mailbox_links WHERE kind = 'imap'),"
@@ -100,6 +105,8 @@ def run_imap(corpus_server: Any, work: Path, tag: str) -> dict[str, Any]:
     result = {
         "tool": "rapport worker --once (IMAP)",
         "wall": timed.wall,
+        "sync": sum(s for kind, s in jobs if kind == "sync_link"),
+        "signals": sum(s for kind, s in jobs if kind == "signals_refresh"),
         "captured": captured,
         "observed": observed,
         "decisions": decisions,
@@ -129,9 +136,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"({', '.join(f'{k} {v:,}' for k, v in counts.items())}); SQLite; every rule on; "
         f"median of {results['runs']} run(s).",
         "",
-        "| contender | wall s (median) | runs | msgs/s | peak RSS main | main at 25/50/75/100% "
-        "| largest worker | tree at once |",
-        "|---|---:|---|---:|---:|---|---:|---:|",
+        "| contender | wall s (median) | runs | msgs/s | signals refresh s | peak RSS main "
+        "| main at 25/50/75/100% | largest worker | tree at once |",
+        "|---|---:|---|---:|---:|---:|---|---:|---:|",
     ]
     for name in ("import", "imap"):
         runs = results.get(name) or []
@@ -144,16 +151,31 @@ def markdown(results: dict[str, Any]) -> str:
         mem = best["memory"]
         lines.append(
             f"| {best['tool']} | **{median:.1f}** | {', '.join(f'{w:.1f}' for w in walls)} | "
-            f"{results['messages'] / median:.0f} | {mem['main']:.0f} MB | "
+            f"{results['messages'] / median:.0f} | {_signals(best)} | {mem['main']:.0f} MB | "
             f"{' / '.join(f'{m:.0f}' for m in at) or '–'} | {mem['worker_max']:.0f} MB | "
             f"{mem['tree_max']:.0f} MB |"
         )
     if results.get("import") and results.get("imap"):
-        ratio = statistics.median(r["wall"] for r in results["imap"]) / statistics.median(
-            r["wall"] for r in results["import"]
-        )
-        lines += ["", f"IMAP initial sync / import: **{ratio:.2f}x** (goal: at most 1.5x)."]
+        imap = statistics.median(r["wall"] for r in results["imap"])
+        plain = imap / statistics.median(r["wall"] for r in results["import"])
+        lines += ["", f"IMAP initial sync / import, walls as timed: {plain:.2f}x."]
+        if all("signals" in r for r in results["import"]):
+            same = imap / statistics.median(r["wall"] + r["signals"] for r in results["import"])
+            lines += [
+                "",
+                f"The same work on both sides: **{same:.2f}x** (goal: at most 1.5x). The "
+                "worker's wall includes the signals refresh that follows its capture; the "
+                "import leaves that refresh queued, so its side is the import's wall plus the "
+                "refresh a worker then ran for it (its job time, from the worker's log).",
+            ]
     return "\n".join(lines)
+
+
+def _signals(run: dict[str, Any]) -> str:
+    seconds = run.get("signals")
+    if seconds is None:
+        return "–"
+    return f"{seconds:.1f}" + (" (after)" if run.get("after_jobs") is not None else " (in wall)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -183,8 +205,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for run in range(args.runs):
             if not args.skip_import:
                 outcome = cvn.run_rapport(
-                    corpus, args.work, f"import-{run}", database="sqlite", jobs=None
-                )
+                    corpus, args.work, f"import-{run}", database="sqlite", jobs=None,
+                    then_worker=True,
+                )  # fmt: skip
+                after = cast(list[tuple[str, float]], outcome["after_jobs"])
+                outcome["signals"] = sum(s for kind, s in after if kind == "signals_refresh")
                 outcome["memory"] = {k: v for k, v in outcome["memory"].items() if k != "timeline"}
                 results["import"].append(outcome)
                 print(f"import run {run}: {outcome['wall']:.1f} s", file=sys.stderr)

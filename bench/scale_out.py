@@ -152,18 +152,14 @@ def _cpu(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def job_seconds(logs: Sequence[Path]) -> list[float]:
-    """How long each sync job took, from the workers' "job done" log lines."""
-    seconds = []
-    for log in logs:
-        for line in log.read_text().splitlines():
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if entry.get("message") == "job done" and entry.get("kind") == "sync_link":
-                seconds.append(float(entry["seconds"]))
-    return seconds
+def sync_seconds(logs: Sequence[Path]) -> list[float]:
+    """How long each sync job took, from the workers' logs."""
+    return [
+        seconds
+        for log in logs
+        for kind, seconds in cvn.job_seconds(log.read_text())
+        if kind == "sync_link"
+    ]
 
 
 def run(
@@ -233,7 +229,7 @@ def run(
         "machine_busy": busy / total if total else 0.0,
         "workers_cpu": workers_cpu,
         "emulator_cpu": emulator_cpu,
-        "jobs": job_seconds(logs),
+        "jobs": sync_seconds(logs),
         **tally(url),
     }
     pg.drop(url)
@@ -262,10 +258,10 @@ def markdown(results: dict[str, Any]) -> str:
         rate = total / run_["wall"]
         base = base or rate
         # A killed worker's link waits out its lease: that run's time is no throughput figure.
-        speed = "—" if run_["killed"] else f"{rate / base:.2f}×"
+        speed, shown = ("—", "—") if run_["killed"] else (f"{rate / base:.2f}×", f"{rate:.0f}")
         lines.append(
             f"| {run_['workers']}{' (one killed)' if run_['killed'] else ''} | "
-            f"{run_['wall']:.1f} s | {rate:.0f} | {speed} | "
+            f"{run_['wall']:.1f} s | {shown} | {speed} | "
             f"{statistics.median(run_['jobs'] or [0]):.1f} s | "
             f"{run_['workers_cpu']:.1f} s, {run_['emulator_cpu']:.1f} s | "
             f"{run_['machine_busy']:.0%} | "

@@ -43,8 +43,8 @@ from server.crm.users import (
     record_token_use,
 )
 from server.crm.viewer import Viewer
-from server.https import ExtraCAAdapter
 from server.models import utcnow
+from server.tls import ExtraCAAdapter
 
 log = logging.getLogger(__name__)
 

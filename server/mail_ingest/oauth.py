@@ -70,7 +70,6 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
-from server.https import ExtraCAAdapter
 from server.mail_ingest.errors import (
     AuthExpired,
     PermissionDenied,
@@ -78,6 +77,7 @@ from server.mail_ingest.errors import (
     Temporary,
     Throttled,
 )
+from server.tls import ExtraCAAdapter
 
 if TYPE_CHECKING:
     from server.config import Settings

@@ -37,6 +37,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from server.config import Settings
 from server.models import utcnow
+from server.tls import tls_context
 
 TIMEOUT = 30.0
 DEMO_SENDER = "Rapport <digest@demo.invalid>"
@@ -206,18 +207,15 @@ def sender_of(settings: Settings) -> str:
     return f"Rapport <{target.sender}>"
 
 
-def _tls(ca_bundle: Path | None) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    if ca_bundle is not None:
-        context.load_verify_locations(cafile=str(ca_bundle))
-    return context
-
-
 def _connect(target: SmtpTarget, ca_bundle: Path | None) -> smtplib.SMTP:
     local = socket.getfqdn()
     if target.scheme == "smtps":
         return smtplib.SMTP_SSL(
-            target.host, target.port, local_hostname=local, timeout=TIMEOUT, context=_tls(ca_bundle)
+            target.host,
+            target.port,
+            local_hostname=local,
+            timeout=TIMEOUT,
+            context=tls_context(ca_bundle),
         )
     smtp = smtplib.SMTP(target.host, target.port, local_hostname=local, timeout=TIMEOUT)
     if target.scheme == "smtp+starttls":
@@ -228,7 +226,7 @@ def _connect(target: SmtpTarget, ca_bundle: Path | None) -> smtplib.SMTP:
                 f"{target.host}:{target.port} offers no STARTTLS: Rapport will not send in clear "
                 "(use smtps:// if it speaks TLS from the start)"
             )
-        smtp.starttls(context=_tls(ca_bundle))
+        smtp.starttls(context=tls_context(ca_bundle))
         smtp.ehlo()
     return smtp
 

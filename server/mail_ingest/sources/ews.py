@@ -94,7 +94,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -154,6 +154,7 @@ from server.mail_ingest.mime_fields import normalise_address, parse_id_list, par
 from server.mail_ingest.oauth import ClientCredentialsSource, IdentityEndpoints, MicrosoftApp
 from server.mail_ingest.sources.files import RawMessage
 from server.mail_ingest.sources.graph import KnownIds, SeenIds, series_uid
+from server.tls import ExtraCAAdapter
 
 if TYPE_CHECKING:
     from server.mail_ingest.oauth import TokenSource
@@ -488,19 +489,6 @@ def failure_of(
 # TLS and the protocol
 
 
-class _TrustedAdapter(requests.adapters.HTTPAdapter):
-    """Verifies against the system's CAs plus RAPPORT_CA_BUNDLE (extra, never instead)."""
-
-    context: ClassVar[ssl.SSLContext]
-
-    def build_connection_pool_key_attributes(
-        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        host, pool = super().build_connection_pool_key_attributes(request, verify, cert)
-        pool["ssl_context"] = self.context
-        return host, pool
-
-
 class _Uncached(CachingProtocol):  # type: ignore[misc]
     """exchangelib keeps one Protocol per (URL, credentials) for the whole process; ours live
     as long as the client that made them (closed with it, never shared)."""
@@ -582,11 +570,12 @@ class _RapportProtocol(Protocol, metaclass=_Uncached):  # type: ignore[misc]
 def protocol_class(ca_bundle: Path | None) -> type[Any]:
     """The Protocol class trusting the system's CAs plus `ca_bundle`, through exchangelib's
     documented hook (`HTTP_ADAPTER_CLS`), on a class of our own: nothing global changes."""
-    context = ssl.create_default_context()
-    if ca_bundle is not None:
-        context.load_verify_locations(cafile=str(ca_bundle))
-    adapter = type("TrustedAdapter", (_TrustedAdapter,), {"context": context})
-    return type("RapportProtocol", (_RapportProtocol,), {"HTTP_ADAPTER_CLS": adapter})
+
+    class TrustedAdapter(ExtraCAAdapter):  # exchangelib makes it with its own pool arguments
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(ca_bundle, **kwargs)
+
+    return type("RapportProtocol", (_RapportProtocol,), {"HTTP_ADAPTER_CLS": TrustedAdapter})
 
 
 class _SyncFolderItems(SyncFolderItems):  # type: ignore[misc]

@@ -63,6 +63,7 @@ from server.mail_ingest.errors import (
     Throttled,
 )
 from server.mail_ingest.sources.files import MAX_MESSAGE_BYTES, RawMessage
+from server.tls import tls_context
 
 if TYPE_CHECKING:
     from server.mail_ingest.oauth import TokenSource
@@ -348,14 +349,6 @@ def _classify_response(exc: imaplib.IMAP4.error, where: str) -> SourceError:
 # The protocol wrapper
 
 
-def _tls_context(ca_bundle: Path | None) -> ssl.SSLContext:
-    """Verifying context: the system's CAs, plus `ca_bundle` when given (never less checking)."""
-    context = ssl.create_default_context()
-    if ca_bundle is not None:
-        context.load_verify_locations(cafile=str(ca_bundle))
-    return context
-
-
 class _XOAuth2:
     """The XOAUTH2 SASL exchange.
 
@@ -481,7 +474,7 @@ class _Connection:
 
     def _open(self) -> Any:
         s = self.settings
-        context = _tls_context(s.ca_bundle) if s.security != "none" else None
+        context = tls_context(s.ca_bundle) if s.security != "none" else None
         client = IMAPClient(
             s.host,
             port=s.port,

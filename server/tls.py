@@ -1,9 +1,10 @@
-"""Verified HTTPS to outside services (Microsoft Graph, Entra ID, EWS autodiscover).
+"""Trust for outside servers (Microsoft Graph, Entra ID, EWS, IMAP, SMTP): the system's CAs
+plus RAPPORT_CA_BUNDLE (extra, never instead), held in one SSL context per bundle and process.
 
-Trust is the system's CAs plus RAPPORT_CA_BUNDLE (extra, never instead), held in one SSL context
-per bundle. requests would otherwise name certifi's bundle on every connection pool, and urllib3
-would load it into the context again for every new connection; the process environment
-(REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE) is the caller's to switch off, with `trust_env = False`.
+For requests, `ExtraCAAdapter` makes that context the only trust: requests would otherwise name
+certifi's bundle on every connection pool, and urllib3 would load it into the context again for
+every new connection. The process environment (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE) is the
+caller's to switch off, with `trust_env = False`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def _tls_context(ca_bundle: Path | None, _stamp: tuple[int, int] | None) -> ssl.
 
 
 def tls_context(ca_bundle: Path | None) -> ssl.SSLContext:
+    """The shared verifying context (callers must not change it)."""
     stamp = None
     if ca_bundle is not None:
         try:
@@ -41,9 +43,9 @@ def tls_context(ca_bundle: Path | None) -> ssl.SSLContext:
 class ExtraCAAdapter(requests.adapters.HTTPAdapter):
     """Verifies against the system's CAs plus the extra bundle, and nothing else."""
 
-    def __init__(self, ca_bundle: Path | None) -> None:
+    def __init__(self, ca_bundle: Path | None, **kwargs: Any) -> None:
         self._context = tls_context(ca_bundle)
-        super().__init__()
+        super().__init__(**kwargs)
 
     def build_connection_pool_key_attributes(
         self, request: requests.PreparedRequest, verify: Any, cert: Any = None
