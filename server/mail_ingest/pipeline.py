@@ -333,14 +333,20 @@ class Preparer:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
     def prepare(self, messages: list[RawMessage]) -> list[Prepared]:
+        return self.start(messages)()
+
+    def start(self, messages: list[RawMessage]) -> Callable[[], list[Prepared]]:
+        """Start preparing a page on the pool and return what waits for it: the caller writes
+        the page before meanwhile. Without a pool (or for a few messages) the work is done
+        when the result is asked for, in the caller's process."""
         if self._pool is None or len(messages) < CHUNK_SIZE:
-            return [prepare_raw(m, self.options) for m in messages]
+            return lambda: [prepare_raw(m, self.options) for m in messages]
         size = max(CHUNK_SIZE // 2, -(-len(messages) // (self.jobs * 2)))
         futures = [
             self._pool.submit(_prepare_chunk, messages[i : i + size], self.options)
             for i in range(0, len(messages), size)
         ]
-        return [p for future in futures for p in future.result()]
+        return lambda: [p for future in futures for p in future.result()]
 
 
 def default_jobs() -> int:

@@ -193,10 +193,10 @@ def sync_link(
                     _checkpoint(db, link_id, folder),
                     known_ids=_known_ids(db, link_id, folder),
                 )
-                # The next page is fetched while this one is parsed and written.
+                # While a page is written, the next one is parsed and the one after it fetched.
                 with Prefetch(pages) as fetched:
-                    for page in fetched:
-                        prepared = preparer.prepare(page.messages) + _ready_items(page, options)
+                    for page, parsed in _parsed_ahead(fetched, preparer):
+                        prepared = parsed + _ready_items(page, options)
                         counts = commit_batch(
                             db, capturer, prepared, also=_page_commit(link_id, page, job)
                         )
@@ -235,6 +235,21 @@ def _checkpoint(db: Database, link_id: int, folder: str) -> dict[str, Any]:
             )
         )
         return dict(row.state) if row is not None else {}
+
+
+def _parsed_ahead(
+    pages: Iterable[Page], preparer: Preparer
+) -> Iterator[tuple[Page, list[Prepared]]]:
+    """Each page with its messages prepared, in order; a page's parsing starts as soon as it
+    has arrived, so the parse processes work on it while the caller writes the page before."""
+    parsing: tuple[Page, Callable[[], list[Prepared]]] | None = None
+    for page in pages:
+        started = (page, preparer.start(page.messages))
+        if parsing is not None:
+            yield parsing[0], parsing[1]()
+        parsing = started
+    if parsing is not None:
+        yield parsing[0], parsing[1]()
 
 
 def _ready_items(page: Page, options: PrepareOptions) -> list[Prepared]:

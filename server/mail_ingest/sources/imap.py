@@ -482,6 +482,10 @@ class _Connection:
             ssl_context=context,
             timeout=s.timeout,
         )
+        # imapclient turns imaplib's wire trace fully on (debug 5) and drops it at the logger:
+        # imaplib still formats every answer first, a repr of each message body, twice. That
+        # was most of a sync's fetching CPU; the trace would also put mail into the logs.
+        client._imap.debug = 0
         if s.security == "starttls":
             try:
                 if not client.has_capability("STARTTLS"):
