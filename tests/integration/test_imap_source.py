@@ -126,6 +126,22 @@ def test_initial_sync_delivers_every_message_once_in_pages(imap_account: ImapAcc
         assert client.search("SEEN") == []
 
 
+def test_message_content_stays_out_of_the_logs_even_at_debug(
+    imap_account: ImapAccount, caplog: pytest.LogCaptureFixture
+) -> None:
+    """imapclient switches imaplib's wire trace on; it would log (and, at any level, format)
+    every message fetched. The source switches it off."""
+    server, user = imap_account.server, imap_account.user
+    secret = f"confidential-offer-{os.getpid()}"
+    server.append_many(user, "INBOX", [_mail(1).replace(b"Message number 1", secret.encode())])
+    inbox = FolderMirror("INBOX")
+    with caplog.at_level(logging.DEBUG), ImapSource(imap_account.settings()) as source:
+        inbox.sync(source)
+    assert any(secret.encode() in body for body in inbox.bodies())
+    assert any(r.name.startswith("imapclient") for r in caplog.records), "the trace was on"
+    assert not [r for r in caplog.records if secret in r.getMessage()]
+
+
 def test_unchanged_mailbox_costs_one_command_per_folder(
     imap_account: ImapAccount, sent_commands: list[str]
 ) -> None:
