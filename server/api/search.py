@@ -23,7 +23,7 @@ from server.api.schemas import CompanyRef, ErrorOut, StageRef
 from server.api.spec import api
 from server.crm import search as service
 from server.crm.timeline import ActivityView
-from server.models import Company, Contact, Deal
+from server.models import Deal
 
 bp = Blueprint("search", __name__, url_prefix="/api/v1")
 
@@ -91,7 +91,7 @@ class SearchOut(BaseModel):
     )
 
 
-def _company_ref(company: Company | None) -> CompanyRef | None:
+def _company_ref(company: service.CompanyName | None) -> CompanyRef | None:
     return CompanyRef(id=company.id, name=company.name) if company is not None else None
 
 
@@ -108,18 +108,16 @@ def hit_out(hit: service.SearchHit) -> SearchItem:
         id=hit.id, title=hit.title, subtitle=hit.subtitle, snippet=hit.snippet, when=hit.when
     )
     item = hit.item
-    if isinstance(item, Contact):
-        emails = sorted(item.emails, key=lambda e: (not e.is_primary, e.id))
+    if isinstance(item, service.ContactFound):
         return ContactHitOut(
             type="contact",
             name=item.name,
-            email=emails[0].address if emails else None,
+            email=item.email,
             company=_company_ref(hit.company),
             **common,
         )
-    if isinstance(item, Company):
-        domains = [d.domain for d in sorted(item.domains, key=lambda d: d.id)]
-        return CompanyHitOut(type="company", name=item.name, domains=domains, **common)
+    if isinstance(item, service.CompanyFound):
+        return CompanyHitOut(type="company", name=item.name, domains=list(item.domains), **common)
     if isinstance(item, Deal):
         return DealHitOut(
             type="deal",

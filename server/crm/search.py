@@ -256,9 +256,30 @@ def parse_types(raw: str | Collection[str] | None) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class CompanyName:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class ContactFound:
+    """What a hit shows of a contact: read as plain values, never as ORM rows (a search loads
+    up to thirty candidates of each kind and shows a few)."""
+
+    name: str
+    email: str | None  # the primary address
+
+
+@dataclass(frozen=True)
+class CompanyFound:
+    name: str
+    domains: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class SearchHit:
-    """One result as a search box shows it; `item` is the row (or the activity as the viewer may
-    see it) for the caller to render in full."""
+    """One result as a search box shows it; `item` is what the caller renders in full (for an
+    activity, the activity as the viewer may see it)."""
 
     type: str
     id: int
@@ -266,8 +287,8 @@ class SearchHit:
     subtitle: str
     snippet: str | None
     when: datetime | None
-    item: Contact | Company | Deal | ActivityView
-    company: Company | None = None  # a contact's or a deal's
+    item: ContactFound | CompanyFound | Deal | ActivityView
+    company: CompanyName | None = None  # a contact's or a deal's
 
 
 SortKey = tuple[int, float, float, int, int]
@@ -618,31 +639,45 @@ def _contacts(session: Session, backend: _Backend, query: SearchText, n: int) ->
         _with_prefix(session, scores, owners)
     if not scores:
         return []
-    contacts = session.scalars(
-        select(Contact)
-        .where(Contact.id.in_(list(scores)))
-        .options(selectinload(Contact.emails), selectinload(Contact.company))
+    ids = list(scores)
+    addresses: dict[int, list[str]] = {}
+    for contact_id, address in session.execute(
+        select(ContactEmail.contact_id, ContactEmail.address)
+        .where(ContactEmail.contact_id.in_(ids))
+        .order_by(ContactEmail.contact_id, ContactEmail.is_primary.desc(), ContactEmail.id)
+    ):
+        addresses.setdefault(contact_id, []).append(address)
+    rows = session.execute(
+        select(
+            Contact.id,
+            Contact.name,
+            Contact.last_contacted_at,
+            Contact.updated_at,
+            Company.id.label("company_id"),
+            Company.name.label("company_name"),
+        )
+        .outerjoin(Company, Company.id == Contact.company_id)
+        .where(Contact.id.in_(ids))
     )
     ranked = []
-    for contact in contacts:
-        emails = sorted(contact.emails, key=lambda e: (not e.is_primary, e.id))
-        addresses = [e.address for e in emails]
-        primary = addresses[0] if addresses else None
-        company = contact.company.name if contact.company else None
+    for row in rows:
+        known = addresses.get(row.id, [])
+        primary = known[0] if known else None
+        company = CompanyName(row.company_id, row.company_name) if row.company_id else None
         hit = SearchHit(
             type="contact",
-            id=contact.id,
-            title=contact.name or primary or f"Contact {contact.id}",
-            subtitle=" · ".join(x for x in (company, primary if contact.name else None) if x),
+            id=row.id,
+            title=row.name or primary or f"Contact {row.id}",
+            subtitle=" · ".join(
+                x for x in (company and company.name, primary if row.name else None) if x
+            ),
             snippet=None,
-            when=contact.last_contacted_at or contact.updated_at,
-            item=contact,
-            company=contact.company,
+            when=row.last_contacted_at or row.updated_at,
+            item=ContactFound(row.name, primary),
+            company=company,
         )
-        tier = _tier(query, [contact.name], addresses)
-        ranked.append(
-            _Ranked(_sort_key(tier, scores[contact.id], hit.when, "contact", contact.id), hit)
-        )
+        tier = _tier(query, [row.name], known)
+        ranked.append(_Ranked(_sort_key(tier, scores[row.id], hit.when, "contact", row.id), hit))
     return ranked
 
 
@@ -655,25 +690,31 @@ def _companies(session: Session, backend: _Backend, query: SearchText, n: int) -
         _with_prefix(session, scores, owners)
     if not scores:
         return []
-    companies = session.scalars(
-        select(Company).where(Company.id.in_(list(scores))).options(selectinload(Company.domains))
+    ids = list(scores)
+    domains: dict[int, list[str]] = {}
+    for company_id, domain in session.execute(
+        select(CompanyDomain.company_id, CompanyDomain.domain)
+        .where(CompanyDomain.company_id.in_(ids))
+        .order_by(CompanyDomain.company_id, CompanyDomain.id)
+    ):
+        domains.setdefault(company_id, []).append(domain)
+    rows = session.execute(
+        select(Company.id, Company.name, Company.updated_at).where(Company.id.in_(ids))
     )
     ranked = []
-    for company in companies:
-        domains = [d.domain for d in sorted(company.domains, key=lambda d: d.id)]
+    for row in rows:
+        known = domains.get(row.id, [])
         hit = SearchHit(
             type="company",
-            id=company.id,
-            title=company.name,
-            subtitle=domains[0] if domains else "",
+            id=row.id,
+            title=row.name,
+            subtitle=known[0] if known else "",
             snippet=None,
-            when=company.updated_at,
-            item=company,
+            when=row.updated_at,
+            item=CompanyFound(row.name, tuple(known)),
         )
-        tier = _tier(query, [company.name], domains)
-        ranked.append(
-            _Ranked(_sort_key(tier, scores[company.id], hit.when, "company", company.id), hit)
-        )
+        tier = _tier(query, [row.name], known)
+        ranked.append(_Ranked(_sort_key(tier, scores[row.id], hit.when, "company", row.id), hit))
     return ranked
 
 
@@ -690,7 +731,12 @@ def _deals(session: Session, backend: _Backend, query: SearchText, n: int) -> li
     )
     company_ids = {d.company_id for d in deals if d.company_id is not None}
     companies = (
-        {c.id: c for c in session.scalars(select(Company).where(Company.id.in_(company_ids)))}
+        {
+            row.id: CompanyName(row.id, row.name)
+            for row in session.execute(
+                select(Company.id, Company.name).where(Company.id.in_(company_ids))
+            )
+        }
         if company_ids
         else {}
     )
