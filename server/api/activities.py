@@ -17,6 +17,7 @@ from server.api.audit import reads_email
 from server.api.auth import current_viewer
 from server.api.common import reading, writing
 from server.api.schemas import ActivityOut, ErrorOut
+from server.api.security import drops_nul
 from server.api.spec import api
 from server.app_context import rapport
 from server.crm import activities
@@ -131,6 +132,7 @@ def get_activity(activity_id: int) -> TimelineEntryOut:
 
 
 @bp.post("/log")
+@drops_nul
 @api.validate(
     json=LogEmailIn,
     resp=Response(

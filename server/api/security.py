@@ -267,6 +267,51 @@ def json_bodies_only() -> Response | None:
     )
 
 
+def drops_nul(view: F) -> F:
+    """Mark a view that takes text copied from mail (the pane logging an email): a NUL there
+    comes from a broken client and the view drops it, rather than refuse the email."""
+    view._rapport_drops_nul = True  # type: ignore[attr-defined]
+    return view
+
+
+def no_nul_in_json() -> Response | None:
+    """422 for a JSON body with a NUL character in any string (PostgreSQL cannot store one in
+    text, and no one types one): named by its field, before any view stores part of it."""
+    if request.method not in BODY_METHODS or not request.is_json or request.endpoint is None:
+        return None
+    if getattr(current_app.view_functions.get(request.endpoint), "_rapport_drops_nul", False):
+        return None
+    raw = request.get_data(cache=True)
+    if b"\\u0000" not in raw and b"\x00" not in raw:
+        return None
+    path = _nul_path(request.get_json(silent=True, cache=True))
+    if path is None:
+        return None  # an escaped backslash followed by u0000, or no JSON at all: the view says
+    return error_response(
+        422, "invalid", f"{path or 'the body'}: contains a NUL character", field=path or None
+    )
+
+
+def _nul_path(value: object, path: str = "") -> str | None:
+    """Where the first NUL is ("items.2.name"); None when there is none."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return here
+            found = _nul_path(item, here)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_path(item, f"{path}.{index}" if path else str(index))
+            if found is not None:
+                return found
+    return None
+
+
 # -- CORS and headers ----------------------------------------------------------------------------
 
 

@@ -56,7 +56,7 @@ from server.crm.users import add_user, create_token, set_password
 from server.db import Database
 from server.logs import JsonFormatter, TextFormatter
 from server.mail_ingest.importer import import_files
-from server.models import Contact, MailboxLink, User
+from server.models import Activity, Contact, MailboxLink, User
 from tests.conftest import SECRET_KEY, Cli
 from tests.emulators.ews import ews, ews_server  # noqa: F401
 from tests.emulators.fixtures import identity, identity_server  # noqa: F401
@@ -640,9 +640,37 @@ def test_nul_bytes_in_query_parameters_and_the_lead_form_are_refused_plainly(
     # A filter of the audit log: refused with the field named.
     refused = client.get("/api/v1/admin/audit", query_string={"action": "a\x00"}, headers=auth)
     assert refused.status_code == 422 and refused.get_json()["error"]["field"] == "action"
-    # In JSON too: no 5xx, nothing stored with a NUL.
-    made = client.post("/api/v1/notes", json={"body": "ok\x00"}, headers=auth)
-    assert made.status_code < 500, made.get_json()
+    # In JSON: refused with the field named, however deep (the long schemathesis form found
+    # an API token named with a NUL answered 500 on PostgreSQL), before anything is stored.
+    for url, body, field in [
+        ("/api/v1/notes", {"body": "ok\x00"}, "body"),
+        ("/api/v1/tokens", {"name": "\x00ci"}, "name"),
+        ("/api/v1/contacts", {"name": "Ann", "emails": ["ann@example.org", "a\x00"]}, "emails.1"),
+    ]:
+        refused = client.post(url, json=body, headers=auth)
+        assert refused.status_code == 422, (url, refused.get_json())
+        assert refused.get_json()["error"]["field"] == field
+    with db.read_session() as session:
+        assert not session.scalar(select(Contact.id).where(Contact.name == "Ann"))
+    # The pane logging an email keeps it: a NUL copied from a broken client is dropped instead.
+    logged = client.post(
+        "/api/v1/activities/log",
+        json={
+            "message_id": f"<nul-{backend}@example.org>",
+            "from": {"address": "nul.sender@example.org", "name": "Nul\x00 Sender"},
+            "to": [{"address": BOSS}],
+            "date": "2026-11-02T09:00:00+00:00",
+            "subject": "Quote\x00 for chairs",
+            "body": "Hello\x00 there",
+        },
+        headers=auth,
+    )
+    assert logged.status_code == 201, logged.get_json()
+    with db.read_session() as session:
+        subject = session.scalar(
+            select(Activity.subject).where(Activity.id == logged.get_json()["activity"]["id"])
+        )
+    assert subject == "Quote for chairs"
 
 
 def test_hostile_ids_and_traversal_in_paths_get_404(client: FlaskClient, db: Database) -> None:
