@@ -25,7 +25,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -37,6 +37,10 @@ from server.crm.viewer import Viewer, visible_to
 from server.models import Activity, Company, Contact, Deal, Stage, User, utcnow
 
 DEFAULT_DAYS = 90
+# Reports reach a little past their period (answers after its end, whole weeks): dates near
+# the ends of the calendar are refused as mistakes, not met with an overflow.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 MAX_DAYS = 366 * 3
 TOP = 10
 SHARED = "a shared mailbox"  # team mail no user sent (info@, sales@)
@@ -52,7 +56,11 @@ class Period:
         cls, start: datetime | None, end: datetime | None, *, now: datetime | None = None
     ) -> Period:
         end = end or now or utcnow()
+        if not EARLIEST < end < LATEST:
+            raise DomainError(f"to must be between {EARLIEST:%Y} and {LATEST:%Y}", field="to")
         start = start or end - timedelta(days=DEFAULT_DAYS)
+        if start < EARLIEST:
+            raise DomainError(f"from must be after {EARLIEST:%Y}", field="from")
         if start >= end:
             raise DomainError("the period must start before it ends", field="from")
         if end - start > timedelta(days=MAX_DAYS):
