@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     auth.init_app(app)
     audit.init_app(app)
     app.before_request(security.json_bodies_only)  # after sign-in: strangers learn nothing
-    app.before_request(security.storable_json)
+    app.before_request(security.no_nul_in_json)
     register_error_handlers(app)
 
     @app.after_request

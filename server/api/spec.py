@@ -65,6 +65,7 @@ def app_wide_answers(operation: dict[str, Any], method: str) -> dict[str, str]:
         answers["404"] = "Not Found: nothing with this id (or nothing you may see)"
     if "requestBody" in operation:
         answers["415"] = "Unsupported Media Type: send the body as one of the types shown"
+        answers.setdefault("400", "Bad Request: a NUL character in a value, or another bad value")
     if operation.get("security") != []:  # an empty list marks the public operations
         answers["401"] = "Unauthorized: no token, or one that is invalid, expired or revoked"
         answers["429"] = "Too Many Requests: over the token's budget a minute (see Retry-After)"
