@@ -9,7 +9,7 @@ from flask import Flask, Response, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from server.api.errors import register_error_handlers
-from server.app_context import Rapport
+from server.app_context import Rapport, rapport
 from server.config import Settings, load_settings
 from server.crypto import SecretBox
 from server.db import Database
@@ -41,8 +41,10 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
 
     @app.before_request
     def _start_timer() -> None:
-        """First of the hooks: the logged time includes sign-in and the rate limit."""
+        """First of the hooks: the logged time includes sign-in and the rate limit; sign-in,
+        the rate limit and the view's quick reads share one connection (`Database.pin`)."""
         g.started = time.perf_counter()
+        g.pinned_reads = rapport(app).db.pin()
 
     security.init_app(app)  # before auth: CORS preflights are answered without a token
     auth.init_app(app)
@@ -65,5 +67,11 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         )
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
+
+    @app.teardown_request
+    def _unpin(_error: BaseException | None) -> None:
+        pinned = g.pop("pinned_reads", None)
+        if pinned is not None:
+            rapport(app).db.unpin(pinned)
 
     return app

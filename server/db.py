@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar, Token
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,27 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+class _Pin:
+    """The autocommit connection of one scope (a request), checked out when first asked for."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._connection: Connection | None = None
+
+    def connection(self) -> Connection:
+        if self._connection is None:
+            self._connection = self.db._autocommit_engine.connect()
+        return self._connection
+
+    def release(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+_pin: ContextVar[_Pin | None] = ContextVar("rapport_pinned_reads", default=None)
+
+
 class Database:
     """An engine plus its session factory; `session()` is the unit of work."""
 
@@ -68,6 +91,7 @@ class Database:
         self._read_sessions = sessionmaker(
             self.engine.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False
         )
+        self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @property
     def is_sqlite(self) -> bool:
@@ -85,9 +109,66 @@ class Database:
         with self._unit_of_work(self._read_sessions) as session:
             yield session
 
+    @contextmanager
+    def reads(self) -> Iterator[Session]:
+        """A session for a request's few reads that must not write, without BEGIN and COMMIT.
+
+        On PostgreSQL each statement runs in its own implicit transaction (autocommit): under
+        READ COMMITTED every statement of a transaction takes its own snapshot anyway, so only two
+        round trips change, not what is read. Not for writes (each would commit on its own) nor
+        for streamed results (`yield_per` needs a transaction for its server-side cursor). On
+        SQLite, where BEGIN costs no round trip, it is `read_session()`.
+        """
+        if self.is_sqlite:
+            with self.read_session() as session:
+                yield session
+            return
+        with (
+            self.autocommit() as connection,
+            self._unit_of_work(partial(Session, connection, expire_on_commit=False)) as session,
+        ):
+            yield session
+
+    @contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        """A connection whose every statement commits on its own: the scope's pinned one (see
+        `pin()`), or one from the pool for this block."""
+        pinned = _pin.get()
+        mine = pinned is None or pinned.db is not self
+        connection = (
+            pinned.connection() if pinned and not mine else self._autocommit_engine.connect()
+        )
+        try:
+            yield connection
+        except BaseException:
+            connection.rollback()  # SQLAlchemy's bookkeeping: nothing is open on the server
+            raise
+        else:
+            connection.commit()
+        finally:
+            if mine:
+                connection.close()
+
+    def pin(self) -> Token[_Pin | None]:
+        """Share one autocommit connection among the `reads()` and `autocommit()` blocks of the
+        current context (a request: sign-in, rate limit, the view's reads) until `unpin()`:
+        one pool checkout and one liveness ping (`pool_pre_ping`) where each block paid its
+        own, two round trips on PostgreSQL."""
+        return _pin.set(_Pin(self))
+
+    @staticmethod
+    def unpin(token: Token[_Pin | None]) -> None:
+        pinned = token.var.get()
+        try:
+            token.var.reset(token)
+        except ValueError:  # ended in another context (a streamed response's last chunk)
+            token.var.set(None)
+        if pinned is not None:
+            pinned.release()
+
     @staticmethod
     @contextmanager
-    def _unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
+    def _unit_of_work(factory: Callable[[], Session]) -> Iterator[Session]:
         started = time.monotonic()
         session = factory()
         try:

@@ -135,7 +135,7 @@ def authenticate() -> Response | None:
 def _sign_in_with_api_token(token: str) -> Response | None:
     db = rapport(current_app).db
     now = utcnow()
-    with db.read_session() as session:
+    with db.reads() as session:
         try:
             found = authenticate_api_token(session, token, now=now)
         except NotFound as exc:
@@ -166,7 +166,7 @@ def _sign_in_with_entra(token: str) -> Response | None:
         log.error("entra sign-in unavailable: %s", exc.message)
         return error_response(503, "sign_in_unavailable", exc.message)
     db = rapport(current_app).db
-    with db.read_session() as session:
+    with db.reads() as session:
         user = find_entra_user(session, identity.tenant_id, identity.object_id)
         viewer = Viewer.of(user) if user is not None else None
         if user is not None:

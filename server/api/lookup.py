@@ -57,7 +57,7 @@ def lookup(query: LookupQuery) -> LookupOut:
     """Everything about the people on an email: contacts, companies, timeline, deals, follow-ups,
     signals."""
     viewer = current_viewer()
-    with rapport(current_app).db.read_session() as session:
+    with rapport(current_app).db.reads() as session:
         result = lookup_people(session, viewer, query.email, limit=query.limit, cursor=query.cursor)
         signals = (
             []

@@ -120,11 +120,12 @@ class MemoryWindowStore:
 class DatabaseWindowStore:
     """Counts in the shared database, so every server process sees the same numbers.
 
-    One upsert per request in its own short transaction (never the request's unit of work, so a
+    One upsert per request, committed on its own (never in the request's unit of work, so a
     counted hit stays counted even when the request fails); rows of past windows are deleted now
-    and then by whichever process notices first. On PostgreSQL the transaction does not wait for
-    its WAL to reach the disk: a crash may forget the last few hits of a one-minute window, and
-    every request would otherwise wait for a flush.
+    and then by whichever process notices first. On PostgreSQL the upsert is a single
+    autocommitted statement that does not wait for its WAL to reach the disk: a crash may forget
+    the last few hits of a one-minute window, and every request would otherwise wait for a flush
+    (and for BEGIN, SET LOCAL and COMMIT round trips).
     """
 
     # PostgreSQL and SQLite (3.35+) both speak ON CONFLICT ... RETURNING.
@@ -135,19 +136,33 @@ class DatabaseWindowStore:
         "DO UPDATE SET hits = rate_limit_windows.hits + 1 "
         "RETURNING hits"
     )
+    # set_config(..., true) is SET LOCAL: it lasts until the statement's implicit transaction
+    # commits, and that commit is the one it spares the flush. The subquery is read by the
+    # INSERT, so PostgreSQL cannot skip it (an unreferenced CTE would not run).
+    PG_UPSERT = text(
+        "INSERT INTO rate_limit_windows (bucket, window_start, hits) "
+        "SELECT :bucket, :window_start, 1 "
+        "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS no_flush_wait "
+        "ON CONFLICT (bucket, window_start) "
+        "DO UPDATE SET hits = rate_limit_windows.hits + 1 "
+        "RETURNING hits"
+    )
     PRUNE = text("DELETE FROM rate_limit_windows WHERE window_start < :before")
-    NO_FLUSH_WAIT = text("SET LOCAL synchronous_commit = off")
 
     def __init__(self, db: Database) -> None:
         self._db = db
         self._pruned_window = 0
 
     def hit(self, bucket: str, window_start: int, window_seconds: int) -> int:
-        with self._db.engine.begin() as connection:
-            if not self._db.is_sqlite:
-                connection.execute(self.NO_FLUSH_WAIT)
+        if self._db.is_sqlite:
+            writing = self._db.engine.begin()
+            upsert = self.UPSERT
+        else:
+            writing = self._db.autocommit()  # the request's pinned connection
+            upsert = self.PG_UPSERT
+        with writing as connection:
             hits = connection.execute(
-                self.UPSERT, {"bucket": bucket, "window_start": window_start}
+                upsert, {"bucket": bucket, "window_start": window_start}
             ).scalar_one()
             if window_start != self._pruned_window:
                 self._pruned_window = window_start

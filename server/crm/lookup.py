@@ -16,13 +16,14 @@ bound per call: building SQLAlchemy statements costs more Python time than runni
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, fields
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Select, bindparam, func, or_, select, union, union_all
-from sqlalchemy.orm import Session, contains_eager, joinedload
+from sqlalchemy.orm import Session
 
 from server.crm.addresses import choose_display_name, normalise_address
 from server.crm.domains import company_domain_for, company_name_from_domain
@@ -42,6 +43,7 @@ from server.models import (
     Deal,
     DealContact,
     FollowUp,
+    Stage,
 )
 
 MAX_ADDRESSES = 50
@@ -62,14 +64,123 @@ class UnknownPerson:
     seen_in: int  # how many captured activities this address takes part in
 
 
+@dataclass(frozen=True, slots=True)
+class EmailCard:
+    id: int
+    address: str
+    is_primary: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DomainCard:
+    id: int
+    domain: str
+
+
+@dataclass(slots=True)
+class CompanyCard:
+    """A contact's company as the pane shows it; the fields are `Company`'s columns."""
+
+    id: int
+    name: str
+    owner_id: int | None
+    custom_fields: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    domains: list[DomainCard] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ContactCard:
+    """A contact on the email, with all its addresses and its company: plain values read in one
+    statement without the ORM (loading objects cost more than the query). The fields are
+    `Contact`'s columns of the same names."""
+
+    id: int
+    name: str
+    title: str
+    phone: str
+    company_id: int | None
+    lifecycle_stage: str
+    owner_id: int | None
+    custom_fields: dict[str, Any]
+    last_contacted_at: datetime | None
+    next_follow_up_at: datetime | None
+    source: str
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    emails: list[EmailCard] = field(default_factory=list)
+    company: CompanyCard | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StageCard:
+    id: int
+    name: str
+    outcome: str
+    probability: int
+
+
+@dataclass(frozen=True, slots=True)
+class DealCard:
+    """An open deal as the pane shows it: plain values, read without the ORM (loading objects
+    cost more than the query). The fields are `Deal`'s columns of the same names."""
+
+    id: int
+    title: str
+    amount: Decimal | None
+    currency: str
+    pipeline_id: int
+    status: str
+    owner_id: int | None
+    company_id: int | None
+    expected_close: date | None
+    closed_at: datetime | None
+    stage_entered_at: datetime
+    custom_fields: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    stage: StageCard
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUpCard:
+    """A follow-up due, as the pane shows it; the fields are `FollowUp`'s columns."""
+
+    id: int
+    title: str
+    contact_id: int | None
+    deal_id: int | None
+    owner_id: int | None
+    due_at: datetime
+    done_at: datetime | None
+    snoozed_until: datetime | None
+    created_at: datetime
+    version: int
+
+
+def _columns(card: type, *nested: str) -> tuple[str, ...]:
+    """The names of a card's fields that are columns of its model (all but the nested ones)."""
+    return tuple(f.name for f in fields(card) if f.name not in nested)
+
+
+CONTACT_COLUMNS = _columns(ContactCard, "emails", "company")
+COMPANY_COLUMNS = _columns(CompanyCard, "domains")
+DEAL_COLUMNS = _columns(DealCard, "stage")
+STAGE_COLUMNS = _columns(StageCard)
+
+
 @dataclass
 class LookupResult:
-    contacts: list[Contact]
-    companies: list[Company]
+    contacts: list[ContactCard]
+    companies: list[CompanyCard]
     unknown: list[UnknownPerson]
     timeline: TimelinePage
-    deals: list[Deal]
-    follow_ups: list[FollowUp]
+    deals: list[DealCard]
+    follow_ups: list[FollowUpCard]
     addresses: list[str] = field(default_factory=list)
     contact_tags: dict[int, list[str]] = field(default_factory=dict)
     company_tags: dict[int, list[str]] = field(default_factory=dict)
@@ -100,16 +211,7 @@ def lookup(
     """`own_domains`: the business's own domains, whose addresses get no suggestion; None reads
     them from the capture rules (the internal domains), only when an address has no contact."""
     addresses = normalised_addresses(emails)
-    contact_tags: dict[int, list[str]] = {}
-    company_tags: dict[int, list[str]] = {}
-    contacts: list[Contact] = []
-    for contact, tags, its_company_tags in session.execute(
-        _contacts_statement(), {"addresses": addresses}
-    ).unique():
-        contacts.append(contact)
-        contact_tags[contact.id] = _tag_list(tags)
-        if contact.company_id is not None:
-            company_tags[contact.company_id] = _tag_list(its_company_tags)
+    contacts, contact_tags, company_tags = _contacts(session, addresses)
     # The pane lists people in the order of the email's addresses.
     position = {address: n for n, address in enumerate(addresses)}
     contacts.sort(key=lambda c: min(position.get(e.address, MAX_ADDRESSES) for e in c.emails))
@@ -146,6 +248,42 @@ def lookup(
         contact_tags=contact_tags,
         company_tags=company_tags,
     )
+
+
+def _contacts(
+    session: Session, addresses: list[str]
+) -> tuple[list[ContactCard], dict[int, list[str]], dict[int, list[str]]]:
+    """The contacts with any of these addresses, and their tags and their companies' tags. The
+    statement has a row per (contact, address, company domain): each is added once."""
+    contacts: dict[int, ContactCard] = {}
+    companies: dict[int, CompanyCard] = {}
+    contact_tags: dict[int, list[str]] = {}
+    company_tags: dict[int, list[str]] = {}
+    emails_seen: set[int] = set()
+    domains_seen: set[int] = set()
+    first_company = len(CONTACT_COLUMNS) + 5
+    for row in core_rows(session, _contacts_statement(), {"addresses": addresses}):
+        contact_id = row.id
+        contact = contacts.get(contact_id)
+        if contact is None:
+            contact = contacts[contact_id] = ContactCard(*row[: len(CONTACT_COLUMNS)])
+            contact_tags[contact_id] = _tag_list(row.contact_tags)
+            if row.company_id is not None:
+                company = companies.get(row.company_id)
+                if company is None:
+                    company = companies[row.company_id] = CompanyCard(
+                        *row[first_company : first_company + len(COMPANY_COLUMNS)]
+                    )
+                    company_tags[company.id] = _tag_list(row.company_tags)
+                contact.company = company
+        if row.email_id is not None and row.email_id not in emails_seen:
+            emails_seen.add(row.email_id)
+            contact.emails.append(EmailCard(row.email_id, row.address, row.is_primary))
+        if row.domain_id is not None and row.domain_id not in domains_seen:
+            domains_seen.add(row.domain_id)
+            assert contact.company is not None
+            contact.company.domains.append(DomainCard(row.domain_id, row.domain))
+    return list(contacts.values()), contact_tags, company_tags
 
 
 def _is_own(address: str, own_domains: Collection[str]) -> bool:
@@ -188,24 +326,24 @@ def _unknown(session: Session, addresses: Sequence[str]) -> list[UnknownPerson]:
     return result
 
 
-def _open_deals(session: Session, contact_ids: list[int], company_ids: list[int]) -> list[Deal]:
+def _open_deals(session: Session, contact_ids: list[int], company_ids: list[int]) -> list[DealCard]:
     if not contact_ids and not company_ids:
         return []
-    return list(
-        session.scalars(
-            _deals_statement(), {"contact_ids": contact_ids, "company_ids": company_ids}
-        )
-    )
+    params = {"contact_ids": contact_ids, "company_ids": company_ids}
+    split = len(DEAL_COLUMNS)
+    return [
+        DealCard(**dict(zip(DEAL_COLUMNS, row, strict=False)), stage=StageCard(*row[split:]))
+        for row in core_rows(session, _deals_statement(), params)
+    ]
 
 
 def _due_follow_ups(
     session: Session, contact_ids: list[int], deal_ids: list[int]
-) -> list[FollowUp]:
+) -> list[FollowUpCard]:
     if not contact_ids and not deal_ids:
         return []
-    return list(
-        session.scalars(_follow_ups_statement(), {"contact_ids": contact_ids, "deal_ids": deal_ids})
-    )
+    params = {"contact_ids": contact_ids, "deal_ids": deal_ids}
+    return [FollowUpCard(*row) for row in core_rows(session, _follow_ups_statement(), params)]
 
 
 def _tag_list(joined: str | None) -> list[str]:
@@ -217,9 +355,12 @@ def _tag_list(joined: str | None) -> list[str]:
 
 
 @lru_cache(maxsize=1)
-def _contacts_statement() -> Select[Contact, str | None, str | None]:
+def _contacts_statement() -> Select[*tuple[Any, ...]]:
     """Contacts with any of `addresses`, each with all its addresses, its company and the
-    company's domains, and the tags of both, in one statement (a contact has a few of each)."""
+    company's domains, and the tags of both, in one statement (a contact has a few of each).
+    Columns: the contact's (`CONTACT_COLUMNS`), its tags, its company's tags, the address
+    (`email_id`, `address`, `is_primary`), the company's (`of_company_` + `COMPANY_COLUMNS`), the domain
+    (`domain_id`, `domain`)."""
     matched = select(ContactEmail.contact_id).where(
         ContactEmail.address.in_(bindparam("addresses", expanding=True))
     )
@@ -234,15 +375,21 @@ def _contacts_statement() -> Select[Contact, str | None, str | None]:
         .scalar_subquery()
     )
     return (
-        select(Contact, contact_tags, company_tags)
-        .outerjoin(Contact.emails)
-        .outerjoin(Contact.company)
-        .outerjoin(Company.domains)
-        .where(Contact.id.in_(matched))
-        .options(
-            contains_eager(Contact.emails),
-            contains_eager(Contact.company).contains_eager(Company.domains),
+        select(
+            *(getattr(Contact, name) for name in CONTACT_COLUMNS),
+            contact_tags.label("contact_tags"),
+            company_tags.label("company_tags"),
+            ContactEmail.id.label("email_id"),
+            ContactEmail.address,
+            ContactEmail.is_primary,
+            *(getattr(Company, name).label(f"of_company_{name}") for name in COMPANY_COLUMNS),
+            CompanyDomain.id.label("domain_id"),
+            CompanyDomain.domain,
         )
+        .outerjoin(ContactEmail, ContactEmail.contact_id == Contact.id)
+        .outerjoin(Company, Company.id == Contact.company_id)
+        .outerjoin(CompanyDomain, CompanyDomain.company_id == Company.id)
+        .where(Contact.id.in_(matched))
         .order_by(Contact.id, ContactEmail.id, CompanyDomain.id)
     )
 
@@ -278,7 +425,7 @@ def _domain_companies_statement() -> Select[str, int]:
 
 
 @lru_cache(maxsize=1)
-def _deals_statement() -> Select[Deal]:
+def _deals_statement() -> Select[*tuple[Any, ...]]:
     # The deals of these people and companies first (a few, by their indexes), then the open
     # ones among them: not every open deal checked against the lists.
     related = union(
@@ -287,19 +434,21 @@ def _deals_statement() -> Select[Deal]:
         ),
         select(Deal.id).where(Deal.company_id.in_(bindparam("company_ids", expanding=True))),
     )
+    columns = [getattr(Deal, name) for name in DEAL_COLUMNS]
+    columns += [getattr(Stage, name).label(f"stage_{name}") for name in STAGE_COLUMNS]
     return (
-        select(Deal)
+        select(*columns)
+        .join(Stage, Stage.id == Deal.stage_id)
         .where(Deal.id.in_(related), Deal.status == "open")
-        .options(joinedload(Deal.stage))
         .order_by(Deal.updated_at.desc())
         .limit(SECTION_SIZE)
     )
 
 
 @lru_cache(maxsize=1)
-def _follow_ups_statement() -> Select[FollowUp]:
+def _follow_ups_statement() -> Select[*tuple[Any, ...]]:
     return (
-        select(FollowUp)
+        select(*(getattr(FollowUp, f.name) for f in fields(FollowUpCard)))
         .where(
             FollowUp.done_at.is_(None),
             or_(

@@ -412,3 +412,76 @@ def test_lookup_shows_tags_and_costs_the_same_statements_for_one_person_or_many(
     assert len(body["timeline"]) == 8
     assert {c["name"]: c["tags"] for c in body["contacts"]}["Clara Jensen"] == ["dentist", "vip"]
     assert body["companies"][0]["tags"] == ["key account"]
+
+
+def test_lookup_shows_each_address_and_domain_once_and_a_shared_company_once(
+    client: FlaskClient, db: Database
+) -> None:
+    """The contacts statement has a row per (contact, address, company domain): two addresses
+    at a company of three domains must still come back as two addresses and three domains."""
+    token = token_for(db, ANNA)
+    headers = auth(token)
+    company = client.post(
+        "/api/v1/companies",
+        json={
+            "name": "Fjord Clinics",
+            "domains": ["fjord-clinics.no", "fjordclinics.com", "fjord-klinikk.no"],
+            "tags": ["key account"],
+        },
+        headers=headers,
+    ).get_json()
+    made = [
+        client.post(
+            "/api/v1/contacts",
+            json={"name": name, "emails": emails, "company_id": company["id"], "tags": tags},
+            headers=headers,
+        )
+        for name, emails, tags in (
+            ("Ingrid Dahl", ["ingrid@fjord-clinics.no", "ingrid.dahl@fjordclinics.com"], ["vip"]),
+            ("Ola Berg", ["ola@fjord-clinics.no"], []),
+        )
+    ]
+    assert all(r.status_code == 201 for r in made), [r.get_json() for r in made]
+
+    body = client.get(
+        "/api/v1/lookup?email=ola@fjord-clinics.no&email=ingrid.dahl@fjordclinics.com",
+        headers=headers,
+    ).get_json()
+
+    assert [(c["name"], c["emails"], c["tags"]) for c in body["contacts"]] == [
+        ("Ola Berg", ["ola@fjord-clinics.no"], []),
+        ("Ingrid Dahl", ["ingrid@fjord-clinics.no", "ingrid.dahl@fjordclinics.com"], ["vip"]),
+    ]
+    assert {c["company"]["name"] for c in body["contacts"]} == {"Fjord Clinics"}
+    assert [(c["name"], sorted(c["domains"]), c["tags"]) for c in body["companies"]] == [
+        (
+            "Fjord Clinics",
+            ["fjord-clinics.no", "fjord-klinikk.no", "fjordclinics.com"],
+            ["key account"],
+        )
+    ]
+    assert body["companies"][0]["version"] == company["version"]
+
+
+def test_sign_in_rate_limit_and_lookup_share_one_connection_on_postgresql(
+    client: FlaskClient, db: Database
+) -> None:
+    """On PostgreSQL each pool checkout costs a liveness ping and each transaction a BEGIN and a
+    COMMIT: the request's reads share one autocommitted connection (`Database.pin`). SQLite has
+    no round trips to save and keeps a transaction per step."""
+    headers = auth(token_for(db, ANNA))
+    assert client.get("/api/v1/lookup?email=x@y.example", headers=headers).status_code == 200
+    checkouts: list[object] = []
+
+    def count(*_: Any) -> None:
+        checkouts.append(_)
+
+    event.listen(db.engine.pool, "checkout", count)
+    try:
+        response = client.get("/api/v1/lookup?email=x@y.example", headers=headers)
+    finally:
+        event.remove(db.engine.pool, "checkout", count)
+    assert response.status_code == 200
+    assert len(checkouts) == (3 if db.is_sqlite else 1)
+    remaining = int(response.headers["RateLimit-Remaining"])
+    assert remaining == int(response.headers["RateLimit-Limit"]) - 2  # both calls were counted

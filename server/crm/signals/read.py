@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     BindParameter,
@@ -155,9 +155,9 @@ def list_signals(
 def signals_for_contacts(
     session: Session,
     viewer: Viewer,
-    contacts: Sequence[Contact],
+    contacts: Sequence[Person],
     *,
-    deals: Sequence[Deal] = (),
+    deals: Sequence[DealName] = (),
     now: datetime | None = None,
     limit: int = LOOKUP_LIMIT,
 ) -> list[SignalView]:
@@ -211,6 +211,49 @@ def get_shown(session: Session, viewer: Viewer, key: str, *, now: datetime | Non
     return found
 
 
+class AddressOf(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def is_primary(self) -> bool: ...
+
+
+class CompanyName(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+
+
+class Person(Protocol):
+    """What `views` needs of a contact the caller holds (a `Contact` loaded with its addresses
+    and company, or the lookup's `ContactCard`)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def company_id(self) -> int | None: ...
+    @property
+    def emails(self) -> Sequence[AddressOf]: ...
+    @property
+    def company(self) -> CompanyName | None: ...
+
+
+class DealName(Protocol):
+    """What `views` needs of a deal the caller holds (a `Deal`, or the lookup's `DealCard`)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def company_id(self) -> int | None: ...
+
+
 @dataclass
 class Known:
     """Names `views` needs that the caller already holds, so they are not read again."""
@@ -218,12 +261,12 @@ class Known:
     people: dict[int, tuple[str, int | None]] = field(default_factory=dict)  # name, company
     addresses: dict[int, str] = field(default_factory=dict)  # the primary, else the oldest
     company_names: dict[int, str] = field(default_factory=dict)
-    deals: dict[int, Deal] = field(default_factory=dict)
+    deals: dict[int, tuple[str, int | None]] = field(default_factory=dict)  # title, company
 
     @classmethod
-    def of(cls, contacts: Sequence[Contact], deals: Sequence[Deal] = ()) -> Known:
+    def of(cls, contacts: Sequence[Person], deals: Sequence[DealName] = ()) -> Known:
         """From contacts loaded with their addresses and company (as the lookup loads them)."""
-        known = cls(deals={d.id: d for d in deals})
+        known = cls(deals={d.id: (d.title, d.company_id) for d in deals})
         for contact in contacts:
             known.people[contact.id] = (contact.name, contact.company_id)
             emails = sorted(contact.emails, key=lambda e: (not e.is_primary, e.id))
@@ -243,7 +286,12 @@ def views(
     deals = dict(known.deals)
     if deal_ids - deals.keys():
         wanted = deal_ids - deals.keys()
-        deals |= {d.id: d for d in session.scalars(select(Deal).where(Deal.id.in_(wanted)))}
+        deals |= {
+            row.id: (row.title, row.company_id)
+            for row in session.execute(
+                select(Deal.id, Deal.title, Deal.company_id).where(Deal.id.in_(wanted))
+            )
+        }
     deal_contact: dict[int, int] = {}
     if deal_ids:
         for deal_id, contact_id in session.execute(
@@ -290,7 +338,7 @@ def views(
     company_ids |= {
         company
         for company in (
-            *(d.company_id for d in deals.values() if d.id in deal_ids),
+            *(company for ident, (_, company) in deals.items() if ident in deal_ids),
             *(p[1] for p in people.values()),
         )
         if company is not None
@@ -315,7 +363,7 @@ def views(
             else None
         )
         deal = deals.get(signal.deal_id) if signal.deal_id is not None else None
-        company_id = signal.company_id or (deal.company_id if deal else None)
+        company_id = signal.company_id or (deal[1] if deal else None)
         if company_id is None and person is not None:
             company_id = person[1]
         out.append(
@@ -330,7 +378,9 @@ def views(
                 company=Named(company_id, names[company_id])
                 if company_id is not None and company_id in names
                 else None,
-                deal=Named(deal.id, deal.title) if deal is not None else None,
+                deal=Named(signal.deal_id, deal[0])
+                if signal.deal_id is not None and deal is not None
+                else None,
             )
         )
     return out
