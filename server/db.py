@@ -88,9 +88,8 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._read_sessions = sessionmaker(
-            self.engine.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False
-        )
+        self._read_engine = self.engine.execution_options(sqlite_begin="DEFERRED")
+        self._read_sessions = sessionmaker(self._read_engine, expire_on_commit=False)
         self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @property
@@ -124,15 +123,24 @@ class Database:
                 yield session
             return
         with (
-            self.autocommit() as connection,
+            self.connection() as connection,
             self._unit_of_work(partial(Session, connection, expire_on_commit=False)) as session,
         ):
             yield session
 
     @contextmanager
-    def autocommit(self) -> Iterator[Connection]:
-        """A connection whose every statement commits on its own: the scope's pinned one (see
-        `pin()`), or one from the pool for this block."""
+    def connection(self) -> Iterator[Connection]:
+        """A connection for statements that each stand alone, with no transaction around them.
+
+        On PostgreSQL: autocommitted, and the scope's pinned one (see `pin()`) when there is
+        one, else one from the pool for this block. On SQLite, where BEGIN costs no round trip
+        and autocommit would undo the engine's transaction handling, a short transaction that
+        does not take the write lock up front.
+        """
+        if self.is_sqlite:
+            with self._read_engine.begin() as connection:
+                yield connection
+            return
         pinned = _pin.get()
         mine = pinned is None or pinned.db is not self
         connection = (
@@ -150,7 +158,7 @@ class Database:
                 connection.close()
 
     def pin(self) -> Token[_Pin | None]:
-        """Share one autocommit connection among the `reads()` and `autocommit()` blocks of the
+        """Share one autocommit connection among the `reads()` and `connection()` blocks of the
         current context (a request: sign-in, rate limit, the view's reads) until `unpin()`:
         one pool checkout and one liveness ping (`pool_pre_ping`) where each block paid its
         own, two round trips on PostgreSQL."""

@@ -135,9 +135,9 @@ def authenticate() -> Response | None:
 def _sign_in_with_api_token(token: str) -> Response | None:
     db = rapport(current_app).db
     now = utcnow()
-    with db.reads() as session:
+    with db.connection() as connection:
         try:
-            found = authenticate_api_token(session, token, now=now)
+            found = authenticate_api_token(connection, token, now=now)
         except NotFound as exc:
             return _unauthorized(exc.message)
         g.viewer = found.viewer

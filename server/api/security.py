@@ -158,7 +158,7 @@ class DatabaseWindowStore:
             writing = self._db.engine.begin()
             upsert = self.UPSERT
         else:
-            writing = self._db.autocommit()  # the request's pinned connection
+            writing = self._db.connection()  # the request's pinned connection
             upsert = self.PG_UPSERT
         with writing as connection:
             hits = connection.execute(

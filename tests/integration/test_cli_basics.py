@@ -59,12 +59,13 @@ def test_token_is_shown_once_hashed_at_rest_and_revocable(cli: Cli, db: Database
         assert plaintext not in {stored.token_hash, stored.prefix}
         assert stored.expires_at is not None
         assert (
-            authenticate_api_token(session, plaintext).viewer.email == "anna@northwind-supplies.com"
+            authenticate_api_token(session.connection(), plaintext).viewer.email
+            == "anna@northwind-supplies.com"
         )
         token_id = stored.id
     assert cli("token", "revoke", str(token_id)).exit_code == 0
     with db.session() as session, pytest.raises(NotFound, match="revoked"):
-        authenticate_api_token(session, plaintext)
+        authenticate_api_token(session.connection(), plaintext)
 
 
 def test_token_for_unknown_user_says_what_to_do(cli: Cli) -> None:
