@@ -10,7 +10,8 @@ their addresses, companies, domains and tags (one join); the timeline page, its 
 (`server.crm.timeline`); open deals with their stage; follow-ups. Addresses with no
 contact add the names they were seen with and their domain's company (one statement each, for
 all of them), and the business's own domains, read only then. Every statement is built once and
-bound per call: building SQLAlchemy statements costs more Python time than running them.
+bound per call: building SQLAlchemy statements costs more Python time than running them. For the
+same reason the rows are read as plain values (`ContactCard`, `DealCard`, ...), not ORM objects.
 """
 
 from __future__ import annotations
@@ -332,7 +333,7 @@ def _open_deals(session: Session, contact_ids: list[int], company_ids: list[int]
     params = {"contact_ids": contact_ids, "company_ids": company_ids}
     split = len(DEAL_COLUMNS)
     return [
-        DealCard(**dict(zip(DEAL_COLUMNS, row, strict=False)), stage=StageCard(*row[split:]))
+        DealCard(**dict(zip(DEAL_COLUMNS, row[:split], strict=True)), stage=StageCard(*row[split:]))
         for row in core_rows(session, _deals_statement(), params)
     ]
 
@@ -359,8 +360,8 @@ def _contacts_statement() -> Select[*tuple[Any, ...]]:
     """Contacts with any of `addresses`, each with all its addresses, its company and the
     company's domains, and the tags of both, in one statement (a contact has a few of each).
     Columns: the contact's (`CONTACT_COLUMNS`), its tags, its company's tags, the address
-    (`email_id`, `address`, `is_primary`), the company's (`of_company_` + `COMPANY_COLUMNS`), the domain
-    (`domain_id`, `domain`)."""
+    (`email_id`, `address`, `is_primary`), the company's (`COMPANY_COLUMNS`, prefixed
+    `of_company_`), the domain (`domain_id`, `domain`)."""
     matched = select(ContactEmail.contact_id).where(
         ContactEmail.address.in_(bindparam("addresses", expanding=True))
     )
