@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import (
     BindParameter,
@@ -34,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from server.crm.cards import ContactCard, DealCard
 from server.crm.errors import DomainError, NotFound
 from server.crm.paging import Page, keyset_page
 from server.crm.signals.model import KINDS
@@ -172,9 +173,9 @@ def list_signals(
 def signals_for_contacts(
     session: Session,
     viewer: Viewer,
-    contacts: Sequence[Person],
+    contacts: Sequence[ContactCard],
     *,
-    deals: Sequence[DealName] = (),
+    deals: Sequence[DealCard] = (),
     now: datetime | None = None,
     limit: int = LOOKUP_LIMIT,
 ) -> list[SignalView]:
@@ -231,49 +232,6 @@ def get_shown(session: Session, viewer: Viewer, key: str, *, now: datetime | Non
     return found
 
 
-class AddressOf(Protocol):
-    @property
-    def id(self) -> int: ...
-    @property
-    def address(self) -> str: ...
-    @property
-    def is_primary(self) -> bool: ...
-
-
-class CompanyName(Protocol):
-    @property
-    def id(self) -> int: ...
-    @property
-    def name(self) -> str: ...
-
-
-class Person(Protocol):
-    """What `views` needs of a contact the caller holds (a `Contact` loaded with its addresses
-    and company, or the lookup's `ContactCard`)."""
-
-    @property
-    def id(self) -> int: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def company_id(self) -> int | None: ...
-    @property
-    def emails(self) -> Sequence[AddressOf]: ...
-    @property
-    def company(self) -> CompanyName | None: ...
-
-
-class DealName(Protocol):
-    """What `views` needs of a deal the caller holds (a `Deal`, or the lookup's `DealCard`)."""
-
-    @property
-    def id(self) -> int: ...
-    @property
-    def title(self) -> str: ...
-    @property
-    def company_id(self) -> int | None: ...
-
-
 @dataclass
 class Known:
     """Names `views` needs that the caller already holds, so they are not read again."""
@@ -284,7 +242,7 @@ class Known:
     deals: dict[int, tuple[str, int | None]] = field(default_factory=dict)  # title, company
 
     @classmethod
-    def of(cls, contacts: Sequence[Person], deals: Sequence[DealName] = ()) -> Known:
+    def of(cls, contacts: Sequence[ContactCard], deals: Sequence[DealCard] = ()) -> Known:
         """From contacts loaded with their addresses and company (as the lookup loads them)."""
         known = cls(deals={d.id: (d.title, d.company_id) for d in deals})
         for contact in contacts:
