@@ -109,17 +109,26 @@ def _escape(text: str) -> str:
 
 
 def collect_orphan_blobs(session: Session) -> int:
-    """Delete blobs nothing points at any more (removed content must not linger)."""
-    from server.models import QuarantinedItem
+    """Delete blobs nothing points at any more (removed content must not linger).
+
+    A raw message's parts stay while it needs them; once it is deleted (and its links with it)
+    they are looked at again, hence the second round."""
+    from server.models import BlobPart, QuarantinedItem
 
     referenced = or_(
         exists().where(Activity.raw_blob == Blob.sha256),
         exists().where(Activity.body_blob == Blob.sha256),
         exists().where(Attachment.blob_sha256 == Blob.sha256),
         exists().where(QuarantinedItem.raw_sha256 == Blob.sha256),
+        exists().where(BlobPart.part_sha256 == Blob.sha256),
     )
-    result = session.execute(delete(Blob).where(~referenced))
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    deleted = 0
+    while True:
+        result = session.execute(delete(Blob).where(~referenced))
+        count = int(result.rowcount)  # type: ignore[attr-defined]
+        deleted += count
+        if count == 0:
+            return deleted
 
 
 # -- as a viewer sees them (the API's activities resource) ----------------------------------------

@@ -83,6 +83,9 @@ class AttachmentInfo:
     sha256: str
     inline: bool = False
     content: bytes | None = None
+    # Where its encoded body sits in the item's raw MIME (start, end, transfer encoding), set
+    # by the MIME parser when the content is kept: the stored raw message leaves it out.
+    raw_body: tuple[int, int, str] | None = None
 
 
 @dataclass(slots=True)

@@ -242,7 +242,13 @@ def _inner_subject(buf: bytes, part: Part) -> str:
 
 
 def _attachment(
-    buf: bytes, part: Part, index: int, keep_up_to: int | None, defects: list[str]
+    buf: bytes,
+    part: Part,
+    index: int,
+    keep_up_to: int | None,
+    defects: list[str],
+    *,
+    in_raw: bool,
 ) -> AttachmentInfo:
     content_type = part.content_type
     filename = part.filename
@@ -265,6 +271,9 @@ def _attachment(
         sha256=payload.sha256,
         inline=part.disposition == "inline" or (not part.disposition and bool(part.content_id)),
         content=payload.content,
+        raw_body=(part.body_start, part.body_end, part.transfer_encoding)
+        if in_raw and payload.content is not None
+        else None,
     )
 
 
@@ -280,8 +289,9 @@ def _fill_structure(
         item.text = "\n\n".join(text for text in texts if text.strip())
         item.snippet = reply_snippet(item.text) if item.text else ""
     keep_up_to = cap if want_body else -1  # -1: hash and measure, keep nothing
+    in_raw = buf is item.raw  # offsets into `buf` are offsets into the raw bytes
     for index, part in enumerate(attachments, 1):
-        item.attachments.append(_attachment(buf, part, index, keep_up_to, defects))
+        item.attachments.append(_attachment(buf, part, index, keep_up_to, defects, in_raw=in_raw))
 
 
 def _stage(item: MailItem, what: str, exc: Exception) -> None:

@@ -28,7 +28,8 @@ from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from server.crm.blobs import blob_row, unpack_blob_row
+from server.crm.blob_parts import Span
+from server.crm.blobs import blob_row, raw_blob_row, unpack_blob_row
 from server.crm.capture import CaptureCounts, Capturer, LinkInfo, Prepared, effective_level
 from server.crm.rules import CapturePolicy
 from server.crm.threads import message_key, normalise_message_id, thread_keys
@@ -199,6 +200,10 @@ def carried_calendar(raw: bytes, item: MailItem) -> list[CalendarItem]:
 def prepare_item(item: MailItem, options: PrepareOptions) -> Prepared:
     """Key and pack a parsed item (from `prepare_raw`, or straight from an API-based source)."""
     full = options.level == "full"
+    attachment_blobs = [
+        blob_row(a.content, a.sha256) if full and a.content is not None else None
+        for a in item.attachments
+    ]
     prepared = Prepared(
         folder=item.folder,
         provider_id=item.provider_id,
@@ -209,12 +214,9 @@ def prepare_item(item: MailItem, options: PrepareOptions) -> Prepared:
             owner_addresses=options.owner_addresses,
         ),
         message_key=message_key(item),
-        raw_blob=blob_row(item.raw) if full and item.raw else None,
+        raw_blob=_raw_blob(item, attachment_blobs) if full and item.raw else None,
         body_blob=blob_row(item.text.encode("utf-8")) if full and item.text else None,
-        attachment_blobs=[
-            blob_row(a.content, a.sha256) if full and a.content is not None else None
-            for a in item.attachments
-        ],
+        attachment_blobs=attachment_blobs,
     )
     prepared.calendar, item.calendar = item.calendar, []
     prepared.report = delivery_report(item)  # needs the raw bytes, dropped below
@@ -228,6 +230,22 @@ def prepare_item(item: MailItem, options: PrepareOptions) -> Prepared:
         type(a)(a.filename, a.content_type, a.size, a.sha256, a.inline) for a in item.attachments
     ]
     return prepared
+
+
+def _raw_blob(
+    item: MailItem, attachment_blobs: list[dict[str, object] | None]
+) -> dict[str, object]:
+    """The raw message's row, without the bodies of the attachments stored on their own."""
+    assert item.raw is not None
+    spans = []
+    rows: dict[str, dict[str, object]] = {}
+    for attachment, row in zip(item.attachments, attachment_blobs, strict=True):
+        if row is None or attachment.raw_body is None or attachment.content is None:
+            continue
+        start, end, encoding = attachment.raw_body
+        spans.append(Span(start, end, attachment.sha256, attachment.content, encoding))
+        rows[attachment.sha256] = row
+    return raw_blob_row(item.raw, spans, rows)
 
 
 def _prepare_chunk(chunk: list[RawMessage], options: PrepareOptions) -> list[Prepared]:

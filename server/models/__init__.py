@@ -31,6 +31,7 @@ from server.models.mailboxes import MailboxLink, MailboxObservation, SyncCheckpo
 from server.models.platform import (
     AuditEvent,
     Blob,
+    BlobPart,
     Job,
     RateLimitWindow,
     Setting,
@@ -50,6 +51,7 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Blob",
+    "BlobPart",
     "Campaign",
     "CampaignRecipient",
     "CaptureDecision",

@@ -36,6 +36,20 @@ class Blob(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class BlobPart(Base):
+    """A blob that another one is rebuilt from: a raw message stored without its attachments
+    (`server.crm.blob_parts`) needs their blobs as long as it exists."""
+
+    __tablename__ = "blob_parts"
+
+    blob_sha256: Mapped[str] = mapped_column(
+        ForeignKey("blobs.sha256", ondelete="CASCADE"), primary_key=True
+    )
+    part_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"), primary_key=True)
+
+    __table_args__ = (Index("ix_blob_parts_part_sha256", "part_sha256"),)
+
+
 class Job(Base):
     """A unit of background work (mail sync, webhook delivery, digest...), leased by one runner."""
 
