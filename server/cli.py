@@ -202,12 +202,16 @@ def import_(
     Importing the same files again captures nothing new; an interrupted import is finished by
     running it again.
     """
-    from server.mail_ingest.importer import count_messages, import_files
-    from server.progress import import_progress, print_import_summary
+    from server.mail_ingest.sources.files import FileWalk
 
     since_at = _since(since)
     settings = ctx.settings
-    total = count_messages(paths)
+    total = FileWalk(paths).count()
+    if total:  # no message, no parse workers
+        _start_parse_server(jobs)
+    from server.mail_ingest.importer import import_files
+    from server.progress import import_progress, print_import_summary
+
     with import_progress(total) as advance:
         result = import_files(
             ctx.db,
@@ -221,6 +225,17 @@ def import_(
             on_progress=advance,
         )
     print_import_summary(result)
+
+
+def _start_parse_server(jobs: int | None) -> None:
+    """Start the parse workers' fork server now, when there will be workers (see
+    `pipeline.default_jobs`): it imports the parser while this process imports the rest."""
+    import os
+
+    from server.mail_ingest import parse_server
+
+    if (jobs or os.cpu_count() or 1) > 1:
+        parse_server.start()
 
 
 def _since(value: str | None) -> datetime | None:

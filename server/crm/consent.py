@@ -26,7 +26,6 @@ from sqlalchemy.orm import Session
 
 from server.crm import privacy
 from server.crm.addresses import normalise_address
-from server.crm.contacts import get_contact
 from server.crm.errors import DomainError
 from server.crm.settings import get_setting
 from server.crm.sql import insert_ignore
@@ -50,6 +49,8 @@ class Consent:
 
 
 def get_consent(session: Session, contact_id: int) -> Consent:
+    from server.crm.contacts import get_contact  # heavy (contacts → companies, signals): deferred
+
     contact = get_contact(session, contact_id)
     row = session.get(ContactConsent, contact.id)
     if row is None:
@@ -62,6 +63,8 @@ def set_consent(
 ) -> Consent:
     if state not in CONSENT_STATES:
         raise DomainError(f"state must be one of {', '.join(CONSENT_STATES)}", field="state")
+    from server.crm.contacts import get_contact  # heavy (contacts → companies, signals): deferred
+
     contact = get_contact(session, contact_id)
     row = session.get(ContactConsent, contact.id)
     if row is None:

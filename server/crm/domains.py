@@ -22,10 +22,12 @@ import re
 import threading
 from functools import lru_cache
 from importlib.resources import files
-
-import tldextract
+from typing import TYPE_CHECKING
 
 from server.crm.addresses import normalise_address, normalise_domain
+
+if TYPE_CHECKING:
+    import tldextract
 
 __all__ = [
     "company_domain_for",
@@ -37,14 +39,21 @@ __all__ = [
 # Suffixes missing from the PSL under which each label belongs to a different organisation.
 _EXTRA_SUFFIXES = ("onmicrosoft.com", "mail.onmicrosoft.com")
 
-# Bundled snapshot only: no suffix-list URLs (no network), no cache directory (no disk writes).
-_EXTRACT = tldextract.TLDExtract(
-    suffix_list_urls=(),
-    cache_dir=None,
-    fallback_to_snapshot=True,
-    include_psl_private_domains=True,
-    extra_suffixes=_EXTRA_SUFFIXES,
-)
+
+@lru_cache(maxsize=1)
+def _extractor() -> tldextract.TLDExtract:
+    """The extractor, made on first use: importing tldextract (it imports requests) is slow."""
+    import tldextract
+
+    # Bundled snapshot only: no suffix-list URLs (no network), no cache directory (no disk writes).
+    return tldextract.TLDExtract(
+        suffix_list_urls=(),
+        cache_dir=None,
+        fallback_to_snapshot=True,
+        include_psl_private_domains=True,
+        extra_suffixes=_EXTRA_SUFFIXES,
+    )
+
 
 # Domains whose addresses belong to people but never to the domain's owner as "their company",
 # and which the freemail list does not carry. Kept deliberately small: bulk and transactional
@@ -79,12 +88,13 @@ def registrable_domain(domain: str) -> str | None:
         return None
     # When the domain is itself a private suffix (`blogspot.com`) it is its operator's own
     # domain, registrable under the ICANN rules.
-    return _EXTRACT(normalised).top_domain_under_public_suffix or _icann_registrable(normalised)
+    return _extractor()(normalised).top_domain_under_public_suffix or _icann_registrable(normalised)
 
 
 def _icann_registrable(domain: str) -> str | None:
     return (
-        _EXTRACT(domain, include_psl_private_domains=False).top_domain_under_public_suffix or None
+        _extractor()(domain, include_psl_private_domains=False).top_domain_under_public_suffix
+        or None
     )
 
 
@@ -174,7 +184,7 @@ def company_name_from_domain(domain: str) -> str:
     label = normalised.split(".", 1)[0]
     registrable = registrable_domain(normalised)
     if registrable is not None:
-        parts = _EXTRACT(registrable)
+        parts = _extractor()(registrable)
         label = parts.domain or label
     words = [word for word in _NAME_SEPARATORS.split(label) if word]
     return " ".join(word[:1].upper() + word[1:] for word in words)

@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, and_, delete, func, or_, select
 from sqlalchemy.orm import Session
@@ -17,7 +17,6 @@ from server.crm.addresses import normalise_address
 from server.crm.capture import LinkInfo
 from server.crm.errors import Conflict, DomainError, NotFound
 from server.crm.paging import Page, keyset_page
-from server.crypto import SecretBox
 from server.mail_ingest.items import CAPTURE_LEVELS
 from server.models import (
     Activity,
@@ -28,6 +27,9 @@ from server.models import (
     User,
     utcnow,
 )
+
+if TYPE_CHECKING:
+    from server.crypto import SecretBox  # type only: cryptography is not needed to capture
 
 
 def owner_address(raw: str) -> str:

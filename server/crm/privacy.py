@@ -76,7 +76,6 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from typing import IO, TYPE_CHECKING, Any
 
-from icalendar import Calendar, Event, vCalAddress, vRecur
 from sqlalchemy import String, delete, func, or_, select, update
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.engine import Engine
@@ -689,6 +688,9 @@ def _rebuilt_eml(
 
 def _ics(meeting: Meeting, activity: Activity) -> bytes:
     """The meeting as iCalendar (METHOD:PUBLISH), rebuilt from its row and iTIP state."""
+    # icalendar is only needed for a person export; importing it up front slowed every capture.
+    from icalendar import Calendar, Event, vCalAddress, vRecur
+
     from server.crm.meetings import meeting_state
 
     state = meeting_state(meeting, activity.subject)

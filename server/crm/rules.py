@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from server.crm.addresses import domain_of, normalise_address, normalise_domain
 from server.crm.bulk import bulk_reason
 from server.crm.errors import DomainError
-from server.crm.settings import get_setting, set_setting
+from server.crm.settings import get_setting, get_settings, set_setting
 from server.crm.sql import insert_ignore
 from server.mail_ingest.items import MailItem, Participant
 from server.models import CaptureRule
@@ -216,6 +216,15 @@ def seed_internal_domains(session: Session, domains: Iterable[str]) -> None:
     session.flush()
 
 
+_POLICY_SETTINGS = (
+    "capture.auto_create_contacts",
+    "capture.skip_internal_only",
+    "capture.skip_mailing_lists",
+    "capture.skip_automated",
+    LOG_HEADER_KEY_SETTING,
+)
+
+
 def load_policy(session: Session) -> CapturePolicy:
     lists: dict[str, set[str]] = {kind: set() for kind in LIST_KINDS}
     never: dict[int, set[str]] = {}
@@ -224,17 +233,18 @@ def load_policy(session: Session) -> CapturePolicy:
             never.setdefault(rule.user_id, set()).add(rule.value)
         elif rule.kind in lists:
             lists[rule.kind].add(rule.value)
-    auto_create = get_setting(session, "capture.auto_create_contacts")
+    settings = get_settings(session, _POLICY_SETTINGS)  # one query, not one per setting
+    auto_create = settings["capture.auto_create_contacts"]
     return CapturePolicy(
         internal_domains=frozenset(lists["internal_domain"]),
         blocked_addresses=frozenset(lists["block_address"]),
         blocked_domains=frozenset(lists["block_domain"]),
         never_log={user: frozenset(values) for user, values in never.items()},
-        skip_internal_only=bool(get_setting(session, "capture.skip_internal_only")),
-        skip_mailing_lists=bool(get_setting(session, "capture.skip_mailing_lists")),
-        skip_automated=bool(get_setting(session, "capture.skip_automated")),
+        skip_internal_only=bool(settings["capture.skip_internal_only"]),
+        skip_mailing_lists=bool(settings["capture.skip_mailing_lists"]),
+        skip_automated=bool(settings["capture.skip_automated"]),
         auto_create=auto_create if auto_create in ("all", "sent", "none") else "all",
-        log_header_key=_text_or_none(get_setting(session, LOG_HEADER_KEY_SETTING)),
+        log_header_key=_text_or_none(settings[LOG_HEADER_KEY_SETTING]),
     )
 
 

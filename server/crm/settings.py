@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select
@@ -22,6 +23,15 @@ DEFAULTS: dict[str, Any] = {
 def get_setting(session: Session, key: str) -> Any:
     row = session.scalar(select(Setting).where(Setting.key == key))
     return DEFAULTS.get(key) if row is None else row.value
+
+
+def get_settings(session: Session, keys: Iterable[str]) -> dict[str, Any]:
+    """Several settings in one query: `get_setting` of each key."""
+    wanted = list(keys)
+    values = {key: DEFAULTS.get(key) for key in wanted}
+    for row in session.scalars(select(Setting).where(Setting.key.in_(wanted))):
+        values[row.key] = row.value
+    return values
 
 
 def set_setting(session: Session, key: str, value: Any) -> None:

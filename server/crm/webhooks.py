@@ -22,17 +22,18 @@ import ipaddress
 import secrets
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.crm.custom_fields import valid_id
 from server.crm.errors import DomainError, NotFound
-from server.crypto import SecretBox
 from server.jobs import enqueue
 from server.models import FollowUp, Webhook, WebhookDelivery, utcnow
+
+if TYPE_CHECKING:
+    from server.crypto import SecretBox
 
 EVENTS = (
     "contact.created",
@@ -90,6 +91,9 @@ def create_webhook(
 
 
 def get_webhook(session: Session, webhook_id: int) -> Webhook:
+    # deferred: custom_fields pulls in the timeline, which capture (it calls emit) never needs
+    from server.crm.custom_fields import valid_id
+
     found = session.get(Webhook, webhook_id) if valid_id(webhook_id) else None
     if found is None:
         raise NotFound(f"no webhook {webhook_id}")

@@ -66,7 +66,3 @@ def import_files(
     stream = prepared_stream(messages(), options, jobs=workers)
     run = capture(db, info, policy, stream, since=since, on_progress=on_progress)
     return ImportResult(run=run, link_id=info.id, unreadable=unreadable)
-
-
-def count_messages(paths: Sequence[Path]) -> int:
-    return FileWalk(paths).count()

@@ -12,8 +12,6 @@ item (reason "internal_error") and the rest of the batch still lands.
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import multiprocessing.forkserver
 import os
 import re
 import threading
@@ -35,6 +33,7 @@ from server.crm.rules import CapturePolicy
 from server.crm.threads import message_key, normalise_message_id, thread_keys
 from server.db import Database
 from server.jobs import LeaseLost
+from server.mail_ingest import parse_server
 from server.mail_ingest.calendar import parse_calendar, recurrence_key
 from server.mail_ingest.dsn import delivery_report
 from server.mail_ingest.errors import BadItem
@@ -284,25 +283,10 @@ def _die_with(parent_pid: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _parse_context() -> multiprocessing.context.ForkServerContext:
-    context = multiprocessing.get_context("forkserver")
-    # The fork server imports the parser once; each pool's processes fork from it ready to work
-    # (without this every sync of a worker paid ~0.6 s of imports per parse process).
-    context.set_forkserver_preload([__name__])
-    return context
-
-
-def start_parse_server() -> None:
-    """Start the fork server now (a long-running worker, at its start), so that its first sync
-    does not wait for it; it imports the parser in its own process meanwhile."""
-    _parse_context()
-    multiprocessing.forkserver.ensure_running()
-
-
 def _pool(jobs: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(
         max_workers=jobs,
-        mp_context=_parse_context(),
+        mp_context=parse_server.context(),
         initializer=_die_with,
         initargs=(os.getpid(),),
     )

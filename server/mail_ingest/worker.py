@@ -41,6 +41,7 @@ from server.crm.webhooks import announce_due_follow_ups
 from server.db import Database
 from server.jobs import ClaimedJob, Requeue, Runner, claim, enqueue, heartbeat, runner_id
 from server.jobs import prune as prune_jobs
+from server.mail_ingest import parse_server
 from server.mail_ingest.graph_notify import JOB as SUBSCRIPTIONS_JOB
 from server.mail_ingest.graph_notify import SubscriptionKeeper
 from server.mail_ingest.idle import IdleWatchers, remember_syncer
@@ -48,7 +49,6 @@ from server.mail_ingest.pipeline import (
     PrepareOptions,
     default_jobs,
     prepare_raw,
-    start_parse_server,
 )
 from server.mail_ingest.sources.drop import DropServer, DropTarget, drop_content
 from server.mail_ingest.sources.files import RawMessage
@@ -224,7 +224,7 @@ class Worker:
         }
         drop = self._start_drop()
         if not once and default_jobs() > 1:
-            start_parse_server()  # warm for the first sync, while the worker looks for work
+            parse_server.start()  # warm for the first sync, while the worker looks for work
         watchers = IdleWatchers(self.db, self.settings, self.runner.owner)
         count = 0
         last_refresh = 0.0

@@ -153,10 +153,10 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.usefixtures("no_network")
 def test_public_suffix_list_needs_no_network_or_cache() -> None:
     extract = tldextract.TLDExtract(
-        suffix_list_urls=domains._EXTRACT.suffix_list_urls,
+        suffix_list_urls=domains._extractor().suffix_list_urls,
         cache_dir=None,
         include_psl_private_domains=True,
     )
-    assert domains._EXTRACT.suffix_list_urls == ()
-    assert not domains._EXTRACT._cache.enabled
+    assert domains._extractor().suffix_list_urls == ()
+    assert not domains._extractor()._cache.enabled
     assert extract("mail.acme.co.uk").top_domain_under_public_suffix == "acme.co.uk"

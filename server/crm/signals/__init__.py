@@ -13,7 +13,31 @@ Signals are computed when mail arrives (for the contacts it touched) and stored 
 they become due, so reading them is one indexed query; docs/signals.md explains each kind.
 """
 
-from server.crm.signals.model import KINDS, Kind
-from server.crm.signals.read import SignalView, list_signals, signals_for_contacts
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from server.crm.signals.model import KINDS, Kind
+    from server.crm.signals.read import SignalView, list_signals, signals_for_contacts
 
 __all__ = ["KINDS", "Kind", "SignalView", "list_signals", "signals_for_contacts"]
+
+# Imported on first use: capture imports only `dirty`, and read.py (with the cards) is slow to load.
+_LAZY = {
+    "KINDS": "model",
+    "Kind": "model",
+    "SignalView": "read",
+    "list_signals": "read",
+    "signals_for_contacts": "read",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The names above, from their submodule."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
+    globals()[name] = value
+    return value
