@@ -631,7 +631,7 @@ _CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
     ("read files (server/mail_ingest/sources)", ("server/mail_ingest/sources",)),
     ("capture rules (server/crm/rules.py, bulk.py, addresses.py, domains)", ("server/crm/rules", "server/crm/bulk", "server/crm/addresses", "server/crm/domains", "tldextract")),
     ("threading keys (server/crm/threads.py)", ("server/crm/threads",)),
-    ("blobs: hashing + compression (server/crm/blobs.py)", ("server/crm/blobs",)),
+    ("blobs: hashing + compression (server/crm/blobs.py, blob_parts.py)", ("server/crm/blobs", "server/crm/blob_parts")),
     ("capture core: ORM/Core statements (server/crm/*)", ("server/crm/",)),
     ("pipeline (server/mail_ingest/pipeline.py, importer.py)", ("server/mail_ingest/pipeline", "server/mail_ingest/importer")),
     ("SQLAlchemy (compile, execute, ORM)", ("sqlalchemy",)),
@@ -642,7 +642,7 @@ _CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
 ]  # fmt: skip
 _BUILTIN_CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
     ("SQLite (C: execute/executemany/commit)", ("sqlite3",)),
-    ("blobs: hashing + compression (server/crm/blobs.py)", ("zlib", "_hashlib", "sha256", "zstd", "lzma")),
+    ("blobs: hashing + compression (server/crm/blobs.py, blob_parts.py)", ("zlib", "_hashlib", "sha256", "zstd", "lzma", "b2a_base64")),
     ("main process idle: waiting for parse workers", ("acquire",)),
     ("multiprocessing + pickling", ("pickle", "_pickle", "recv_bytes", "send_bytes", "_posixsubprocess", "select", "poll")),
 ]  # fmt: skip
