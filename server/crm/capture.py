@@ -248,6 +248,9 @@ class Capturer:
 
         plan: list[_Planned] = [self._plan(session, prepared, known) for prepared in mails]
         new = [s.target for s in plan if s.outcome == "captured" and s.target is not None]
+        self.threads.create(session)
+        for target in new:  # threads started or merged while the batch was planned
+            target.values["thread_id"] = self.threads.resolve(target.values["thread_id"])  # type: ignore[arg-type]
         put_blobs(session, [b for target in new for b in target.blobs])
         self._insert_activities(session, new)
 

@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, bindparam, case, delete, insert, or_, select, update
+from sqlalchemy import Table, bindparam, case, delete, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from server.crm.sql import insert_ignore
+from server.crm.sql import dialect_of, insert_ignore
 from server.crm.threads import ThreadKeys
 from server.models import Activity, Thread, ThreadKey
 from server.models.base import UTCDateTime
@@ -28,18 +28,26 @@ SUBJECT_FALLBACK_WINDOW = timedelta(days=45)
 class ThreadStore:
     """Key → thread id, cached for a capture run (call `forget()` after a rollback).
 
-    New keys are written by `touch()` at the end of a batch, in one statement: the cache answers
-    for them until then."""
+    A new thread gets a pending (negative) id from `assign()`; `create()` inserts a batch's new
+    threads in one statement, and `resolve()` turns any id `assign()` handed out (pending, or
+    merged into another thread since) into the thread's id. New keys are written by `touch()` at
+    the end of a batch, in one statement: the cache answers for them until then."""
 
     def __init__(self) -> None:
         self._threads: dict[str, int] = {}
         self._last_at: dict[int, datetime | None] = {}
         self._unwritten: dict[str, int] = {}
+        self._new: dict[int, dict[str, object]] = {}  # pending id → the thread's row
+        self._became: dict[int, int] = {}  # pending or merged-away id → the id it became
+        self._pending = 0
 
     def forget(self) -> None:
         self._threads.clear()
         self._last_at.clear()
         self._unwritten.clear()
+        self._new.clear()
+        self._became.clear()
+        self._pending = 0
 
     def prefetch(self, session: Session, keys: Iterable[str]) -> None:
         missing = [k for k in set(keys) if k not in self._threads]
@@ -59,7 +67,7 @@ class ThreadStore:
     ) -> int:
         """The thread id for an item with these keys, creating or merging threads as needed."""
         strong = keys.strong_keys()
-        found = sorted({self._threads[k] for k in strong if k in self._threads})
+        found = sorted({self._threads[k] for k in strong if k in self._threads}, key=_older_first)
         if not found and not strong and keys.subject and keys.subject in self._threads:
             candidate = self._threads[keys.subject]
             last_at = self._last_at.get(candidate)
@@ -70,14 +78,13 @@ class ThreadStore:
             if len(found) > 1:
                 self._merge(session, thread_id, found[1:])
         else:
-            thread_id = (
-                session.connection()
-                .execute(
-                    _NEW_THREAD,
-                    {"subject": subject[:1000], "first_at": occurred_at, "last_at": occurred_at},
-                )
-                .scalar_one()
-            )
+            self._pending += 1
+            thread_id = -self._pending
+            self._new[thread_id] = {
+                "subject": subject[:1000],
+                "first_at": occurred_at,
+                "last_at": occurred_at,
+            }
         self._register(session, thread_id, keys.all_keys())
         previous = self._last_at.get(thread_id)
         if previous is None or occurred_at > previous:
@@ -96,19 +103,47 @@ class ThreadStore:
                 self._unwritten[key] = thread_id
 
     def _merge(self, session: Session, keep: int, others: list[int]) -> None:
-        session.execute(
-            update(Activity).where(Activity.thread_id.in_(others)).values(thread_id=keep)
-        )
-        session.execute(
-            update(ThreadKey).where(ThreadKey.thread_id.in_(others)).values(thread_id=keep)
-        )
-        session.execute(delete(Thread).where(Thread.id.in_(others)))
+        stored = [other for other in others if other > 0]
+        if stored:
+            session.execute(
+                update(Activity).where(Activity.thread_id.in_(stored)).values(thread_id=keep)
+            )
+            session.execute(
+                update(ThreadKey).where(ThreadKey.thread_id.in_(stored)).values(thread_id=keep)
+            )
+            session.execute(delete(Thread).where(Thread.id.in_(stored)))
+        self._renumber(dict.fromkeys(others, keep))
+        for other in others:
+            self._new.pop(other, None)
+            self._last_at.pop(other, None)
+
+    def _renumber(self, became: dict[int, int]) -> None:
         for keys in (self._threads, self._unwritten):
             for key, thread_id in keys.items():
-                if thread_id in others:
-                    keys[key] = keep
-        for other in others:
-            self._last_at.pop(other, None)
+                if thread_id in became:
+                    keys[key] = became[thread_id]
+        self._became.update(became)
+
+    def resolve(self, thread_id: int) -> int:
+        """The id of the thread that `assign()` answered `thread_id` for, after `create()`."""
+        while thread_id in self._became:
+            thread_id = self._became[thread_id]
+        return thread_id
+
+    def create(self, session: Session) -> None:
+        """Insert the threads `assign()` started since the last call, in one statement."""
+        if not self._new:
+            return
+        pending = list(self._new)
+        ids = _allocate_ids(session, len(pending))
+        rows = [{**self._new[p], "id": i} for p, i in zip(pending, ids, strict=True)]
+        session.connection().execute(insert(THREADS), rows)
+        became = dict(zip(pending, ids, strict=True))
+        self._renumber(became)
+        for old, new in became.items():
+            if old in self._last_at:
+                self._last_at[new] = self._last_at.pop(old)
+        self._new.clear()
 
     def touch(self, session: Session, stats: dict[int, tuple[datetime, datetime, int]]) -> None:
         """Write the batch's new keys, and update each thread's first/last dates and activity
@@ -124,8 +159,28 @@ class ThreadStore:
             )
 
 
+def _older_first(thread_id: int) -> tuple[bool, int]:
+    """Stored threads before pending ones, each oldest first: a merge keeps the first."""
+    return thread_id < 0, abs(thread_id)
+
+
+def _allocate_ids(session: Session, count: int) -> list[int]:
+    """`count` ids for new threads. PostgreSQL hands them out from the table's sequence; on
+    SQLite the capture transaction holds the database's write lock (BEGIN IMMEDIATE), so the
+    ids after the largest are free until it commits."""
+    if dialect_of(session) == "postgresql":
+        rows = session.execute(
+            text(
+                "SELECT nextval(pg_get_serial_sequence('threads', 'id')) FROM generate_series(1, :n)"
+            ),
+            {"n": count},
+        )
+        return [int(row[0]) for row in rows]
+    largest = session.scalar(select(func.max(Thread.id))) or 0
+    return list(range(largest + 1, largest + 1 + count))
+
+
 THREADS = cast(Table, Thread.__table__)
-_NEW_THREAD = insert(THREADS).returning(THREADS.c.id)
 _first = bindparam("first", type_=UTCDateTime())
 _last = bindparam("last", type_=UTCDateTime())
 _TOUCH = (

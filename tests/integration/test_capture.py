@@ -25,6 +25,7 @@ from server.models import (
     MailboxObservation,
     QuarantinedItem,
     Thread,
+    ThreadKey,
 )
 from tests.conftest import Cli
 from tests.support.mail import BASE_DATE, days, make_email, write_maildir, write_mbox
@@ -67,6 +68,42 @@ def test_reimport_captures_nothing_new(db: Database, settings: Settings, tmp_pat
     assert count(db, ActivityParticipant) == 10
     assert count(db, MailboxObservation) == 5
     assert count(db, CaptureDecision, CaptureDecision.decision == "captured") == 5
+
+
+def test_a_message_joining_two_branches_merges_them_within_a_batch_and_across_batches(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """Branches started in an earlier import and in the same batch become one thread when a
+    message references them all; no thread is left behind empty."""
+
+    def mail(mid: str, n: int, refs: tuple[str, ...] = ()) -> bytes:
+        return make_email(
+            sender=CLARA,
+            to=ANNA,
+            message_id=f"<{mid}@bl>",
+            subject=f"Part {n}",  # no shared subject: only the references tie them
+            references=[f"<{r}@bl>" for r in refs],
+            date=BASE_DATE + days(n),
+        )
+
+    run_import(db, settings, write_maildir(tmp_path / "a", [mail("x1", 1)]))
+    batch = [
+        mail("y1", 2),
+        mail("z1", 3),
+        mail("join", 4, ("x1", "y1", "z1")),
+        mail("w", 5, ("join",)),
+    ]
+    assert run_import(db, settings, write_maildir(tmp_path / "b", batch)).run.counts.captured == 4
+    with db.session() as session:
+        threads = session.scalars(select(Thread)).all()
+        assert len(threads) == 1
+        thread = threads[0]
+        assert set(session.scalars(select(Activity.thread_id))) == {thread.id}
+        assert thread.activity_count == 5
+        assert (thread.first_at, thread.last_at) == (BASE_DATE + days(1), BASE_DATE + days(5))
+        keys = session.execute(select(ThreadKey.key, ThreadKey.thread_id)).all()
+        assert {t for _, t in keys} == {thread.id}
+        assert len(keys) >= 5  # every message's own id
 
 
 def test_reply_before_parent_joins_one_thread(
