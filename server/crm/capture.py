@@ -215,6 +215,10 @@ class Capturer:
         skipped_by: dict[int, str] = {}
         if mails:
             skipped_by = self._capture_mails(session, mails, rows, counts, thread_stats)
+            # The emails' new contacts, made together before the meetings look people up.
+            self.people.create(session)
+            for row in rows.participants:
+                row["contact_id"] = self.people.resolve(row["contact_id"])  # type: ignore[arg-type]
         calendars = self._without_erased_meetings(calendars, rows, counts)
         if calendars:
             self._capture_meetings(session, calendars, skipped_by, rows, counts)
@@ -524,7 +528,7 @@ class Capturer:
             name = choose_display_name([(p.name, occurred_at)], p.address)
             if self._is_external(p.address):
                 sighting = Sighting(p.address, name, p.role, way, occurred_at)
-                contact_id = self.people.contact_for(session, sighting)
+                contact_id = self.people.contact_for(session, sighting, deferred=True)
             rows.participants.append(
                 {
                     "activity_id": activity_id,

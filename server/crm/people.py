@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from server.crm import privacy
 from server.crm.domains import company_domain_for, company_name_from_domain
 from server.crm.rules import AutoCreate
-from server.crm.sql import insert_ignore_returning
+from server.crm.sql import allocate_ids, insert_ignore_returning
 from server.models import (
     Activity,
     ActivityParticipant,
@@ -61,6 +61,11 @@ class People:
         self._history_loaded: set[str] = set()
         self._last_contacted: dict[int, datetime] = {}
         self._names: dict[int, tuple[str, datetime]] = {}
+        # Contacts `contact_for(deferred=True)` answered with a pending (negative) id: the first
+        # sighting and the company of each, until `create()`; then what each became (kept until
+        # the next `create()` only, so that it does not grow with the mailbox).
+        self._pending: dict[int, tuple[Sighting, int | None]] = {}
+        self._became: dict[int, int] = {}
 
     def forget(self) -> None:
         self.__init__(self.policy)  # type: ignore[misc]
@@ -112,11 +117,14 @@ class People:
             self._history_loaded.update(chunk)
 
     def contact_for(
-        self, session: Session, seen: Sighting, *, may_create: bool = True
+        self, session: Session, seen: Sighting, *, may_create: bool = True, deferred: bool = False
     ) -> int | None:
         """The contact for this sighting, created when the policy says so (and `may_create`:
         an all-hands meeting's thousand attendees link to existing contacts only). An erased
-        person (capture has put their placeholder in place of the address) is never one."""
+        person (capture has put their placeholder in place of the address) is never one.
+
+        With `deferred`, a new contact gets a pending id, and `create()` makes the batch's new
+        contacts together; `resolve()` then gives each one's id."""
         if privacy.is_erased_placeholder(seen.address):
             return None
         if seen.direction == "outgoing" and seen.role in RECIPIENT_ROLES:
@@ -125,7 +133,7 @@ class People:
             self._wrote_back.add(seen.address)
         contact_id = self._contacts.get(seen.address)
         if contact_id is None and may_create and self._should_create(seen.address):
-            contact_id = self._create(session, seen)
+            contact_id = self._defer(session, seen) if deferred else self._create(session, seen)
         if contact_id is not None:
             self._note(contact_id, seen)
         return contact_id
@@ -174,6 +182,96 @@ class People:
         connection.execute(_ADOPT_PAST_MAIL, {"new_owner": contact_id, "addr": seen.address})
         self._contacts[seen.address] = contact_id
         return contact_id
+
+    def _defer(self, session: Session, seen: Sighting) -> int:
+        contact_id = -1 - len(self._pending)
+        self._pending[contact_id] = (seen, self._company_for(session, seen.address))
+        self._contacts[seen.address] = contact_id
+        return contact_id
+
+    def create(self, session: Session) -> None:
+        """Create the contacts deferred since the last call, a few statements for all of them.
+
+        Another worker may create a contact for the same address at the same moment: the
+        address's unique index decides, and a contact that lost its address is dropped for the
+        winner's."""
+        if not self._pending:
+            return
+        pending = list(self._pending.items())
+        ids = allocate_ids(session, "contacts", len(pending))
+        now = utcnow()
+        connection = session.connection()
+        connection.execute(
+            _NEW_CONTACTS,
+            [
+                {
+                    "id": contact_id,
+                    "name": seen.name[:300],
+                    "company_id": company_id,
+                    "name_seen_at": seen.occurred_at if seen.name else None,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for contact_id, (_, (seen, company_id)) in zip(ids, pending, strict=True)
+            ],
+        )
+        claims = [
+            {"contact_id": contact_id, "address": seen.address, "is_primary": True}
+            for contact_id, (_, (seen, _company)) in zip(ids, pending, strict=True)
+        ]
+        claimed = {
+            row[0]
+            for row in insert_ignore_returning(
+                session, "contact_emails", ["address"], ["contact_id"], claims
+            )
+        }
+        lost = [claim for claim in claims if claim["contact_id"] not in claimed]
+        winners: dict[str, int] = {}
+        if lost:
+            connection.execute(_DROP_CONTACT, [{"id": claim["contact_id"]} for claim in lost])
+            winners = dict(
+                session.execute(
+                    select(ContactEmail.address, ContactEmail.contact_id).where(
+                        ContactEmail.address.in_([claim["address"] for claim in lost])
+                    )
+                ).all()
+            )
+        # Mail captured before the contact existed (another policy, an earlier pass) joins it.
+        adopted = [
+            {"new_owner": claim["contact_id"], "addr": claim["address"]}
+            for claim in claims
+            if claim["contact_id"] in claimed
+        ]
+        if adopted:
+            connection.execute(_ADOPT_PAST_MAIL, adopted)
+        became = {
+            pending_id: int(claim["contact_id"])  # type: ignore[call-overload]
+            if claim["contact_id"] in claimed
+            else winners[str(claim["address"])]
+            for (pending_id, _), claim in zip(pending, claims, strict=True)
+        }
+        self._renumber(became)
+        self._pending.clear()
+
+    def _renumber(self, became: dict[int, int]) -> None:
+        for address, contact_id in self._contacts.items():
+            if contact_id in became:
+                self._contacts[address] = became[contact_id]
+        for old, new in became.items():
+            when = self._last_contacted.pop(old, None)
+            if when is not None and (
+                new not in self._last_contacted or when > self._last_contacted[new]
+            ):
+                self._last_contacted[new] = when
+            name = self._names.pop(old, None)
+            if name is not None and (new not in self._names or name[1] > self._names[new][1]):
+                self._names[new] = name
+        self._became = became
+
+    def resolve(self, contact_id: int | None) -> int | None:
+        """The id of the contact `contact_for(deferred=True)` answered `contact_id` for (until the
+        batch's `create()`, a pending id)."""
+        return None if contact_id is None else self._became.get(contact_id, contact_id)
 
     def _company_for(self, session: Session, address: str) -> int | None:
         domain = company_domain_for(address)
@@ -251,6 +349,9 @@ _NEW_CONTACT = (
     insert(CONTACTS)
     .values(source="capture", lifecycle_stage="lead", custom_fields={}, version=1)
     .returning(CONTACTS.c.id)
+)
+_NEW_CONTACTS = insert(CONTACTS).values(
+    source="capture", lifecycle_stage="lead", custom_fields={}, version=1
 )
 _DROP_CONTACT = delete(CONTACTS).where(CONTACTS.c.id == bindparam("id"))
 _NEW_COMPANY = insert(COMPANIES).values(custom_fields={}, version=1).returning(COMPANIES.c.id)

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Executable, Row, Table
+from sqlalchemy import Executable, Row, Table, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult
@@ -97,3 +97,18 @@ def core_rows(
     if session.autoflush:
         session.flush()
     return session.connection().execute(statement, params).all()
+
+
+def allocate_ids(session: Session, table_name: str, count: int) -> list[int]:
+    """`count` ids for rows about to be inserted into `table_name` in one statement. PostgreSQL
+    hands them out from the table's sequence; on SQLite the caller's transaction holds the
+    database's write lock (capture begins IMMEDIATE), so the ids after the largest are free until
+    it commits."""
+    if dialect_of(session) == "postgresql":
+        rows = session.execute(
+            text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
+            {"t": table_name, "n": count},
+        )
+        return [int(row[0]) for row in rows]
+    largest = session.scalar(select(func.max(table(table_name).c.id))) or 0
+    return list(range(largest + 1, largest + 1 + count))

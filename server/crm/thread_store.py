@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, bindparam, case, delete, func, insert, or_, select, text, update
+from sqlalchemy import Table, bindparam, case, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from server.crm.sql import dialect_of, insert_ignore
+from server.crm.sql import allocate_ids, insert_ignore
 from server.crm.threads import ThreadKeys
 from server.models import Activity, Thread, ThreadKey
 from server.models.base import UTCDateTime
@@ -135,7 +135,7 @@ class ThreadStore:
         if not self._new:
             return
         pending = list(self._new)
-        ids = _allocate_ids(session, len(pending))
+        ids = allocate_ids(session, "threads", len(pending))
         rows = [{**self._new[p], "id": i} for p, i in zip(pending, ids, strict=True)]
         session.connection().execute(insert(THREADS), rows)
         became = dict(zip(pending, ids, strict=True))
@@ -162,22 +162,6 @@ class ThreadStore:
 def _older_first(thread_id: int) -> tuple[bool, int]:
     """Stored threads before pending ones, each oldest first: a merge keeps the first."""
     return thread_id < 0, abs(thread_id)
-
-
-def _allocate_ids(session: Session, count: int) -> list[int]:
-    """`count` ids for new threads. PostgreSQL hands them out from the table's sequence; on
-    SQLite the capture transaction holds the database's write lock (BEGIN IMMEDIATE), so the
-    ids after the largest are free until it commits."""
-    if dialect_of(session) == "postgresql":
-        rows = session.execute(
-            text(
-                "SELECT nextval(pg_get_serial_sequence('threads', 'id')) FROM generate_series(1, :n)"
-            ),
-            {"n": count},
-        )
-        return [int(row[0]) for row in rows]
-    largest = session.scalar(select(func.max(Thread.id))) or 0
-    return list(range(largest + 1, largest + 1 + count))
 
 
 THREADS = cast(Table, Thread.__table__)
