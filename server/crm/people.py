@@ -146,41 +146,11 @@ class People:
         return False
 
     def _create(self, session: Session, seen: Sighting) -> int:
-        """A contact for a new address. Another worker may create one for the same address at
-        the same moment: the address's unique index decides, and the loser uses the winner's."""
-        company_id = self._company_for(session, seen.address)
-        now = utcnow()
-        connection = session.connection()
-        contact_id = int(
-            connection.execute(
-                _NEW_CONTACT,
-                {
-                    "name": seen.name[:300],
-                    "company_id": company_id,
-                    "name_seen_at": seen.occurred_at if seen.name else None,
-                    "created_at": now,
-                    "updated_at": now,
-                },
-            ).scalar_one()
-        )
-        claimed = insert_ignore_returning(
-            session,
-            "contact_emails",
-            ["address"],
-            ["contact_id"],
-            [{"contact_id": contact_id, "address": seen.address, "is_primary": True}],
-        )
-        if not claimed:
-            connection.execute(_DROP_CONTACT, {"id": contact_id})
-            winner = session.scalar(
-                select(ContactEmail.contact_id).where(ContactEmail.address == seen.address)
-            )
-            assert winner is not None
-            self._contacts[seen.address] = winner
-            return winner
-        # Mail captured before the contact existed (another policy, an earlier pass) joins it.
-        connection.execute(_ADOPT_PAST_MAIL, {"new_owner": contact_id, "addr": seen.address})
-        self._contacts[seen.address] = contact_id
+        """A contact for a new address, now (the meeting capture writes its rows at once)."""
+        pending = self._defer(session, seen)
+        self.create(session)
+        contact_id = self.resolve(pending)
+        assert contact_id is not None
         return contact_id
 
     def _defer(self, session: Session, seen: Sighting) -> int:
@@ -345,11 +315,6 @@ class People:
 CONTACTS = cast(Table, Contact.__table__)
 COMPANIES = cast(Table, Company.__table__)
 PARTICIPANTS = cast(Table, ActivityParticipant.__table__)
-_NEW_CONTACT = (
-    insert(CONTACTS)
-    .values(source="capture", lifecycle_stage="lead", custom_fields={}, version=1)
-    .returning(CONTACTS.c.id)
-)
 _NEW_CONTACTS = insert(CONTACTS).values(
     source="capture", lifecycle_stage="lead", custom_fields={}, version=1
 )
