@@ -29,7 +29,9 @@ BLOB_COLUMNS = ("sha256", "size", "compression", "data")
 
 MIN_COMPRESS_SIZE = 256
 SAMPLE_SIZE = 16 * 1024
-ZSTD_LEVEL = 3
+# Level 1, not the default 3: on the benchmark corpus it stores 0.3% more (59.4 against 59.2 MB)
+# and the parse workers spend 5-8% less CPU per message.
+ZSTD_LEVEL = 1
 
 
 class BlobCorrupted(Exception):

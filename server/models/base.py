@@ -6,6 +6,7 @@ type) as on PostgreSQL; JSON is JSONB on PostgreSQL so custom fields can be filt
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,6 +46,22 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[datetime | None], Any] | None:
+        """On SQLite, the conversion above and SQLAlchemy's formatting as one function: an import
+        binds a dozen timestamps per message, and the two steps were 5% of its main process.
+        The text is SQLAlchemy's own SQLite format ("2026-11-26 13:05:00.000000")."""
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to a UTC column; attach a time zone")
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+        return process
 
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")

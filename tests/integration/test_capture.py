@@ -459,6 +459,27 @@ def test_mbox_maildir_and_eml_all_import(
     assert count(db, Activity) == 6
 
 
+def test_a_file_over_the_size_cap_is_quarantined_with_its_beginning(
+    db: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.crm.blobs import get_blob
+    from server.mail_ingest.sources import files
+
+    monkeypatch.setattr(files, "MAX_MESSAGE_BYTES", 3000)
+    monkeypatch.setattr(files, "TOO_LARGE_KEEP", 1000)
+    big = make_email(sender=CLARA, to=ANNA, subject="Huge", body="x" * 5000)
+    at_cap = make_email(sender=CLARA, to=ANNA, subject="Just fits", body="y" * 100)
+    at_cap += b"z" * (3000 - len(at_cap))  # exactly the cap: still read whole
+    result = run_import(db, settings, write_maildir(tmp_path / "a", [big, at_cap]))
+    assert result.run.counts.captured == 1
+    assert result.run.counts.quarantined == {"too_large": 1}
+    with db.session() as session:
+        item = session.scalars(select(QuarantinedItem)).one()
+        assert get_blob(session, item.raw_sha256) == big[:1000]
+        subject = session.scalars(select(Activity.subject)).one()
+    assert subject == "Just fits"
+
+
 def test_attachments_metadata_always_content_only_at_full(
     db: Database, settings: Settings, tmp_path: Path
 ) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MAX_MESSAGE_BYTES = 200 * 1024 * 1024
+TOO_LARGE_KEEP = 1024 * 1024  # of a message over the cap, for the quarantine
 MAILDIR_SUBDIRS = ("cur", "new")
 ICS_SUFFIXES = (".ics", ".ical", ".ifb")
 
@@ -168,11 +169,19 @@ def _relative(root: Path, path: Path) -> str:
 
 
 def _read_capped(path: Path) -> tuple[bytes, bool]:
+    """The file's bytes, or its first megabyte when it is over the size cap.
+
+    Unbuffered and sized from fstat: `read(cap)` on a buffered file allocates the whole cap
+    (200 MB) for every message before shrinking it, which cost three times the read itself.
+    """
+    with path.open("rb", buffering=0) as fh:
+        if os.fstat(fh.fileno()).st_size <= MAX_MESSAGE_BYTES:
+            data = fh.readall()
+            if len(data) <= MAX_MESSAGE_BYTES:
+                return data, False
+            return data[:TOO_LARGE_KEEP], True  # it grew while we looked
     with path.open("rb") as fh:
-        data = fh.read(MAX_MESSAGE_BYTES + 1)
-    if len(data) > MAX_MESSAGE_BYTES:
-        return data[: 1024 * 1024], True
-    return data, False
+        return fh.read(TOO_LARGE_KEEP), True
 
 
 def _single_file(path: Path, folder: str, kind: str) -> RawMessage | Unreadable:
@@ -234,7 +243,7 @@ def _mbox_messages(path: Path, folder: str) -> Iterator[RawMessage | Unreadable]
                 parts.append(line)
             elif not truncated:
                 truncated = True
-                parts = [b"".join(parts)[: 1024 * 1024]]
+                parts = [b"".join(parts)[:TOO_LARGE_KEEP]]
         if parts:
             yield _mbox_message(parts, folder, index, truncated)
 
