@@ -38,7 +38,13 @@ from server.mail_ingest.mime_tree import (
     walk,
 )
 
-__all__ = ["attached_messages", "calendar_parts", "inline_forward_headers", "parse_message"]
+__all__ = [
+    "attached_messages",
+    "calendar_parts",
+    "inline_forward_headers",
+    "parse_message",
+    "parse_message_and_calendar",
+]
 
 DEFAULT_ATTACHMENT_CAP = 25 * 1024 * 1024
 MAX_HEADER_VALUE = 2000
@@ -279,10 +285,12 @@ def _attachment(
 
 def _fill_structure(
     item: MailItem, buf: bytes, block: HeaderBlock, start: int, want_body: bool, cap: int | None
-) -> None:
+) -> list[bytes]:
+    """Body, snippet and attachments from the part tree; returns its calendar payloads."""
     defects = item.defects
     root = make_part(buf, start, len(buf), 0, defects, block=block)
     walk(buf, root, defects)
+    calendar = _calendar_payloads(buf, root)
     bodies, attachments = _classify(buf, root)
     if want_body:
         texts = [_part_text(buf, part, defects) for part in bodies]
@@ -292,6 +300,7 @@ def _fill_structure(
     in_raw = buf is item.raw  # offsets into `buf` are offsets into the raw bytes
     for index, part in enumerate(attachments, 1):
         item.attachments.append(_attachment(buf, part, index, keep_up_to, defects, in_raw=in_raw))
+    return calendar
 
 
 def _stage(item: MailItem, what: str, exc: Exception) -> None:
@@ -313,6 +322,31 @@ def parse_message(
     subject (want_body=False: plus subject and attachment metadata), full (plus body text,
     snippet and attachment content up to `attachment_content_cap` bytes; None = no cap).
     Raises `BadItem` only for bytes that are not an email; other problems go to `defects`.
+    """
+    item, _ = parse_message_and_calendar(
+        raw,
+        want_subject=want_subject,
+        want_body=want_body,
+        attachment_content_cap=attachment_content_cap,
+        provider_id=provider_id,
+        folder=folder,
+    )
+    return item
+
+
+def parse_message_and_calendar(
+    raw: bytes,
+    *,
+    want_subject: bool = True,
+    want_body: bool = True,
+    attachment_content_cap: int | None = DEFAULT_ATTACHMENT_CAP,
+    provider_id: str = "",
+    folder: str = "",
+) -> tuple[MailItem, list[bytes] | None]:
+    """`parse_message`, with what `calendar_parts` would return for the message, taken from
+    the part tree the parse walked anyway; None when it walked none (metadata level, or a
+    broken structure), so the caller looks the slow way. Searching every message's bytes for
+    calendar headers on top of the parse was 6% of a parse worker's time.
     """
     if not isinstance(raw, bytes | bytearray | memoryview):
         raise BadItem("not_bytes", f"expected message bytes, got {type(raw).__name__}")
@@ -339,14 +373,15 @@ def parse_message(
         _fill_headers(item, block.fields, want_subject)
     except Exception as exc:
         _stage(item, "the headers", exc)
+    calendar = None
     if want_subject:
         try:
-            _fill_structure(item, buf, block, start, want_body, attachment_content_cap)
+            calendar = _fill_structure(item, buf, block, start, want_body, attachment_content_cap)
         except Exception as exc:
             _stage(item, "the MIME structure", exc)
     # One broken part can repeat the same note hundreds of times.
     item.defects = list(dict.fromkeys(item.defects))[:MAX_DEFECTS]
-    return item
+    return item, calendar
 
 
 def _structure(raw: bytes) -> tuple[bytes, Part] | None:
@@ -371,11 +406,14 @@ def calendar_parts(raw: bytes) -> list[bytes]:
         parsed = _structure(raw)
         if parsed is None:
             return []
-        buf, root = parsed
-        found = [decode_payload(buf, part, []) for part in leaves(root) if _is_calendar(part)]
-        return list(dict.fromkeys(found))
+        return _calendar_payloads(*parsed)
     except Exception:  # a hint for the calendar parser only: never raise
         return []
+
+
+def _calendar_payloads(buf: bytes, root: Part) -> list[bytes]:
+    found = [decode_payload(buf, part, []) for part in leaves(root) if _is_calendar(part)]
+    return list(dict.fromkeys(found))
 
 
 def attached_messages(raw: bytes) -> list[bytes]:

@@ -38,7 +38,7 @@ from server.mail_ingest.calendar import parse_calendar, recurrence_key
 from server.mail_ingest.dsn import delivery_report
 from server.mail_ingest.errors import BadItem
 from server.mail_ingest.items import CalendarItem, MailItem
-from server.mail_ingest.mime import calendar_parts, parse_message
+from server.mail_ingest.mime import calendar_parts, parse_message_and_calendar
 from server.mail_ingest.sources.files import RawMessage, Unreadable
 from server.models import MailboxLink, utcnow
 
@@ -103,7 +103,7 @@ def prepare_raw(message: RawMessage, options: PrepareOptions) -> Prepared:
     if message.kind == "calendar":
         return prepare_calendar_file(message)
     try:
-        item = parse_message(
+        item, calendar = parse_message_and_calendar(
             message.raw,
             want_subject=options.level != "metadata",
             want_body=options.level == "full",
@@ -119,7 +119,7 @@ def prepare_raw(message: RawMessage, options: PrepareOptions) -> Prepared:
         return _quarantined(
             message.raw, message.folder, message.provider_id, "internal_error", repr(exc)[:2000]
         )
-    item.calendar = carried_calendar(message.raw, item)
+    item.calendar = carried_calendar(message.raw, item, calendar)
     return prepare_item(item, options)
 
 
@@ -164,16 +164,19 @@ def _top_headers(raw: bytes) -> bytes:
     return raw[:end] if end >= 0 else raw[:65536]
 
 
-def carried_calendar(raw: bytes, item: MailItem) -> list[CalendarItem]:
+def carried_calendar(
+    raw: bytes, item: MailItem, parts: list[bytes] | None = None
+) -> list[CalendarItem]:
     """The meetings an email carries (invite, reply, cancellation...), identical copies once.
 
-    Outlook sends an invite both as a text/calendar alternative and as invite.ics; a part that
-    is not iCalendar is noted on the email, which is captured either way.
+    `parts` are its calendar payloads when the parse found them already; without them the
+    raw bytes are searched. Outlook sends an invite both as a text/calendar alternative and as
+    invite.ics; a part that is not iCalendar is noted on the email, captured either way.
     """
-    if not mentions_calendar(raw):
-        return []
+    if parts is None:
+        parts = calendar_parts(raw) if mentions_calendar(raw) else []
     found: dict[tuple[object, ...], CalendarItem] = {}
-    for part in calendar_parts(raw):
+    for part in parts:
         try:
             events = parse_calendar(part, provider_id=item.provider_id, folder=item.folder)
         except BadItem as exc:

@@ -21,6 +21,7 @@ from server.crm.meetings import (
     occurrences,
 )
 from server.mail_ingest.calendar import parse_calendar, recurrence_key
+from server.mail_ingest.mime import calendar_parts, parse_message_and_calendar
 from server.mail_ingest.pipeline import (
     PrepareOptions,
     carried_calendar,
@@ -229,3 +230,27 @@ def test_outlooks_two_copies_of_an_invite_are_one_item_and_private_mail_makes_it
     [item] = prepared.calendar
     assert item.uid.endswith("C0FFEE42") and item.private
     assert carried_calendar(NEWSLETTER, prepared.item) == []  # mentions, but has none
+
+
+@pytest.mark.parametrize("level", ["full", "subject", "metadata"])
+def test_every_level_finds_the_invite_the_byte_search_finds(level: str) -> None:
+    calendar = (DATA / "series_invite.ics").read_text()
+    raw = calendar_email(
+        calendar,
+        sender="anna.berg@northwind.example",
+        to=["tom.clark@contoso.example"],
+        subject="Weekly sync",
+        date=START,
+        attach_ics=True,
+    )
+    walked = parse_message_and_calendar(
+        raw, want_subject=level != "metadata", want_body=level == "full"
+    )[1]
+    # The parse hands over the payloads it met on its walk; metadata walks nothing.
+    assert walked == (None if level == "metadata" else calendar_parts(raw))
+    assert len(calendar_parts(raw)) == 1  # the alternative and invite.ics: the same bytes
+    options = PrepareOptions(level, frozenset(), frozenset({"anna.berg@northwind.example"}))
+    [item] = prepare_raw(RawMessage(raw, "Sent", "1"), options).calendar
+    assert item.uid.endswith("C0FFEE42")
+    for plain in (PLAIN, NEWSLETTER):
+        assert parse_message_and_calendar(plain)[1] == []
