@@ -42,6 +42,8 @@ __all__ = [
 # Whole raw values longer than this are garbage (a header line may not exceed 998 characters).
 _MAX_ADDRESS_LENGTH = 998
 _MAX_DOMAIN_LENGTH = 255
+# Lower-case ASCII labels joined by dots: canonical as it stands, no decoding to do.
+_PLAIN_DOMAIN = re.compile(r"[a-z0-9-]+(?:\.[a-z0-9-]+)+")
 
 # RFC 5322 "specials" that may not appear unquoted in a local part; '.' is handled separately.
 _LOCAL_SPECIALS = frozenset('()<>[]:;@\\,"')
@@ -85,6 +87,12 @@ def normalise_domain(raw: str) -> str | None:
     literal (returned as `[192.0.2.1]` / `[ipv6:2001:db8::1]`). A leading '@' is tolerated so that
     configuration values like `@acme.com` work.
     """
+    if len(raw) <= _MAX_DOMAIN_LENGTH and _PLAIN_DOMAIN.fullmatch(raw) and "xn--" not in raw:
+        return raw  # already canonical: most domains, and all 14,000 of the free-mail list
+    return _normalise_any_domain(raw)
+
+
+def _normalise_any_domain(raw: str) -> str | None:
     domain = raw.strip().lstrip("@").translate(_DOT_LIKE).rstrip(".")
     if not domain or len(domain) > _MAX_DOMAIN_LENGTH:
         return None

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from server.crm.addresses import (
+    _normalise_any_domain,
     choose_display_name,
     domain_of,
     looks_like_no_reply,
@@ -257,3 +258,17 @@ def test_normalise_address_is_idempotent(raw: str) -> None:
 @given(raw=st.emails())
 def test_normalise_address_ignores_ascii_case(raw: str) -> None:
     assert normalise_address(raw.swapcase()) == normalise_address(raw)
+
+
+@given(st.text(alphabet="abcxyz019-.AZ_ é@[]\u3002", max_size=40))
+def test_the_plain_domain_shortcut_changes_no_result(raw: str) -> None:
+    assert normalise_domain(raw) == _normalise_any_domain(raw)
+
+
+def test_every_free_mail_entry_normalises_as_before() -> None:
+    from importlib.resources import files
+
+    text = files("server.crm").joinpath("data/freemail_domains.txt").read_text(encoding="utf-8")
+    entries = [line.strip() for line in text.splitlines() if line.strip()[:1] not in ("", "#")]
+    assert len(entries) > 10_000
+    assert [normalise_domain(e) for e in entries] == [_normalise_any_domain(e) for e in entries]
