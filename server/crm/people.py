@@ -300,14 +300,15 @@ class People:
                 [{"cid": cid, "when": when} for cid, when in self._last_contacted.items()],
             )
         # Only names capture chose itself (name_seen_at set) are replaced, and only by newer ones.
+        # The same name seen again only moves its date: setting `name` re-indexes the contact
+        # for search even when it does not change (1,700 times in a 5,000-message import).
         if self._names:
-            connection.execute(
-                _RENAME,
-                [
-                    {"cid": cid, "new_name": name[:300], "seen": when}
-                    for cid, (name, when) in self._names.items()
-                ],
-            )
+            names = [
+                {"cid": cid, "new_name": name[:300], "seen": when}
+                for cid, (name, when) in self._names.items()
+            ]
+            connection.execute(_SAME_NAME_SEEN, names)
+            connection.execute(_RENAME, names)
         self._last_contacted.clear()
         self._names.clear()
 
@@ -336,15 +337,24 @@ _TOUCH_CONTACTED = (
     .values(last_contacted_at=_when)
 )
 _seen = bindparam("seen", type_=UTCDateTime())
+_newer = and_(CONTACTS.c.name_seen_at.is_not(None), CONTACTS.c.name_seen_at < _seen)
+_SAME_NAME_SEEN = (
+    update(CONTACTS)
+    .where(
+        CONTACTS.c.id == bindparam("cid"),
+        CONTACTS.c.source == "capture",
+        CONTACTS.c.name == bindparam("new_name"),
+        _newer,
+    )
+    .values(name_seen_at=_seen)
+)
 _RENAME = (
     update(CONTACTS)
     .where(
         CONTACTS.c.id == bindparam("cid"),
         CONTACTS.c.source == "capture",
-        or_(
-            CONTACTS.c.name == "",
-            and_(CONTACTS.c.name_seen_at.is_not(None), CONTACTS.c.name_seen_at < _seen),
-        ),
+        CONTACTS.c.name != bindparam("new_name"),
+        or_(CONTACTS.c.name == "", _newer),
     )
     .values(name=bindparam("new_name"), name_seen_at=_seen)
 )

@@ -222,6 +222,23 @@ def test_names_follow_the_most_recent_but_never_overwrite_a_typed_name(
         assert session.scalars(select(Contact.name)).one() == "Dr. Clara Jensen"
 
 
+def test_the_same_name_seen_later_keeps_an_older_other_name_out(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    def from_clara(name: str, day: int) -> bytes:
+        sender = f"{name} <clara@brightline-dental.co.uk>"
+        return make_email(sender=sender, to=ANNA, date=BASE_DATE + days(day))
+
+    run_import(db, settings, write_maildir(tmp_path / "a", [from_clara("Clara Jensen", 1)]))
+    run_import(db, settings, write_maildir(tmp_path / "b", [from_clara("Clara Jensen", 9)]))
+    # An older archive, imported last, knew her by another name: day 5 is older than day 9.
+    run_import(db, settings, write_maildir(tmp_path / "c", [from_clara("C. Jensen", 5)]))
+    with db.session() as session:
+        contact = session.scalars(select(Contact)).one()
+    assert contact.name == "Clara Jensen"
+    assert contact.name_seen_at == BASE_DATE + days(9)
+
+
 @pytest.mark.parametrize(
     ("headers", "sender", "rule"),
     [
