@@ -132,7 +132,9 @@ class Part:
 
     @property
     def filename(self) -> str:
-        name = self.disposition_params.get("filename") or self.params.get("name") or ""
+        name = self.disposition_params.get("filename") or self.params.get("name")
+        if not name:
+            return ""  # most parts: asked for every part, several times
         # Windows mailers send full paths ("C:\\Users\\x\\Report.pdf"); keep the last component.
         name = name.replace("\\", "/").rsplit("/", 1)[-1]
         return "".join(ch for ch in name if ch >= " " and ch != "\x7f").strip()[:255]
