@@ -285,12 +285,11 @@ def _attachment(
 
 def _fill_structure(
     item: MailItem, buf: bytes, block: HeaderBlock, start: int, want_body: bool, cap: int | None
-) -> list[bytes]:
-    """Body, snippet and attachments from the part tree; returns its calendar payloads."""
+) -> Part:
+    """Body, snippet and attachments from the part tree, which is returned."""
     defects = item.defects
     root = make_part(buf, start, len(buf), 0, defects, block=block)
     walk(buf, root, defects)
-    calendar = _calendar_payloads(buf, root)
     bodies, attachments = _classify(buf, root)
     if want_body:
         texts = [_part_text(buf, part, defects) for part in bodies]
@@ -300,7 +299,7 @@ def _fill_structure(
     in_raw = buf is item.raw  # offsets into `buf` are offsets into the raw bytes
     for index, part in enumerate(attachments, 1):
         item.attachments.append(_attachment(buf, part, index, keep_up_to, defects, in_raw=in_raw))
-    return calendar
+    return root
 
 
 def _stage(item: MailItem, what: str, exc: Exception) -> None:
@@ -376,7 +375,8 @@ def parse_message_and_calendar(
     calendar = None
     if want_subject:
         try:
-            calendar = _fill_structure(item, buf, block, start, want_body, attachment_content_cap)
+            root = _fill_structure(item, buf, block, start, want_body, attachment_content_cap)
+            calendar = _calendar_payloads(buf, root)
         except Exception as exc:
             _stage(item, "the MIME structure", exc)
     # One broken part can repeat the same note hundreds of times.
