@@ -38,7 +38,7 @@ class RawMessage:
         if self.path is None:
             return self
         try:
-            raw, too_large = _read_capped(Path(self.path))
+            raw, too_large = _read_capped(self.path)
         except OSError as exc:
             return Unreadable(self.path, exc.strerror or str(exc))
         return RawMessage(raw, self.folder, self.provider_id, self.kind, too_large)
@@ -168,19 +168,19 @@ def _relative(root: Path, path: Path) -> str:
         return path.name
 
 
-def _read_capped(path: Path) -> tuple[bytes, bool]:
+def _read_capped(path: str | Path) -> tuple[bytes, bool]:
     """The file's bytes, or its first megabyte when it is over the size cap.
 
     Unbuffered and sized from fstat: `read(cap)` on a buffered file allocates the whole cap
     (200 MB) for every message before shrinking it, which cost three times the read itself.
     """
-    with path.open("rb", buffering=0) as fh:
+    with open(path, "rb", buffering=0) as fh:
         if os.fstat(fh.fileno()).st_size <= MAX_MESSAGE_BYTES:
             data = fh.readall()
             if len(data) <= MAX_MESSAGE_BYTES:
                 return data, False
             return data[:TOO_LARGE_KEEP], True  # it grew while we looked
-    with path.open("rb") as fh:
+    with open(path, "rb") as fh:
         return fh.read(TOO_LARGE_KEEP), True
 
 
@@ -199,12 +199,12 @@ def _maildir_messages(
         directory = folder_path / sub
         if not directory.is_dir():
             continue
-        for name in sorted(os.listdir(directory)):
-            path = directory / name
-            if not path.is_file():
-                continue
+        # scandir knows regular files from the directory itself: no stat per message.
+        with os.scandir(directory) as scan:
+            names = sorted((entry.name, entry.path) for entry in scan if entry.is_file())
+        for name, path in names:
             if by_path:
-                yield RawMessage(b"", folder, _maildir_id(name), "mail", path=str(path))
+                yield RawMessage(b"", folder, _maildir_id(name), "mail", path=path)
                 continue
             try:
                 raw, too_large = _read_capped(path)
