@@ -164,6 +164,10 @@ def parse_date(value: str, defects: list[str], name: str = "Date") -> datetime |
     return parsed
 
 
+# Control characters other than the tab and line breaks that folding leaves (split away below).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def _ascii_label(label: str) -> str:
     if label.startswith("xn--"):
         try:
@@ -174,7 +178,10 @@ def _ascii_label(label: str) -> str:
 
 
 def normalise_address(address: str) -> str | None:
-    """Lower-case addr-spec with punycode domains shown in Unicode; None without a usable '@'."""
+    """Lower-case addr-spec with punycode domains shown in Unicode; None without a usable '@'
+    or with a control character (a NUL in an address broke the whole batch on PostgreSQL)."""
+    if _CONTROL.search(address):
+        return None
     cleaned = "".join(address.split()).strip("<>\"'()[]{},;:.").lower()
     if cleaned.startswith("mailto:"):  # Outlook's "Name [mailto:x@y]" pasted into headers
         cleaned = cleaned[7:]

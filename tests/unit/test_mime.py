@@ -506,6 +506,20 @@ def test_address_names_are_decoded_and_dropped_when_equal_to_address() -> None:
     ]
 
 
+def test_addresses_with_control_characters_are_skipped() -> None:
+    # Found by fuzzing capture on PostgreSQL, which refuses NUL in text: the whole batch failed.
+    raw = b"From: 0@\x00 <anna@northwind.example>\nTo: a\x01b@x.example, c@x.example\n\nHi\n"
+
+    item = parse_message(raw)
+
+    assert [(p.role, p.address) for p in item.participants] == [
+        ("from", "anna@northwind.example"),
+        ("to", "c@x.example"),
+    ]
+    assert "1 from entries without a usable address skipped" in item.defects
+    assert "1 to entries without a usable address skipped" in item.defects
+
+
 def test_kept_header_values_are_unfolded_and_truncated() -> None:
     raw = simple(
         "List-Unsubscribe: <mailto:unsub@list.example>,\n\t<https://list.example/u>\n"
