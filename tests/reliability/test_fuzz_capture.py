@@ -66,6 +66,8 @@ def capture_one(
 # keys: a quarantined message's key taken from its raw Message-ID, and a calendar UID.
 @example(("mail", b"Message-ID: <\x00@h>\r\nList-Id: x\r\n\r\n"))
 @example(("mail", b"Message-ID: <" + b"n" * 700 + b"@h>\r\nList-Id: x\r\n\r\n"))
+# And a NUL in an address, by the suite itself on PostgreSQL (2026-11-26).
+@example(("mail", b"From: 0@\x00 <anna@northwind-supplies.com>\r\nContent-Type: text/plain\r\n"))
 @example(
     (
         "calendar",
@@ -73,9 +75,7 @@ def capture_one(
         b"DTSTART:20260101T100000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
     )
 )
-def test_every_hostile_input_is_captured_skipped_or_quarantined_with_its_reason(
-    db: Database, settings: Settings, kind_and_raw: tuple[str, bytes]
-) -> None:
+def _every_hostile_input(db: Database, settings: Settings, kind_and_raw: tuple[str, bytes]) -> None:
     kind, raw = kind_and_raw
     folder = f"fuzz-{next(_folders)}"
     key, reason = within_watchdog(lambda: capture_one(db, settings, kind, raw, folder), raw)
@@ -106,7 +106,12 @@ def test_every_hostile_input_is_captured_skipped_or_quarantined_with_its_reason(
     _tried["inputs"] += 1
 
 
-def test_zz_report_inputs_tried() -> None:
-    """Records what the test above tried (for the bench); runs last in this module."""
-    assert _tried["inputs"] > 0 or EXAMPLES == 0
-    scale.record("fuzz", "capture into the database", **_tried)
+def test_every_hostile_input_is_captured_skipped_or_quarantined_with_its_reason(
+    db: Database, settings: Settings
+) -> None:
+    # The test counts its own inputs for the bench: test processes share no counters.
+    before = dict(_tried)
+    _every_hostile_input(db, settings)
+    tried = {key: _tried[key] - before[key] for key in _tried}
+    assert tried["inputs"] > 0 or EXAMPLES == 0
+    scale.record("fuzz", "capture into the database", **tried)
