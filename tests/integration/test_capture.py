@@ -497,6 +497,38 @@ def test_a_file_over_the_size_cap_is_quarantined_with_its_beginning(
     assert subject == "Just fits"
 
 
+def test_an_import_freezes_the_heap_while_it_captures_and_hands_it_back_after(
+    db: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    from server.mail_ingest import importer
+
+    real_capture = importer.capture
+    frozen_during: list[int] = []
+
+    def capture(*args: object, **kwargs: object) -> object:
+        frozen_during.append(gc.get_freeze_count())
+        return real_capture(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(importer, "capture", capture)
+    gc.unfreeze()
+    result = run_import(
+        db, settings, write_maildir(tmp_path / "a", [make_email(sender=CLARA, to=ANNA)])
+    )
+    assert result.run.counts.captured == 1
+    assert frozen_during and frozen_during[0] > 10_000  # modules and mappers at least
+    assert gc.get_freeze_count() == 0  # collectable again once the import is over
+
+    def failing_capture(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(importer, "capture", failing_capture)
+    with pytest.raises(RuntimeError, match="went away"):
+        run_import(db, settings, write_maildir(tmp_path / "b", [make_email(sender=CLARA, to=ANNA)]))
+    assert gc.get_freeze_count() == 0  # handed back on failure too
+
+
 def test_attachments_metadata_always_content_only_at_full(
     db: Database, settings: Settings, tmp_path: Path
 ) -> None:
