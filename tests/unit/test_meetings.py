@@ -213,17 +213,21 @@ def test_mentions_calendar(raw: bytes, found: bool) -> None:
     assert mentions_calendar(raw) is found
 
 
-def test_outlooks_two_copies_of_an_invite_are_one_item_and_private_mail_makes_it_private() -> None:
-    calendar = (DATA / "series_invite.ics").read_text()
-    raw = calendar_email(
-        calendar,
+def outlook_invite(headers: dict[str, str] | None = None) -> bytes:
+    """Anna's weekly-sync invite as Outlook sends it: a text/calendar part and invite.ics."""
+    return calendar_email(
+        (DATA / "series_invite.ics").read_text(),
         sender="anna.berg@northwind.example",
         to=["tom.clark@contoso.example"],
         subject="Weekly sync",
         date=START,
         attach_ics=True,
-        headers={"Sensitivity": "Private"},
+        headers=headers,
     )
+
+
+def test_outlooks_two_copies_of_an_invite_are_one_item_and_private_mail_makes_it_private() -> None:
+    raw = outlook_invite({"Sensitivity": "Private"})
     options = PrepareOptions("full", frozenset(), frozenset({"anna.berg@northwind.example"}))
     prepared = prepare_raw(RawMessage(raw, "Sent", "1"), options)
     assert prepared.item is not None and prepared.item.calendar == []
@@ -234,15 +238,7 @@ def test_outlooks_two_copies_of_an_invite_are_one_item_and_private_mail_makes_it
 
 @pytest.mark.parametrize("level", ["full", "subject", "metadata"])
 def test_every_level_finds_the_invite_the_byte_search_finds(level: str) -> None:
-    calendar = (DATA / "series_invite.ics").read_text()
-    raw = calendar_email(
-        calendar,
-        sender="anna.berg@northwind.example",
-        to=["tom.clark@contoso.example"],
-        subject="Weekly sync",
-        date=START,
-        attach_ics=True,
-    )
+    raw = outlook_invite()
     walked = parse_message_and_calendar(
         raw, want_subject=level != "metadata", want_body=level == "full"
     )[1]
