@@ -375,7 +375,8 @@ def build(database_url: str, data_dir: Path, data: Dataset, plan: list[Any]) -> 
     from server.crm.users import add_user, create_token
     from server.crm.viewer import Viewer
     from server.db import Database
-    from server.mail_ingest.pipeline import PrepareOptions, capture, prepare_item
+    from server.mail_ingest.pipeline import capture
+    from server.mail_ingest.prepare import PrepareOptions, prepare_item
     from server.models import Company, Contact
 
     settings = load_settings()

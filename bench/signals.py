@@ -104,7 +104,7 @@ def capture_items(db: Any, staff: int, items: list[Any]) -> float:
     from server.crm.capture import Capturer
     from server.crm.mailboxes import import_link, link_info
     from server.crm.rules import load_policy
-    from server.mail_ingest.pipeline import PrepareOptions, prepare_item
+    from server.mail_ingest.prepare import PrepareOptions, prepare_item
 
     with db.session() as session:
         info = link_info(import_link(session, f"{lookup.STAFF[staff]}@{lookup.COMPANY_DOMAIN}"))

@@ -41,13 +41,12 @@ from server.crm.bounces import record_bounces
 from server.crm.direction import direction as classify_direction
 from server.crm.meetings import CalendarSighting, MeetingBatch, MeetingCapture
 from server.crm.people import People, Sighting
+from server.crm.prepared import Prepared, effective_level
 from server.crm.rules import CapturePolicy, in_domains, skip_reason
 from server.crm.signals import dirty as signals_dirty
 from server.crm.sql import insert_ignore, insert_ignore_returning, upsert
 from server.crm.thread_store import ThreadStore
-from server.crm.threads import ThreadKeys
-from server.mail_ingest.dsn import DeliveryReport
-from server.mail_ingest.items import CAPTURE_LEVELS, CalendarItem, MailItem
+from server.mail_ingest.items import CAPTURE_LEVELS, MailItem
 from server.models import (
     Activity,
     ActivityParticipant,
@@ -58,37 +57,6 @@ from server.models import (
 
 SAME_EMAIL_DATE_TOLERANCE = timedelta(days=2)
 STORED_ROLES = ("from", "to", "cc", "bcc")
-PRIVATE_SENSITIVITIES = frozenset({"private", "company-confidential", "confidential", "personal"})
-
-
-@dataclass
-class Prepared:
-    """An item ready for capture: parsed, keyed, and its blobs computed (in a worker process).
-
-    `item` is the email (None for an .ics file); `calendar` the meetings it carries, or the
-    file's events."""
-
-    folder: str
-    provider_id: str
-    item: MailItem | None = None
-    calendar: list[CalendarItem] = field(default_factory=list)
-    keys: ThreadKeys | None = None
-    message_key: str = ""
-    raw_blob: dict[str, object] | None = None
-    body_blob: dict[str, object] | None = None
-    attachment_blobs: list[dict[str, object] | None] = field(default_factory=list)
-    # set when the bytes could not be read as an email: they go to quarantine
-    quarantine_reason: str | None = None
-    quarantine_detail: str = ""
-    # a bounce: what it says, read while the raw bytes were at hand (server.crm.bounces)
-    report: DeliveryReport | None = None
-    trace_note: str = ""  # added to the capture decision's detail
-
-    @property
-    def weight(self) -> int:
-        """Bytes of packed blobs it holds: what a batch of them costs in memory."""
-        blobs = [self.raw_blob, self.body_blob, *self.attachment_blobs]
-        return sum(len(b["data"]) for b in blobs if b is not None and isinstance(b["data"], bytes))
 
 
 @dataclass(frozen=True)
@@ -157,11 +125,6 @@ def email_identity(message_key: str, sender: str) -> str:
 
 def level_index(level: str) -> int:
     return CAPTURE_LEVELS.index(level)
-
-
-def effective_level(item: MailItem, link_level: str) -> str:
-    sensitivity = item.headers.get("sensitivity", "").strip().lower()
-    return "metadata" if sensitivity in PRIVATE_SENSITIVITIES else link_level
 
 
 def _insert(session: Session):  # type: ignore[no-untyped-def]

@@ -82,7 +82,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from server.crm.addresses import normalise_address
-from server.crm.blobs import blob_row, get_blob, put_blob, unpack_blob_row
+from server.crm.blob_rows import blob_row, unpack_blob_row
+from server.crm.blobs import get_blob, put_blob
 from server.crm.errors import Conflict, DomainError, Forbidden, NotFound
 from server.crm.rules import in_domains
 from server.crm.settings import get_setting
@@ -120,7 +121,7 @@ from server.models import (
 )
 
 if TYPE_CHECKING:
-    from server.crm.capture import Prepared
+    from server.crm.prepared import Prepared
 
 # Capture (`people`, `capture`) imports this module, and the services that erasing and exporting
 # use (activities, meetings, users, signals) import capture's modules in turn: those are imported

@@ -29,7 +29,7 @@ from server.crm.capture import Capturer
 from server.crm.mailboxes import import_link, link_info
 from server.crm.rules import load_policy, log_header_key, log_header_value
 from server.crm.viewer import Viewer
-from server.mail_ingest.pipeline import PrepareOptions, prepare_raw
+from server.mail_ingest.prepare import PrepareOptions, prepare_raw
 from server.mail_ingest.sources.files import RawMessage
 from server.mail_out.campaign_mail import build_message, unsubscribe_url
 from server.mail_out.campaigns import record_sent

@@ -14,13 +14,8 @@ from server.crm.capture import CaptureCounts
 from server.crm.mailboxes import import_link, link_info
 from server.crm.rules import load_policy, seed_internal_domains
 from server.db import Database
-from server.mail_ingest.pipeline import (
-    CaptureRun,
-    PrepareOptions,
-    capture,
-    default_jobs,
-    prepared_stream,
-)
+from server.mail_ingest.pipeline import CaptureRun, capture, default_jobs, prepared_stream
+from server.mail_ingest.prepare import PrepareOptions
 from server.mail_ingest.sources.files import FileWalk, RawMessage, Unreadable
 
 

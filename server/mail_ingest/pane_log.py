@@ -42,7 +42,7 @@ from server.crm.threads import normalise_message_id
 from server.crm.viewer import Viewer
 from server.mail_ingest.items import MailItem, Participant, Role
 from server.mail_ingest.mime_text import SNIPPET_LENGTH, reply_snippet
-from server.mail_ingest.pipeline import PrepareOptions, prepare_item
+from server.mail_ingest.prepare import PrepareOptions, prepare_item
 from server.models import Activity, MailboxLink
 
 PANE_FOLDER = "Logged from Outlook"

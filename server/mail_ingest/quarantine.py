@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 
 from server.crm.blobs import get_blob
-from server.crm.capture import CaptureCounts, Prepared
+from server.crm.capture import CaptureCounts
 from server.crm.mailboxes import link_info
+from server.crm.prepared import Prepared
 from server.crm.rules import load_policy
 from server.db import Database
-from server.mail_ingest.pipeline import PrepareOptions, capture, prepare_raw
+from server.mail_ingest.pipeline import capture
+from server.mail_ingest.prepare import PrepareOptions, prepare_raw
 from server.mail_ingest.sources.files import ICS_SUFFIXES, RawMessage
 from server.models import MailboxLink, QuarantinedItem, utcnow
 

@@ -18,8 +18,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from server.config import Settings
-from server.crm.capture import CaptureCounts, Capturer, Prepared
+from server.crm.capture import CaptureCounts, Capturer
 from server.crm.mailboxes import link_info, record_failure, record_success
+from server.crm.prepared import Prepared
 from server.crm.rules import load_policy, seed_internal_domains
 from server.crm.sql import upsert
 from server.crm.timeparse import parse_since
@@ -33,14 +34,9 @@ from server.mail_ingest.oauth import (
     link_graph_token_source,
     link_token_source,
 )
-from server.mail_ingest.pipeline import (
-    PrepareOptions,
-    Preparer,
-    commit_batch,
-    default_jobs,
-    prepare_item,
-)
+from server.mail_ingest.pipeline import Preparer, commit_batch, default_jobs
 from server.mail_ingest.prefetch import Prefetch
+from server.mail_ingest.prepare import PrepareOptions, prepare_item
 from server.mail_ingest.sources.ews import EwsFolder, EwsSettings, EwsSource, ews_token_source
 from server.mail_ingest.sources.files import RawMessage
 from server.mail_ingest.sources.graph import GraphFolder, GraphSettings, GraphSource

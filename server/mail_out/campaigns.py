@@ -56,7 +56,7 @@ from server.crm.threads import normalise_message_id
 from server.crm.viewer import Viewer
 from server.db import Database
 from server.jobs import ClaimedJob, Requeue, heartbeat
-from server.mail_ingest.pipeline import PrepareOptions, prepare_raw
+from server.mail_ingest.prepare import PrepareOptions, prepare_raw
 from server.mail_ingest.sources.files import RawMessage
 from server.mail_out.campaign_mail import build_message, unsubscribe_url
 from server.mail_out.campaign_paths import (

@@ -114,17 +114,17 @@ def test_quarantined_mail_is_listed_and_captured_by_a_retry_after_a_fix(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from server.mail_ingest import pipeline
+    from server.mail_ingest import prepare
     from server.mail_ingest.errors import BadItem
 
-    real_parse = pipeline.parse_message_and_calendar
+    real_parse = prepare.parse_message_and_calendar
 
     def old_buggy_parser(raw: bytes, **kwargs: object) -> object:
         if b"Tricky" in raw:
             raise BadItem("not_an_email", "this version could not read it")
         return real_parse(raw, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(pipeline, "parse_message_and_calendar", old_buggy_parser)
+    monkeypatch.setattr(prepare, "parse_message_and_calendar", old_buggy_parser)
     tricky = make_email(sender=CLARA, to=ANNA, subject="Tricky one", message_id="<t@x>")
     capture(settings, db, tmp_path / "anna", tricky, make_email(sender=CLARA, to=ANNA))
     with db.session() as session:
@@ -139,7 +139,7 @@ def test_quarantined_mail_is_listed_and_captured_by_a_retry_after_a_fix(
     assert explain(api, item["message_key"])["decisions"][0]["quarantined_item_id"] == item["id"]
     assert api("GET", f"/api/v1/admin/quarantine?link_id={link_id + 1}").get_json()["items"] == []
 
-    monkeypatch.setattr(pipeline, "parse_message_and_calendar", real_parse)  # the "upgrade"
+    monkeypatch.setattr(prepare, "parse_message_and_calendar", real_parse)  # the "upgrade"
     assert (
         api("POST", "/api/v1/admin/quarantine/retry", {"link_id": link_id + 1}).status_code == 404
     )

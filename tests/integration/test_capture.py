@@ -560,17 +560,17 @@ def test_attachments_metadata_always_content_only_at_full(
 def test_quarantined_mail_is_captured_by_a_retry_after_a_fix(
     db: Database, settings: Settings, tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from server.mail_ingest import pipeline
+    from server.mail_ingest import prepare
     from server.mail_ingest.errors import BadItem
 
-    real_parse = pipeline.parse_message_and_calendar
+    real_parse = prepare.parse_message_and_calendar
 
     def old_buggy_parser(raw: bytes, **kwargs: object) -> object:
         if b"Tricky" in raw:
             raise BadItem("not_an_email", "this version could not read it")
         return real_parse(raw, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(pipeline, "parse_message_and_calendar", old_buggy_parser)
+    monkeypatch.setattr(prepare, "parse_message_and_calendar", old_buggy_parser)
     emails = [
         make_email(sender=CLARA, to=ANNA, subject="Tricky one"),
         make_email(sender=CLARA, to=ANNA),
@@ -578,7 +578,7 @@ def test_quarantined_mail_is_captured_by_a_retry_after_a_fix(
     first = run_import(db, settings, write_maildir(tmp_path / "a", emails))
     assert (first.run.counts.captured, sum(first.run.counts.quarantined.values())) == (1, 1)
 
-    monkeypatch.setattr(pipeline, "parse_message_and_calendar", real_parse)  # the "upgrade"
+    monkeypatch.setattr(prepare, "parse_message_and_calendar", real_parse)  # the "upgrade"
     result = cli("capture", "retry")
     assert result.exit_code == 0, result.output
     assert "1 quarantined messages retried: 1 now read (1 captured" in result.output

@@ -20,7 +20,8 @@ from icalendar import Calendar
 from sqlalchemy import select, text
 
 from server.config import Settings
-from server.crm.blobs import get_blob, unpack
+from server.crm.blob_rows import unpack
+from server.crm.blobs import get_blob
 from server.crm.privacy import ERASED, Scrubber
 from server.crm.trace import trace_message
 from server.db import Database

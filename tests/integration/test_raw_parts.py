@@ -13,7 +13,8 @@ from sqlalchemy import delete, func, select, update
 
 from server.config import Settings
 from server.crm.activities import collect_orphan_blobs, remove_content
-from server.crm.blobs import get_blob, sha256_hex
+from server.crm.blob_rows import sha256_hex
+from server.crm.blobs import get_blob
 from server.crm.privacy import export_person
 from server.db import Database
 from server.mail_ingest.importer import import_files

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from sqlalchemy import inspect, text
 
-from server.crm.blobs import unpack
+from server.crm.blob_rows import unpack
 from server.db import Database
 
 # Full-text indexes whose words are only in the index itself (contentless FTS5 tables): read

@@ -17,7 +17,8 @@ from server.crm.capture import Capturer
 from server.crm.mailboxes import import_link, link_info
 from server.crm.rules import load_policy, seed_internal_domains
 from server.db import Database
-from server.mail_ingest.pipeline import PrepareOptions, commit_batch, prepare_raw
+from server.mail_ingest.pipeline import commit_batch
+from server.mail_ingest.prepare import PrepareOptions, prepare_raw
 from server.mail_ingest.sources.files import RawMessage
 from server.models import CaptureDecision, QuarantinedItem
 from tests.reliability import scale

@@ -10,7 +10,7 @@ import pytest
 
 from server.crm import blob_parts
 from server.crm.blob_parts import Span
-from server.crm.blobs import blob_row, raw_blob_row, unpack_blob_row
+from server.crm.blob_rows import blob_row, raw_blob_row, unpack_blob_row
 from server.mail_ingest.mime import parse_message
 
 CONTENT = bytes(range(256)) * 40  # 10 KB that no line-length choice can make regular by chance
@@ -161,7 +161,7 @@ def test_every_sample_message_reads_back_exactly(monkeypatch: pytest.MonkeyPatch
     however small: whatever was cut out comes back."""
     from pathlib import Path
 
-    from server.mail_ingest.pipeline import PrepareOptions, prepare_raw
+    from server.mail_ingest.prepare import PrepareOptions, prepare_raw
     from server.mail_ingest.sources.files import FileWalk, RawMessage
 
     monkeypatch.setattr(blob_parts, "MIN_CUT", 1)

@@ -22,7 +22,7 @@ from server.crm.meetings import (
 )
 from server.mail_ingest.calendar import parse_calendar, recurrence_key
 from server.mail_ingest.mime import calendar_parts, parse_message_and_calendar
-from server.mail_ingest.pipeline import (
+from server.mail_ingest.prepare import (
     PrepareOptions,
     carried_calendar,
     mentions_calendar,

@@ -25,17 +25,18 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 
-from server.crm.capture import Capturer, Prepared
+from server.crm.capture import Capturer
 from server.crm.contacts import create_contact
 from server.crm.deals import DealInput, create_deal
 from server.crm.mailboxes import import_link, link_info
+from server.crm.prepared import Prepared
 from server.crm.rules import CapturePolicy
 from server.crm.signals.store import recompute_everything, refresh_dirty, save_settings
 from server.crm.users import add_user
 from server.crm.viewer import Viewer
 from server.db import Database
 from server.mail_ingest.items import CalendarItem, MailItem, Participant
-from server.mail_ingest.pipeline import PrepareOptions, prepare_item
+from server.mail_ingest.prepare import PrepareOptions, prepare_item
 from server.models import Signal, SignalEvidence, Stage
 
 NOW = datetime(2026, 3, 20, 12, tzinfo=UTC)

@@ -1,0 +1,60 @@
+"""Parse workers start from a fork server that imported only the parser, and keep what they
+inherit out of the garbage collector's walks (`gc.freeze()`)."""
+
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+from pathlib import Path
+
+from server.mail_ingest import parse_server, pipeline
+from tests.support.modules import imported
+
+
+def test_parse_workers_start_with_what_they_inherited_frozen() -> None:
+    with pipeline._pool(2) as pool:
+        frozen = [pool.submit(gc.get_freeze_count).result() for _ in range(4)]
+    assert all(count > 10_000 for count in frozen), frozen  # the parser's modules at least
+
+
+def test_parse_workers_import_the_parser_and_not_the_database_layer() -> None:
+    with pipeline._pool(1) as pool:
+        parser = pool.submit(imported, "server.mail_ingest.mime").result()
+        database = [
+            pool.submit(imported, name).result() for name in ("sqlalchemy", "server.models")
+        ]
+    assert parser == ["server.mail_ingest.mime"]  # preloaded by the fork server
+    assert database == [[], []]
+
+
+def test_what_the_fork_server_preloads_imports_no_database_layer() -> None:
+    """Checked in a fresh interpreter: this one has imported everything already."""
+    code = (
+        "import sys\n"
+        f"for name in {parse_server.PRELOAD!r}: __import__(name)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sqlalchemy'"
+        " or m.startswith('server.models')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_console_script_run_again_by_a_worker_imports_no_command_line() -> None:
+    """multiprocessing runs the parent's main script again in each process it starts, as
+    `__mp_main__`: the installed `rapport` script must then import nothing heavy."""
+    script = Path(sys.executable).with_name("rapport")
+    code = (
+        "import runpy, sys\n"
+        f"runpy.run_path({str(script)!r}, run_name='__mp_main__')\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'sqlalchemy', 'click'}))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('server.')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split("\n")[:2] == ["[]", "['server.entry']"]
+
+
+def test_the_console_script_runs_the_command_line() -> None:
+    script = Path(sys.executable).with_name("rapport")
+    done = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True)
+    assert "Usage: rapport" in done.stdout and "import" in done.stdout
