@@ -1,18 +1,28 @@
-"""The `rapport` console script's entry point: it imports the command line only when called.
+"""The `rapport` command's entry point (the console script and `python -m server`).
 
-multiprocessing runs a script's main module again in every process it starts (to find what the
-parent defined there), guarded by `__name__`. With `server.cli` named in the script, each parse
-worker imported click, SQLAlchemy and the configuration it never uses (~25 MB and a third of a
-second of CPU each, before its first message). `python -m server` is not affected: a package's
-`__main__` is never run again.
+It imports the command line only when called: multiprocessing runs a script's main module again
+in every process it starts (to find what the parent defined there), guarded by `__name__`. With
+`server.cli` named in the script, each parse worker imported click, SQLAlchemy and the
+configuration it never uses (~25 MB and a third of a second of CPU each, before its first
+message).
+
+When the command is done, what is left in memory only has to be torn down: frozen out of the
+garbage collector's sight, the interpreter's last collections skip it. After a 5,000-message
+import that exit took 0.5-0.6 s, and 0.15 s frozen. The database is closed before (the command
+line closes it when the command ends), and standard streams and logging are flushed at exit
+as always.
 """
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 
 def main() -> Any:
     from server.cli import main as cli
 
-    return cli(prog_name="rapport")
+    try:
+        return cli(prog_name="rapport")
+    finally:
+        gc.freeze()

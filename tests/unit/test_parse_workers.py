@@ -6,7 +6,6 @@ from __future__ import annotations
 import gc
 import subprocess
 import sys
-from pathlib import Path
 
 from server.mail_ingest import parse_server, pipeline
 from tests.support.modules import imported
@@ -38,23 +37,3 @@ def test_what_the_fork_server_preloads_imports_no_database_layer() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
-
-
-def test_the_console_script_run_again_by_a_worker_imports_no_command_line() -> None:
-    """multiprocessing runs the parent's main script again in each process it starts, as
-    `__mp_main__`: the installed `rapport` script must then import nothing heavy."""
-    script = Path(sys.executable).with_name("rapport")
-    code = (
-        "import runpy, sys\n"
-        f"runpy.run_path({str(script)!r}, run_name='__mp_main__')\n"
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'sqlalchemy', 'click'}))\n"
-        "print(sorted(m for m in sys.modules if m.startswith('server.')))"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.split("\n")[:2] == ["[]", "['server.entry']"]
-
-
-def test_the_console_script_runs_the_command_line() -> None:
-    script = Path(sys.executable).with_name("rapport")
-    done = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True)
-    assert "Usage: rapport" in done.stdout and "import" in done.stdout
