@@ -161,14 +161,15 @@ def capture(
     capturer = Capturer(link, policy, since=since)
     batch: list[Prepared] = []
     weight = 0
-    for item in prepared:
-        batch.append(item)
-        weight += item.weight
-        if len(batch) >= batch_size or weight >= BATCH_BYTES:
+    with db.background_checkpoints():
+        for item in prepared:
+            batch.append(item)
+            weight += item.weight
+            if len(batch) >= batch_size or weight >= BATCH_BYTES:
+                _commit_batch(db, capturer, batch, run, on_progress)
+                batch, weight = [], 0
+        if batch:
             _commit_batch(db, capturer, batch, run, on_progress)
-            batch, weight = [], 0
-    if batch:
-        _commit_batch(db, capturer, batch, run, on_progress)
     run.finished = time.monotonic()
     return run
 

@@ -180,7 +180,10 @@ def sync_link(
     capturer = Capturer(info, policy, since=since)
     options = PrepareOptions(info.capture_level, policy.internal_domains, info.owner_addresses)
     try:
-        with Preparer(options, jobs=jobs or default_jobs()) as preparer:
+        with (
+            Preparer(options, jobs=jobs or default_jobs()) as preparer,
+            db.background_checkpoints(),
+        ):
             for folder in source.folders():
                 if stop():
                     break
