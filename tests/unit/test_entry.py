@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.modules import fresh_interpreter
+
 
 def test_the_console_script_run_again_by_a_worker_imports_no_command_line() -> None:
     """multiprocessing runs the parent's main script again in each process it starts, as
@@ -18,8 +20,7 @@ def test_the_console_script_run_again_by_a_worker_imports_no_command_line() -> N
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'sqlalchemy', 'click'}))\n"
         "print(sorted(m for m in sys.modules if m.startswith('server.')))"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.split("\n")[:2] == ["[]", "['server.entry']"]
+    assert fresh_interpreter(code)[:2] == ["[]", "['server.entry']"]
 
 
 def test_the_console_script_runs_the_command_line() -> None:
@@ -39,6 +40,5 @@ def test_the_command_freezes_what_is_left_when_it_ends() -> None:
         "except SystemExit as exit:\n"
         "    print(exit.code, gc.get_freeze_count())\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    status, frozen = done.stdout.splitlines()[-1].split()
+    status, frozen = fresh_interpreter(code)[-1].split()
     assert status == "0" and int(frozen) > 10_000

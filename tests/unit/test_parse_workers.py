@@ -4,11 +4,9 @@ inherit out of the garbage collector's walks (`gc.freeze()`)."""
 from __future__ import annotations
 
 import gc
-import subprocess
-import sys
 
 from server.mail_ingest import parse_server, pipeline
-from tests.support.modules import imported
+from tests.support.modules import fresh_interpreter, imported
 
 
 def test_parse_workers_start_with_what_they_inherited_frozen() -> None:
@@ -35,5 +33,4 @@ def test_what_the_fork_server_preloads_imports_no_database_layer() -> None:
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sqlalchemy'"
         " or m.startswith('server.models')))"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "[]"
+    assert fresh_interpreter(code) == ["[]"]
