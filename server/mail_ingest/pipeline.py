@@ -3,8 +3,9 @@
 Sources hand over raw messages (or ready `MailItem`s); `server.mail_ingest.prepare` turns each
 into a `Prepared` on a pool of worker processes; the capture core then writes each batch in one
 transaction. Re-running over the same input captures nothing new, so a crash or Ctrl-C at any
-point is repaired by running again. Bad input is quarantined with its reason; a bug of ours on one item is recorded for that
-item (reason "internal_error") and the rest of the batch still lands.
+point is repaired by running again. Bad input is quarantined with its reason; a bug of ours on
+one item is recorded for that item (reason "internal_error") and the rest of the batch still
+lands.
 """
 
 from __future__ import annotations

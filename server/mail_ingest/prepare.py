@@ -48,6 +48,7 @@ class PrepareOptions:
 
 
 def quarantine(raw: bytes, folder: str, provider_id: str, reason: str, detail: str) -> Prepared:
+    """The item for bytes that go to quarantine, keyed by their Message-ID when one is found."""
     blob = blob_row(raw)
     header_end = raw.find(b"\n\n")
     found = _MESSAGE_ID.search(raw[: header_end if header_end > 0 else 65536])
