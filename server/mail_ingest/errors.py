@@ -40,6 +40,11 @@ class Temporary(SourceError):
     """Network trouble or a server error: retry with backoff."""
 
 
+class SessionRefused(SourceError):
+    """A parse worker could not open a session of its own on the mailbox (a server that allows
+    one session per user, say): the sync goes on fetching in its own session instead."""
+
+
 class BadItem(SourceError):
     """One item could not be read: quarantine it with its reason and carry on with the rest."""
 

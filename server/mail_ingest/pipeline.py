@@ -31,7 +31,10 @@ from server.db import Database
 from server.jobs import LeaseLost
 from server.mail_ingest import parse_server
 from server.mail_ingest.prepare import (
+    Failures,
+    Fetchable,
     PrepareOptions,
+    fetch_and_prepare,
     prepare_chunk,
     prepare_loaded,
     prepare_raw,
@@ -109,8 +112,9 @@ class Preparer:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def prepare(self, messages: list[RawMessage]) -> list[Prepared]:
-        return self.start(messages)()
+    @property
+    def parallel(self) -> bool:
+        return self._pool is not None
 
     def start(self, messages: list[RawMessage]) -> Callable[[], list[Prepared]]:
         """Start preparing a page on the pool and return what waits for it: the caller writes
@@ -118,12 +122,33 @@ class Preparer:
         when the result is asked for, in the caller's process."""
         if self._pool is None or len(messages) < CHUNK_SIZE:
             return lambda: [prepare_raw(m, self.options) for m in messages]
-        size = max(CHUNK_SIZE // 2, -(-len(messages) // (self.jobs * 2)))
+        size = self._part_size(len(messages))
         futures = [
             self._pool.submit(prepare_chunk, messages[i : i + size], self.options)
             for i in range(0, len(messages), size)
         ]
         return lambda: [p for future in futures for p in future.result()]
+
+    def start_fetch(self, pending: Fetchable) -> Callable[[], tuple[list[Prepared], Failures]]:
+        """Like `start`, for messages the workers fetch themselves (needs the pool)."""
+        assert self._pool is not None, "pending pages are only made for a parallel Preparer"
+        parts = pending.split(self._part_size(len(pending)))
+        futures = [self._pool.submit(fetch_and_prepare, part, self.options) for part in parts]
+
+        def result() -> tuple[list[Prepared], Failures]:
+            prepared: list[Prepared] = []
+            failures: Failures = []
+            for future in futures:
+                done, failed = future.result()
+                prepared += done
+                failures += failed
+            return prepared, failures
+
+        return result
+
+    def _part_size(self, messages: int) -> int:
+        """Two parts per worker (one parsed while the other's result travels), never tiny."""
+        return max(CHUNK_SIZE // 2, -(-messages // (self.jobs * 2)))
 
 
 def default_jobs() -> int:

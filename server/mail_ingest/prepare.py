@@ -14,7 +14,9 @@ import os
 import re
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from server.crm.blob_parts import Span
 from server.crm.blob_rows import blob_row, raw_blob_row
@@ -228,6 +230,26 @@ def _raw_blob(
 
 def prepare_chunk(chunk: list[RawMessage], options: PrepareOptions) -> list[Prepared]:
     return [prepare_loaded(m, options) for m in chunk]
+
+
+Failures = list[tuple[str, str]]  # (provider id, why the server would not send it)
+
+
+class Fetchable(Protocol):
+    """Messages a source named without fetching them (an IMAP `Pending`): fetched where they
+    are parsed, so their bytes never cross a process boundary."""
+
+    def __len__(self) -> int: ...
+
+    def split(self, size: int) -> Sequence[Fetchable]: ...
+
+    def fetch(self) -> tuple[list[RawMessage], Failures]: ...
+
+
+def fetch_and_prepare(part: Fetchable, options: PrepareOptions) -> tuple[list[Prepared], Failures]:
+    """Fetch and prepare a part of a page (runs in a worker process)."""
+    messages, failures = part.fetch()
+    return [prepare_raw(m, options) for m in messages], failures
 
 
 def prepare_loaded(message: RawMessage, options: PrepareOptions) -> Prepared:

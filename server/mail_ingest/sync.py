@@ -27,16 +27,16 @@ from server.crm.timeparse import parse_since
 from server.crypto import SecretBox
 from server.db import Database
 from server.jobs import ClaimedJob, heartbeat
-from server.mail_ingest.errors import SourceError
+from server.mail_ingest.errors import SessionRefused, SourceError
 from server.mail_ingest.items import CalendarItem, MailItem
 from server.mail_ingest.oauth import (
     IdentityEndpoints,
     link_graph_token_source,
     link_token_source,
 )
-from server.mail_ingest.pipeline import Preparer, commit_batch, default_jobs
+from server.mail_ingest.pipeline import CHUNK_SIZE, Preparer, commit_batch, default_jobs
 from server.mail_ingest.prefetch import Prefetch
-from server.mail_ingest.prepare import PrepareOptions, prepare_item
+from server.mail_ingest.prepare import Failures, PrepareOptions, prepare_item
 from server.mail_ingest.sources.ews import EwsFolder, EwsSettings, EwsSource, ews_token_source
 from server.mail_ingest.sources.files import RawMessage
 from server.mail_ingest.sources.graph import GraphFolder, GraphSettings, GraphSource
@@ -184,27 +184,23 @@ def sync_link(
             Preparer(options, jobs=jobs or default_jobs()) as preparer,
             db.background_checkpoints(),
         ):
+            fetch_elsewhere = getattr(source, "fetch_elsewhere", None)
+            if fetch_elsewhere is not None and preparer.parallel:
+                fetch_elsewhere(CHUNK_SIZE)  # big pages: fetched by the workers that parse them
+            run = _FolderRun(db, link_id, job, capturer, preparer, result, stop, on_progress)
             for folder in source.folders():
                 if stop():
                     break
-                pages = source.sync_folder(
-                    folder,
-                    _checkpoint(db, link_id, folder),
-                    known_ids=_known_ids(db, link_id, folder),
-                )
-                # While a page is written, the next one is parsed and the one after it fetched.
-                with Prefetch(pages) as fetched:
-                    for page, parsed in _parsed_ahead(fetched, preparer):
-                        prepared = parsed + _ready_items(page, options)
-                        counts = commit_batch(
-                            db, capturer, prepared, also=_page_commit(link_id, page, job)
-                        )
-                        result.counts.add(counts)
-                        result.pages += 1
-                        if on_progress is not None:
-                            on_progress(counts)
-                        if stop():
-                            break
+                try:
+                    run.sync(source, folder)
+                except SessionRefused as exc:
+                    assert fetch_elsewhere is not None
+                    log.warning(
+                        "a parse worker could not open its own session; fetching in one",
+                        extra={"link_id": link_id, "folder": folder, "error": exc.message},
+                    )
+                    fetch_elsewhere(None)
+                    run.sync(source, folder)  # again from the folder's last checkpoint
         with db.session() as session:
             record_success(session, link_id)
     except SourceError as exc:
@@ -226,6 +222,43 @@ def sync_link(
     return result
 
 
+@dataclass
+class _FolderRun:
+    """Syncing a link's folders one by one, each page committed with its checkpoint."""
+
+    db: Database
+    link_id: int
+    job: ClaimedJob | None
+    capturer: Capturer
+    preparer: Preparer
+    result: SyncResult
+    stop: Callable[[], bool]
+    on_progress: Callable[[CaptureCounts], None] | None
+
+    def sync(self, source: Source, folder: str) -> None:
+        pages = source.sync_folder(
+            folder,
+            _checkpoint(self.db, self.link_id, folder),
+            known_ids=_known_ids(self.db, self.link_id, folder),
+        )
+        # While a page is written, the next one is parsed and the one after it fetched.
+        with Prefetch(pages) as fetched:
+            for page, parsed, failures in _parsed_ahead(fetched, self.preparer):
+                prepared = parsed + _ready_items(page, self.preparer.options)
+                counts = commit_batch(
+                    self.db,
+                    self.capturer,
+                    prepared,
+                    also=_page_commit(self.link_id, page, failures, self.job),
+                )
+                self.result.counts.add(counts)
+                self.result.pages += 1
+                if self.on_progress is not None:
+                    self.on_progress(counts)
+                if self.stop():
+                    break
+
+
 def _checkpoint(db: Database, link_id: int, folder: str) -> dict[str, Any]:
     with db.read_session() as session:
         row = session.scalar(
@@ -238,17 +271,26 @@ def _checkpoint(db: Database, link_id: int, folder: str) -> dict[str, Any]:
 
 def _parsed_ahead(
     pages: Iterable[Page], preparer: Preparer
-) -> Iterator[tuple[Page, list[Prepared]]]:
-    """Each page with its messages prepared, in order; a page's parsing starts as soon as it
-    has arrived, so the parse processes work on it while the caller writes the page before."""
-    parsing: tuple[Page, Callable[[], list[Prepared]]] | None = None
+) -> Iterator[tuple[Page, list[Prepared], Failures]]:
+    """Each page with its messages prepared and the messages its server would not send, in
+    order; a page's parsing starts as soon as it has arrived (or, left for the workers to
+    fetch, as soon as it is named), so they work on it while the caller writes the page before."""
+    parsing: tuple[Page, Callable[[], tuple[list[Prepared], Failures]]] | None = None
     for page in pages:
-        started = (page, preparer.start(page.messages))
+        started = (page, _start(page, preparer))
         if parsing is not None:
-            yield parsing[0], parsing[1]()
+            yield parsing[0], *parsing[1]()
         parsing = started
     if parsing is not None:
-        yield parsing[0], parsing[1]()
+        yield parsing[0], *parsing[1]()
+
+
+def _start(page: Page, preparer: Preparer) -> Callable[[], tuple[list[Prepared], Failures]]:
+    pending = getattr(page, "pending", None)
+    if pending is not None:
+        return preparer.start_fetch(pending)
+    parsed = preparer.start(page.messages)
+    return lambda: (parsed(), page.failures)
 
 
 def _ready_items(page: Page, options: PrepareOptions) -> list[Prepared]:
@@ -317,7 +359,9 @@ def _known_ids(db: Database, link_id: int, folder: str) -> HeldIds:
     return HeldIds(db, link_id, folder)
 
 
-def _page_commit(link_id: int, page: Page, job: ClaimedJob | None) -> Callable[[Session], None]:
+def _page_commit(
+    link_id: int, page: Page, failures: Failures, job: ClaimedJob | None
+) -> Callable[[Session], None]:
     """What commits with a page besides its messages: lease proof, removals, checkpoint."""
 
     def also(session: Session) -> None:
@@ -341,7 +385,7 @@ def _page_commit(link_id: int, page: Page, job: ClaimedJob | None) -> Callable[[
                 .where(in_folder, MailboxObservation.provider_id.in_(chunk))
                 .values(deleted_at=now)
             )
-        for provider_id, reason in page.failures:
+        for provider_id, reason in failures:
             _record_fetch_failure(session, link_id, page.folder, provider_id, reason)
         _save_checkpoint(session, link_id, page.folder, page.state)
 

@@ -30,6 +30,7 @@ from server.models import Activity, MailboxLink
 from tests.conftest import SECRET_KEY, Cli
 from tests.emulators.fixtures import identity, identity_server  # noqa: F401
 from tests.emulators.identity import IdentityEmulator, client_certificate
+from tests.integration.test_imap_worker_fetch import fetched_here  # noqa: F401
 from tests.integration.test_worker_imap import customer_mail, mailbox_truth, observed
 from tests.support.dovecot import DovecotServer
 from tests.support.dovecot_fixtures import oauth_dovecot, oauth_dovecot_server  # noqa: F401
@@ -233,6 +234,35 @@ def test_a_token_that_expires_mid_sync_is_renewed_and_nothing_is_lost(
     grants = [r for r in identity.token_requests if r["grant_type"] == "client_credentials"]
     assert len(grants) == 2, "the link test's token, then one fresh one after the expiry"
     assert all(r["ok"] for r in grants)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_parse_workers_fetch_with_the_links_access_token_and_ask_the_provider_nothing(
+    cli: Cli,
+    db: Database,
+    env: dict[str, str],
+    identity: IdentityEmulator,  # noqa: F811
+    oauth_dovecot: DovecotServer,  # noqa: F811
+    fetched_here: list[tuple[str, int]],  # noqa: F811
+) -> None:
+    tenant = identity.add_tenant()
+    mailbox = new_mailbox(oauth_dovecot, "contoso.example")
+    fill(oauth_dovecot, mailbox, inbox=150, sent=5)
+    app = identity.imap_app(tenant, mailbox, secret=SECRET)
+    linked = add_exchange_link(
+        cli, oauth_dovecot, mailbox, tenant.id, app.client_id,
+        "--client-secret-env", "S", env={"S": SECRET},
+    )  # fmt: skip
+    assert linked.exit_code == 0, linked.output
+    # Two parse workers: INBOX's pages are fetched by them, each signed in with XOAUTH2 on a
+    # session of its own, with the token the sync holds.
+    result = sync_link(db, load_settings(env), the_link(db).id, jobs=2)
+    assert result.error is None
+    assert fetched_here == [("Sent", 5)], "INBOX came from the workers' own sessions"
+    assert observed(db) == mailbox_truth(oauth_dovecot, mailbox)
+    assert activity_count(db) == 155
+    grants = [r for r in identity.token_requests if r["grant_type"] == "client_credentials"]
+    assert len(grants) == 1, "the link test's token served the sync and its workers"
 
 
 def test_a_wrong_secret_is_refused_with_what_to_fix_and_nothing_is_saved(

@@ -48,6 +48,7 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from multiprocessing import util as mp_util
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -58,6 +59,7 @@ from imapclient.response_parser import parse_fetch_response  # type: ignore[impo
 from server.mail_ingest.errors import (
     AuthExpired,
     PermissionDenied,
+    SessionRefused,
     SourceError,
     Temporary,
     Throttled,
@@ -132,6 +134,61 @@ class FolderPage:
     failures: list[tuple[str, str]]
     state: dict[str, int | None]
     validity_changed: bool = False
+    # Messages left for the parse workers to fetch on sessions of their own (see `Pending`).
+    pending: Pending | None = None
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A page's messages, named but not fetched: `fetch_pending` fetches them in another process.
+
+    Why: fetching a big page over TLS in the syncing process made its fetching thread and its
+    database writer share one interpreter lock, and sent every message through a pipe to the
+    parse workers; a worker fetching what it parses keeps the bytes where they are used, as the
+    import's workers read their files themselves. `settings` sign in without a token source
+    (it stays in the syncing process): a password, or the access token valid when the page was
+    planned.
+    """
+
+    settings: ImapSettings
+    folder: str
+    uidvalidity: int
+    batch: list[tuple[int, int]]  # (uid, size)
+
+    def __len__(self) -> int:
+        return len(self.batch)
+
+    def split(self, size: int) -> list[Pending]:
+        return [
+            replace(self, batch=self.batch[start : start + size])
+            for start in range(0, len(self.batch), size)
+        ]
+
+    def fetch(self) -> tuple[list[RawMessage], list[tuple[str, str]]]:
+        """These messages, fetched on this process's own session to the mailbox (see
+        `ImapSource.fetch_pending`)."""
+        return _own_session(self.settings).fetch_pending(self)
+
+
+_OWN_SESSIONS: dict[tuple[str, int, str], ImapSource] = {}
+
+
+def _own_session(settings: ImapSettings) -> ImapSource:
+    """The session this process keeps to a mailbox for pending pages, logged out at its exit."""
+    key = (settings.host, settings.port, settings.user)
+    source = _OWN_SESSIONS.get(key)
+    if source is None:
+        if not _OWN_SESSIONS:
+            mp_util.Finalize(None, _close_own_sessions, exitpriority=10)
+        source = _OWN_SESSIONS[key] = ImapSource(settings)
+    else:
+        source.settings = settings  # a new sign-in uses the newest access token
+    return source
+
+
+def _close_own_sessions() -> None:
+    while _OWN_SESSIONS:
+        _OWN_SESSIONS.popitem()[1].close()
 
 
 def provider_id(uidvalidity: int, uid: int) -> str:
@@ -760,6 +817,12 @@ class ImapSource:
         self.batch_size = batch_size
         self._conn: _Connection | None = None
         self._folders: list[str] | None = None
+        self._pending_from: int | None = None
+
+    def fetch_elsewhere(self, min_batch: int | None) -> None:
+        """From now on, leave batches of at least `min_batch` messages unfetched (`Pending`) for
+        the caller to fetch in other processes; None fetches everything here again."""
+        self._pending_from = min_batch
 
     def __enter__(self) -> ImapSource:
         return self
@@ -947,10 +1010,14 @@ class ImapSource:
 
         found = 0
         for batch, through in self._new_mail(box, after):
-            messages, failures = self._fetch_batch(folder, box.uidvalidity, batch)
             found += len(batch)
             partial = _Checkpoint(box.uidvalidity, last_uid=through, highestmodseq=baseline)
-            yield FolderPage(folder, messages, [], failures, partial.dump(), flag)
+            if self._pending_from is not None and len(batch) >= self._pending_from:
+                named = Pending(self._portable_settings(), folder, box.uidvalidity, batch)
+                yield FolderPage(folder, [], [], [], partial.dump(), flag, named)
+            else:
+                messages, failures = self._fetch_batch(folder, box.uidvalidity, batch)
+                yield FolderPage(folder, messages, [], failures, partial.dump(), flag)
             flag = False
 
         conn = self._connection()
@@ -1038,6 +1105,42 @@ class ImapSource:
             elif reason is not None:
                 failures.append((pid, reason))
         return messages, failures
+
+    def _portable_settings(self) -> ImapSettings:
+        """These settings for another process: the token source stays here, a token goes."""
+        source = self.settings.token_source
+        if source is None:
+            return self.settings
+        return replace(self.settings, token_source=None, oauth_token=source.token())
+
+    def fetch_pending(self, pending: Pending) -> tuple[list[RawMessage], list[tuple[str, str]]]:
+        """The messages of `pending` and the (provider id, reason) of those the server would not
+        send, on this source's session (signed in and on the folder first, if need be).
+
+        Raises SessionRefused when no session on the folder can be had at all, SourceError
+        kinds for failures after that, as a sync does.
+        """
+        try:
+            conn = self._connection()
+            if conn.selected != pending.folder:
+                box = conn.examine(pending.folder)
+                if box.uidvalidity != pending.uidvalidity:
+                    raise Temporary(
+                        f"the UIDVALIDITY of {pending.folder!r} changed during the sync; the "
+                        "folder is synchronised afresh"
+                    )
+        except SourceError as exc:
+            self._drop()
+            raise SessionRefused(exc.message) from exc
+        except _IMAP_FAILURES as exc:
+            raise SessionRefused(self._failure(exc).message) from exc
+        try:
+            return self._fetch_batch(pending.folder, pending.uidvalidity, pending.batch)
+        except SourceError:
+            self._drop()
+            raise
+        except _IMAP_FAILURES as exc:
+            raise self._failure(exc) from exc
 
     def _fetch_one(
         self, folder: str, uidvalidity: int, uid: int, *, partial: bool
