@@ -342,6 +342,36 @@ export function pagedList({ load, row, emptyText, label, className = "rows", hea
     { rootMargin: "600px 0px" },
   );
   observer.observe(more);
+  // The observer speaks only when the button's visibility changes between two frames. Rows
+  // appended and a scroll back to the end within one frame (a fast scroll, a busy machine) leave
+  // it in view all along: no word, and the list would stop growing. So every scroll looks too.
+  let looking = false;
+  let attached = false;
+  const onScroll = () => {
+    if (!element.isConnected) {
+      if (attached) document.removeEventListener("scroll", onScroll, { capture: true }); // gone
+      return;
+    }
+    attached = true;
+    if (looking) return;
+    looking = true;
+    requestAnimationFrame(() => {
+      looking = false;
+      if (nearEnd()) next();
+    });
+  };
+  document.addEventListener("scroll", onScroll, { capture: true, passive: true });
+
+  /** More to load, nothing failed, and the button within 600px of the screen. */
+  function nearEnd() {
+    if (done || !more.isConnected || more.hidden || status.classList.contains("failed")) return false;
+    return more.getBoundingClientRect().top < window.innerHeight + 600;
+  }
+
+  function stop() {
+    observer.disconnect();
+    document.removeEventListener("scroll", onScroll, { capture: true });
+  }
 
   async function next() {
     if (busy || done) return;
@@ -378,11 +408,9 @@ export function pagedList({ load, row, emptyText, label, className = "rows", hea
         more.textContent = "Load more";
       }
     }
-    // The observer speaks only when the button comes into view: on a tall screen it may still be
-    // in view after a page, so look again.
-    if (mine === run && !done && more.isConnected && !status.classList.contains("failed")) {
-      if (more.getBoundingClientRect().top < window.innerHeight + 600) setTimeout(next, 0);
-    }
+    // On a tall screen the button may still be in view after a page (the observer says nothing
+    // then), so look again.
+    if (mine === run && nearEnd()) setTimeout(next, 0);
   }
 
   function reload(newLoad) {
@@ -404,7 +432,7 @@ export function pagedList({ load, row, emptyText, label, className = "rows", hea
     list,
     reload,
     first: next(),
-    stop: () => observer.disconnect(),
+    stop,
     count: () => shown,
   };
 }
