@@ -10,6 +10,7 @@ by their kind (see `server.crm.mailboxes.record_failure`), never by their text.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -44,6 +45,8 @@ from server.mail_ingest.sources.imap import ImapSettings, ImapSource
 from server.models import MailboxLink, MailboxObservation, SyncCheckpoint, utcnow
 
 log = logging.getLogger(__name__)
+
+PAGES_AHEAD = 2
 
 
 class Page(Protocol):
@@ -273,16 +276,18 @@ def _parsed_ahead(
     pages: Iterable[Page], preparer: Preparer
 ) -> Iterator[tuple[Page, list[Prepared], Failures]]:
     """Each page with its messages prepared and the messages its server would not send, in
-    order; a page's parsing starts as soon as it has arrived (or, left for the workers to
-    fetch, as soon as it is named), so they work on it while the caller writes the page before."""
-    parsing: tuple[Page, Callable[[], tuple[list[Prepared], Failures]]] | None = None
+    order. A page's parsing starts as soon as it has arrived (or, left for the workers to fetch,
+    as soon as it is named), up to PAGES_AHEAD pages before the one being written: with only one,
+    the workers waited for each commit, and the commit for them."""
+    started: deque[tuple[Page, Callable[[], tuple[list[Prepared], Failures]]]] = deque()
     for page in pages:
-        started = (page, _start(page, preparer))
-        if parsing is not None:
-            yield parsing[0], *parsing[1]()
-        parsing = started
-    if parsing is not None:
-        yield parsing[0], *parsing[1]()
+        started.append((page, _start(page, preparer)))
+        if len(started) > PAGES_AHEAD:
+            page_, result = started.popleft()
+            yield page_, *result()
+    while started:
+        page_, result = started.popleft()
+        yield page_, *result()
 
 
 def _start(page: Page, preparer: Preparer) -> Callable[[], tuple[list[Prepared], Failures]]:
