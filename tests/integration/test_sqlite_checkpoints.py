@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ from sqlalchemy import func, select, text
 from server import db as db_module
 from server.config import Settings
 from server.crm.capture import CaptureCounts
-from server.db import SQLITE_WAL_AUTOCHECKPOINT, Database, _Checkpointer
+from server.db import SQLITE_PAGE_SIZE, SQLITE_WAL_CAP_BYTES, Database, _Checkpointer
 from server.mail_ingest import pipeline
 from server.mail_ingest.importer import import_files
 from server.models import Activity
@@ -67,7 +68,29 @@ def test_an_import_checkpoints_beside_its_commits(
 def test_commits_checkpoint_themselves_only_past_a_large_wal(db: Database) -> None:
     with db.session() as session:
         pages = session.execute(text("PRAGMA wal_autocheckpoint")).scalar()
-    assert pages == SQLITE_WAL_AUTOCHECKPOINT > 1000  # SQLite's default, less than one batch
+        page_size = session.execute(text("PRAGMA page_size")).scalar()
+    # SQLite's default is 1,000 pages: less than one capture batch.
+    assert pages * page_size == SQLITE_WAL_CAP_BYTES > 1000 * page_size
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_new_database_has_large_pages_and_an_existing_one_keeps_its_own(
+    db: Database, tmp_path: Path
+) -> None:
+    with db.session() as session:
+        assert session.execute(text("PRAGMA page_size")).scalar() == SQLITE_PAGE_SIZE > 4096
+    older = tmp_path / "older.sqlite3"
+    with sqlite3.connect(older) as conn:  # made with SQLite's default pages
+        conn.execute("CREATE TABLE kept (x)")
+    existing = Database(f"sqlite:///{older}")
+    try:
+        with existing.session() as session:
+            assert session.execute(text("PRAGMA page_size")).scalar() == 4096
+            assert session.execute(text("PRAGMA wal_autocheckpoint")).scalar() == (
+                SQLITE_WAL_CAP_BYTES // 4096
+            )
+    finally:
+        existing.dispose()
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])
