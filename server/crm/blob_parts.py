@@ -17,7 +17,7 @@ from __future__ import annotations
 import binascii
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 MIN_CUT = 2048  # smaller bodies stay in the skeleton: a manifest entry would not pay for itself
 MAX_TAIL = 16  # whitespace after the last base64 line, kept verbatim
@@ -34,6 +34,9 @@ class Cut:
     line: int = 0  # base64 characters per line
     eol: str = ""  # base64 line ending
     tail: str = ""  # whitespace after the last line
+
+
+_CUT_FIELDS = tuple(f.name for f in fields(Cut))
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +127,10 @@ def join(skeleton: bytes, cuts: Sequence[Cut], fetch: Callable[[str], bytes]) ->
 
 def pack(skeleton: bytes, cuts: Sequence[Cut]) -> bytes:
     """Manifest and skeleton in one byte string (the blob's data before compression)."""
-    manifest = json.dumps([asdict(c) for c in cuts], separators=(",", ":")).encode()
+    # The fields by name, in order: `dataclasses.asdict` gives the same, copying each value
+    # recursively, and was most of this function's time.
+    entries = [{name: getattr(cut, name) for name in _CUT_FIELDS} for cut in cuts]
+    manifest = json.dumps(entries, separators=(",", ":")).encode()
     return len(manifest).to_bytes(_LENGTH_BYTES, "big") + manifest + skeleton
 
 

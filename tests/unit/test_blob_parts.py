@@ -110,6 +110,18 @@ def test_unencoded_bodies_are_cut_out_when_they_are_the_content() -> None:
     assert rebuilt(raw, [other])[1] == []
 
 
+def test_the_manifest_is_the_format_stored_blobs_hold() -> None:
+    """Blobs written by earlier versions must still unpack: the manifest's text is fixed."""
+    cut = blob_parts.Cut(12, "ab" * 32, "base64", 76, "\r\n", "\n")
+    packed = blob_parts.pack(b"skeleton", [cut])
+    manifest = (
+        b'[{"at":12,"sha256":"' + b"ab" * 32 + b'","encoding":"base64","line":76,'
+        b'"eol":"\\r\\n","tail":"\\n"}]'
+    )
+    assert packed == len(manifest).to_bytes(4, "big") + manifest + b"skeleton"
+    assert blob_parts.unpack(packed) == (b"skeleton", [cut])
+
+
 def test_small_and_overlapping_spans_are_left_alone() -> None:
     raw, span = message(lines(CONTENT, 76, b"\r\n"))
     small = Span(0, blob_parts.MIN_CUT - 1, sha(b""), b"", "base64")
