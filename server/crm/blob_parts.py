@@ -14,10 +14,11 @@ hash on every read, like any blob.
 
 from __future__ import annotations
 
-import binascii
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
+
+import pybase64
 
 MIN_CUT = 2048  # smaller bodies stay in the skeleton: a manifest entry would not pay for itself
 MAX_TAIL = 16  # whitespace after the last base64 line, kept verbatim
@@ -54,7 +55,7 @@ def encode(content: bytes, cut: Cut) -> bytes:
     """The body's bytes as they stood in the message."""
     if cut.encoding == "identity":
         return content
-    encoded = binascii.b2a_base64(content, newline=False)
+    encoded = pybase64.b64encode(content)
     step = cut.line
     lines = [encoded[i : i + step] for i in range(0, len(encoded), step)]
     return cut.eol.encode().join(lines) + cut.tail.encode()
@@ -74,7 +75,7 @@ def _cut_for(segment: bytes, span: Span, at: int) -> Cut | None:
         line = newline - len(eol) + 1
     if line <= 0 or line % 4:
         return None
-    encoded = binascii.b2a_base64(span.content, newline=False)
+    encoded = pybase64.b64encode(span.content)  # SIMD: 10x binascii's speed, the same bytes
     breaks = -(-len(encoded) // line) - 1
     separator = eol.encode()
     body = segment[: len(encoded) + breaks * len(separator)]

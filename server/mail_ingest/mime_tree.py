@@ -15,6 +15,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import pybase64
+
 from server.mail_ingest.mime_charset import decode_header_bytes, decode_rfc2047, parse_params
 
 MAX_PARTS = 1000
@@ -324,18 +326,26 @@ def _clean_base64(buf: bytes, start: int, end: int) -> bytes | None:
     careful path's copies (two thirds of a worker's base64 time, and nearly every body is
     clean): the decoded length says how many alphabet characters were decoded, and the rest
     must be exactly the line breaks and the final padding. Junk, spaces, or data after a
-    padding (where `a2b_base64` stops) leave more bytes than that.
+    padding leave more bytes than that, and a wrong amount of padding is refused too: the
+    careful path repairs it and says so.
+
+    The decoder is `pybase64` (SIMD): it skips the line breaks seven times faster than
+    `binascii.a2b_base64`, which was a tenth of a parse worker's time. The two differ only on
+    what this check refuses (anything after a padding, a misplaced one).
     """
     try:
-        data = binascii.a2b_base64(memoryview(buf)[start:end])
-    except binascii.Error:
+        data = pybase64.b64decode(memoryview(buf)[start:end])
+    except (binascii.Error, ValueError):
         return None  # truncated or missing padding: repaired the careful way
     whole, rest = divmod(len(data), 3)
     other = end - start - (4 * whole + (rest + 1 if rest else 0))
     if other == 0:
-        return data
+        return data if rest == 0 else None
     last = buf[max(start, end - 64) : end].rstrip(b"\r\n")
-    expected = len(last) - len(last.rstrip(b"=")) + buf.count(b"\n", start, end)
+    padding = len(last) - len(last.rstrip(b"="))
+    if padding != (3 - rest if rest else 0):
+        return None
+    expected = padding + buf.count(b"\n", start, end)
     if other == expected or other == expected + buf.count(b"\r", start, end):
         return data
     return None
