@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -44,12 +44,11 @@ from server.crm.people import People, Sighting
 from server.crm.prepared import Prepared, effective_level
 from server.crm.rules import CapturePolicy, in_domains, skip_reason
 from server.crm.signals import dirty as signals_dirty
-from server.crm.sql import insert_ignore, insert_ignore_returning, upsert
+from server.crm.sql import insert_ignore, insert_ignore_returning, insert_rows, upsert
 from server.crm.thread_store import ThreadStore
 from server.mail_ingest.items import CAPTURE_LEVELS, MailItem
 from server.models import (
     Activity,
-    ActivityParticipant,
     Attachment,
     QuarantinedItem,
     utcnow,
@@ -132,8 +131,6 @@ def _insert(session: Session):  # type: ignore[no-untyped-def]
 
 
 ACTIVITIES = cast(Table, Activity.__table__)
-PARTICIPANTS = cast(Table, ActivityParticipant.__table__)
-ATTACHMENTS = cast(Table, Attachment.__table__)
 
 
 class Capturer:
@@ -711,11 +708,8 @@ class _Rows:
 
     def write(self, session: Session) -> None:
         put_blobs(session, self.blobs)
-        connection = session.connection()
-        if self.participants:
-            connection.execute(insert(PARTICIPANTS), self.participants)
-        if self.attachments:
-            connection.execute(insert(ATTACHMENTS), self.attachments)
+        insert_rows(session, "activity_participants", self.participants)
+        insert_rows(session, "attachments", self.attachments)
         upsert(
             session,
             "mailbox_observations",

@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, bindparam, case, delete, insert, or_, select, update
+from sqlalchemy import Table, bindparam, case, delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from server.crm.sql import allocate_ids, insert_ignore
+from server.crm.sql import allocate_ids, insert_ignore, insert_rows
 from server.crm.threads import ThreadKeys
 from server.models import Activity, Thread, ThreadKey
 from server.models.base import UTCDateTime
@@ -137,7 +137,7 @@ class ThreadStore:
         pending = list(self._new)
         ids = allocate_ids(session, "threads", len(pending))
         rows = [{**self._new[p], "id": i} for p, i in zip(pending, ids, strict=True)]
-        session.connection().execute(insert(THREADS), rows)
+        insert_rows(session, "threads", rows)
         became = dict(zip(pending, ids, strict=True))
         self._renumber(became)
         for old, new in became.items():
