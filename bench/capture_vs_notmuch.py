@@ -743,7 +743,7 @@ def measure_transfer(corpus: Path, limit: int = 1000) -> dict[str, float]:
     from multiprocessing.reduction import ForkingPickler
 
     from server.mail_ingest.mime import parse_message
-    from server.mail_ingest.pipeline import CHUNK_SIZE
+    from server.mail_ingest.parse_pool import CHUNK_SIZE
     from server.mail_ingest.prepare import PrepareOptions, prepare_raw
     from server.mail_ingest.sources.files import FileWalk, RawMessage
 
@@ -990,7 +990,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     global QUIET_WAIT
     QUIET_WAIT = args.quiet_wait
 
-    from server.mail_ingest.pipeline import default_jobs
+    from server.mail_ingest.parse_pool import default_jobs
 
     jobs_default = default_jobs()
     work: Path = args.work

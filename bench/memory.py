@@ -125,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cvn.QUIET_WAIT = args.quiet_wait
 
-    from server.mail_ingest.pipeline import default_jobs
+    from server.mail_ingest.parse_pool import default_jobs
 
     sizes = [int(s) for s in args.sizes.split(",")]
     work: Path = args.work

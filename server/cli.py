@@ -12,17 +12,19 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from server.config import ConfigError, Settings, load_settings
 from server.crm.errors import DomainError
 from server.crm.timeparse import parse_duration, parse_since
-from server.db import Database
 from server.logs import configure_logging
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from server.db import Database
 
 
 class RapportGroup(click.Group):
@@ -55,6 +57,8 @@ class Context:
     @property
     def db(self) -> Database:
         if self._db is None:
+            from server.db import Database  # imports SQLAlchemy: `rapport import` starts first
+
             self._db = Database(self.settings.database_url)
         return self._db
 
@@ -202,40 +206,42 @@ def import_(
     Importing the same files again captures nothing new; an interrupted import is finished by
     running it again.
     """
+    # Only what the parse workers need is imported before they are set going: they prepare
+    # the first messages while this process imports the capture core (see `import_start`).
+    from server.mail_ingest.import_start import guess_options, start_import
+    from server.mail_ingest.parse_pool import default_jobs
     from server.mail_ingest.sources.files import FileWalk
 
     since_at = _since(since)
     settings = ctx.settings
     total = FileWalk(paths).count()
-    if total:  # no message, no parse workers
-        _start_parse_server(jobs)
-    from server.mail_ingest.importer import import_files
-    from server.progress import import_progress, print_import_summary
+    guess = guess_options(
+        owner,
+        capture_level=capture_level,
+        aliases=aliases,
+        internal_domains=settings.internal_domains,
+    )
+    # no message, no parse workers
+    start = start_import(paths, jobs=jobs or default_jobs(), guess=guess if total else None)
+    try:
+        from server.mail_ingest.importer import import_files
+        from server.progress import import_progress, print_import_summary
 
-    with import_progress(total) as advance:
-        result = import_files(
-            ctx.db,
-            settings,
-            paths,
-            owner=owner,
-            since=since_at,
-            capture_level=capture_level,
-            aliases=aliases,
-            jobs=jobs,
-            on_progress=advance,
-        )
+        with import_progress(total) as advance:
+            result = import_files(
+                ctx.db,
+                settings,
+                paths,
+                owner=owner,
+                since=since_at,
+                capture_level=capture_level,
+                aliases=aliases,
+                on_progress=advance,
+                start=start,
+            )
+    finally:
+        start.close()
     print_import_summary(result)
-
-
-def _start_parse_server(jobs: int | None) -> None:
-    """Start the parse workers' fork server now, when there will be workers (see
-    `pipeline.default_jobs`): it imports the parser while this process imports the rest."""
-    import os
-
-    from server.mail_ingest import parse_server
-
-    if (jobs or os.cpu_count() or 1) > 1:
-        parse_server.start()
 
 
 def _since(value: str | None) -> datetime | None:
@@ -290,6 +296,8 @@ def rule() -> None:
 @pass_ctx
 def rule_list(ctx: Context) -> None:
     """Show every rule list entry and the capture settings."""
+    from sqlalchemy import select
+
     from server.crm.settings import all_settings
     from server.models import CaptureRule, User
 
@@ -1352,6 +1360,8 @@ def restore(ctx: Context, file: Path, yes: bool) -> None:
 @pass_ctx
 def jobs(ctx: Context, status: str | None, limit: int) -> None:
     """List background jobs, with the last error of failed and dead ones."""
+    from sqlalchemy import select
+
     from server.models import Job
 
     query = select(Job).order_by(Job.id.desc()).limit(limit)
@@ -1476,6 +1486,8 @@ def signals_recompute(ctx: Context, marked: bool) -> None:
 @pass_ctx
 def signals_list(ctx: Context, address: str, everyone: bool, limit: int) -> None:
     """The to-do list of the user ADDRESS: what to act on today, and why."""
+    from sqlalchemy import select
+
     from server.crm.signals import list_signals
     from server.crm.viewer import Viewer
     from server.models import User
@@ -1510,6 +1522,8 @@ def digest() -> None:
 @pass_ctx
 def digest_send(ctx: Context, address: str | None, force: bool) -> None:
     """Send today's digest now, through RAPPORT_SMTP_URL; a day with nothing to do sends nothing."""
+    from sqlalchemy import select
+
     from server.mail_out.digests import send_digest
     from server.mail_out.smtp import SendFailed, sender_of
     from server.models import User

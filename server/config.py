@@ -14,12 +14,13 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 import idna
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 T = TypeVar("T")
 
@@ -163,6 +164,10 @@ def _data_dir(raw: str) -> Path:
 def _database_url(raw: str | None, data_dir: Path) -> str:
     if raw is None:
         return f"sqlite:///{data_dir / 'rapport.sqlite3'}"
+    # Imported here: `rapport import` sets its parse workers going before SQLAlchemy loads.
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         url: URL = make_url(raw)
     except ArgumentError:

@@ -16,13 +16,38 @@ as always.
 from __future__ import annotations
 
 import gc
+import os
+import sys
 from typing import Any
 
 
 def main() -> Any:
+    if _imports_in_parallel(sys.argv[1:]):
+        # The parse workers' fork server imports the parser on the other core while this
+        # process imports the command line (half a second), instead of after it.
+        from server.mail_ingest import parse_server
+
+        parse_server.start()
     from server.cli import main as cli
 
     try:
         return cli(prog_name="rapport")
     finally:
         gc.freeze()
+
+
+def _imports_in_parallel(args: list[str]) -> bool:
+    """Whether this is `rapport import` with parse workers (`--jobs` over 1, or by default
+    more than one core), read from the raw arguments. A wrong guess starts the fork server for
+    nothing, or later."""
+    if not args or args[0] != "import" or {"-h", "--help"} & set(args):
+        return False
+    jobs = None
+    for i, arg in enumerate(args):
+        if arg.startswith("--jobs="):
+            jobs = arg.removeprefix("--jobs=")
+        elif arg == "--jobs" and i + 1 < len(args):
+            jobs = args[i + 1]
+    if jobs is None:
+        return (os.cpu_count() or 1) > 1
+    return jobs.isdigit() and int(jobs) > 1

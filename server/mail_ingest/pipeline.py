@@ -11,11 +11,9 @@ lands.
 from __future__ import annotations
 
 import logging
-import os
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -29,7 +27,8 @@ from server.crm.prepared import Prepared
 from server.crm.rules import CapturePolicy
 from server.db import Database
 from server.jobs import LeaseLost
-from server.mail_ingest import parse_server
+from server.mail_ingest import parse_pool
+from server.mail_ingest.parse_pool import CHUNK_SIZE, ChunkStream
 from server.mail_ingest.prepare import (
     Failures,
     Fetchable,
@@ -39,7 +38,6 @@ from server.mail_ingest.prepare import (
     prepare_loaded,
     prepare_raw,
     quarantine,
-    start_worker,
 )
 from server.mail_ingest.sources.files import RawMessage
 from server.models import MailboxLink, utcnow
@@ -50,49 +48,25 @@ BATCH_SIZE = 400
 # A batch is also committed once it holds this many bytes of packed blobs: a mailbox of large
 # attachments would otherwise keep hundreds of megabytes in memory before a commit.
 BATCH_BYTES = 8 * 1024 * 1024
-CHUNK_SIZE = 32
-# Messages handed to the parse processes and not yet written. More than a batch holds: the main
-# process hands out no work while it writes a batch, and with only a few chunks in flight the
-# parse processes ran dry and waited for it (half of a 5,000-message import's wall time).
-WINDOW_MESSAGES = 512
-
-
-def _pool(jobs: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(
-        max_workers=jobs,
-        mp_context=parse_server.context(),
-        initializer=start_worker,
-        initargs=(os.getpid(),),
-    )
 
 
 def prepared_stream(
-    messages: Iterable[RawMessage], options: PrepareOptions, *, jobs: int
+    messages: Iterator[RawMessage],
+    options: PrepareOptions,
+    *,
+    jobs: int,
+    started: ChunkStream | None = None,
 ) -> Iterator[Prepared]:
-    """Prepare messages in order, on `jobs` worker processes, with a bounded window in flight."""
-    if jobs <= 1:
+    """Prepare messages in order, on `jobs` worker processes, with a bounded window in flight;
+    or go on with the `started` stream (given the messages already), retargeted to `options`."""
+    if started is not None:
+        started.retarget(options)
+        yield from started
+    elif jobs <= 1:
         for message in messages:
             yield prepare_loaded(message, options)
-        return
-    in_flight = max(jobs * 2, WINDOW_MESSAGES // CHUNK_SIZE)
-    with _pool(jobs) as pool:
-        window: deque[Future[list[Prepared]]] = deque()
-        chunk: list[RawMessage] = []
-        try:
-            for message in messages:
-                chunk.append(message)
-                if len(chunk) >= CHUNK_SIZE:
-                    window.append(pool.submit(prepare_chunk, chunk, options))
-                    chunk = []
-                    if len(window) >= in_flight:
-                        yield from window.popleft().result()
-            if chunk:
-                window.append(pool.submit(prepare_chunk, chunk, options))
-            while window:
-                yield from window.popleft().result()
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    else:
+        yield from ChunkStream(messages, options, jobs)
 
 
 class Preparer:
@@ -105,7 +79,7 @@ class Preparer:
 
     def __enter__(self) -> Preparer:
         if self.jobs > 1:
-            self._pool = _pool(self.jobs)
+            self._pool = parse_pool.pool(self.jobs)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -149,10 +123,6 @@ class Preparer:
     def _part_size(self, messages: int) -> int:
         """Two parts per worker (one parsed while the other's result travels), never tiny."""
         return max(CHUNK_SIZE // 2, -(-messages // (self.jobs * 2)))
-
-
-def default_jobs() -> int:
-    return max(1, min(4, (os.cpu_count() or 1)))
 
 
 @dataclass

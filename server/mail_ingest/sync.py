@@ -35,7 +35,8 @@ from server.mail_ingest.oauth import (
     link_graph_token_source,
     link_token_source,
 )
-from server.mail_ingest.pipeline import CHUNK_SIZE, Preparer, commit_batch, default_jobs
+from server.mail_ingest.parse_pool import CHUNK_SIZE, default_jobs
+from server.mail_ingest.pipeline import Preparer, commit_batch
 from server.mail_ingest.prefetch import Prefetch
 from server.mail_ingest.prepare import Failures, PrepareOptions, prepare_item
 from server.mail_ingest.sources.ews import EwsFolder, EwsSettings, EwsSource, ews_token_source

@@ -45,7 +45,7 @@ from server.mail_ingest import parse_server
 from server.mail_ingest.graph_notify import JOB as SUBSCRIPTIONS_JOB
 from server.mail_ingest.graph_notify import SubscriptionKeeper
 from server.mail_ingest.idle import IdleWatchers, remember_syncer
-from server.mail_ingest.pipeline import default_jobs
+from server.mail_ingest.parse_pool import default_jobs
 from server.mail_ingest.prepare import PrepareOptions, prepare_raw
 from server.mail_ingest.sources.drop import DropServer, DropTarget, drop_content
 from server.mail_ingest.sources.files import RawMessage

@@ -598,3 +598,47 @@ def test_aliases_make_mail_outgoing(
     assert result.exit_code == 0, result.output
     with db.session() as session:
         assert session.scalars(select(Activity.direction)).one() == "outgoing"
+
+
+def test_an_import_whose_workers_started_on_a_wrong_guess_uses_the_links_options(
+    db: Database, settings: Settings, tmp_path: Path, cli: Cli
+) -> None:
+    """The command line sets the workers going on what it was told (no alias); the import link
+    stored earlier has an alias, and the workers' thread keys must count it as the owner: a
+    customer's reply without references joins the alias's email by subject only then."""
+    alias = "anna.s@northwind.example"
+    first = write_maildir(tmp_path / "a", [make_email(sender=CLARA, to=ANNA)])
+    done = cli("import", str(first), "--mailbox", ANNA, "--alias", alias)
+    assert done.exit_code == 0, done.output
+    pairs = [
+        (
+            make_email(
+                sender=f"Anna <{alias}>",
+                to=CLARA,
+                subject=f"Quote for order {i:03} of office chairs",
+                date=BASE_DATE,
+                message_id=None,  # no strong key: threaded by subject and participants
+            ),
+            make_email(
+                sender=CLARA,
+                to=ANNA,
+                subject=f"Re: Quote for order {i:03} of office chairs",
+                date=BASE_DATE + days(1),
+                message_id=None,
+            ),
+        )
+        for i in range(35)  # three chunks for the workers
+    ]
+    box = write_maildir(tmp_path / "b", [m for pair in pairs for m in pair])
+    done = cli("import", str(box), "--mailbox", ANNA, "--jobs", "2")
+    assert done.exit_code == 0, done.output
+    with db.session() as session:
+        sent = session.execute(
+            select(Activity.direction, Activity.thread_id).where(Activity.sender_address == alias)
+        ).all()
+        replies = session.execute(
+            select(Activity.subject, Activity.thread_id).where(Activity.subject.like("Re: %"))
+        ).all()
+    assert {direction for direction, _ in sent} == {"outgoing"}
+    assert len(replies) == 35
+    assert {thread for _, thread in replies} == {thread for _, thread in sent}

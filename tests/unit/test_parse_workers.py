@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import gc
 
-from server.mail_ingest import parse_server, pipeline
+from server.mail_ingest import parse_pool, parse_server
 from tests.support.modules import fresh_interpreter, imported
 
 
 def test_parse_workers_start_with_what_they_inherited_frozen() -> None:
-    with pipeline._pool(2) as pool:
+    with parse_pool.pool(2) as pool:
         frozen = [pool.submit(gc.get_freeze_count).result() for _ in range(4)]
     assert all(count > 10_000 for count in frozen), frozen  # the parser's modules at least
 
 
 def test_parse_workers_import_the_parser_and_not_the_database_layer() -> None:
-    with pipeline._pool(1) as pool:
+    with parse_pool.pool(1) as pool:
         parser = pool.submit(imported, "server.mail_ingest.mime").result()
         database = [
             pool.submit(imported, name).result() for name in ("sqlalchemy", "server.models")
