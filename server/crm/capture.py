@@ -210,7 +210,7 @@ class Capturer:
         self.threads.prefetch(session, (k for p in mails if p.keys for k in p.keys.all_keys()))
         self.people.prefetch(session, self._external_addresses(mails))
 
-        plan: list[_Planned] = [self._plan(session, prepared, known) for prepared in mails]
+        plan = [self._plan(session, prepared, known, rows.now) for prepared in mails]
         new = [s.target for s in plan if s.outcome == "captured" and s.target is not None]
         self.threads.create(session)
         for target in new:  # threads started or merged while the batch was planned
@@ -284,7 +284,7 @@ class Capturer:
         return kept
 
     def _plan(
-        self, session: Session, prepared: Prepared, known: dict[str, list[_Known]]
+        self, session: Session, prepared: Prepared, known: dict[str, list[_Known]], now: datetime
     ) -> _Planned:
         """What to do with one item: skip it, note another sighting, or create an activity."""
         item = prepared.item
@@ -326,7 +326,7 @@ class Capturer:
         )
         target = _Known(None, identity, key, sender, occurred_at, level, hidden=False)
         target.values = self._activity_values(
-            prepared, identity, level, way, thread_id, occurred_at
+            prepared, identity, level, way, thread_id, occurred_at, now
         )
         if level == "full":
             target.blobs = [b for b in (prepared.raw_blob, prepared.body_blob) if b is not None]
@@ -441,11 +441,11 @@ class Capturer:
         way: str,
         thread_id: int,
         occurred_at: datetime,
+        now: datetime,
     ) -> dict[str, object]:
         item = prepared.item
         assert item is not None
         rank = level_index(level)
-        now = utcnow()
         return {
             "kind": "email",
             "identity": identity,
@@ -528,7 +528,7 @@ class Capturer:
             "folder": prepared.folder,
             "provider_id": prepared.provider_id[:500],
             "direction": way,
-            "seen_at": utcnow(),
+            "seen_at": rows.now,
             "deleted_at": None,
         }
 
@@ -601,6 +601,7 @@ class Capturer:
             prepared.quarantine_reason,
             None,
             prepared.quarantine_detail,
+            decided_at=utcnow(),
         )
         row["quarantined_item_id"] = item_id
         _upsert_decisions(session, [row])
@@ -626,6 +627,8 @@ def _decision_row(
     rule: str | None,
     activity_id: int | None = None,
     detail: str = "",
+    *,
+    decided_at: datetime,
 ) -> dict[str, object]:
     return {
         "link_id": link_id,
@@ -637,7 +640,7 @@ def _decision_row(
         "detail": "; ".join(d for d in (detail, prepared.trace_note) if d)[:4000],
         "activity_id": activity_id,
         "quarantined_item_id": None,
-        "decided_at": utcnow(),
+        "decided_at": decided_at,
     }
 
 
@@ -666,6 +669,9 @@ def _upsert_decisions(
 class _Rows:
     """Rows gathered during a batch, written with one multi-row statement per table."""
 
+    # The batch's one timestamp (decisions, sightings, new activities): one object, formatted
+    # once for its thousands of rows (see `UTCDateTime.bind_processor`).
+    now: datetime = field(default_factory=utcnow)
     participants: list[dict[str, object]] = field(default_factory=list)
     attachments: list[dict[str, object]] = field(default_factory=list)
     blobs: list[dict[str, object]] = field(default_factory=list)
@@ -684,7 +690,9 @@ class _Rows:
         *,
         only_new: bool = False,
     ) -> None:
-        row = _decision_row(link_id, prepared, decision, rule, activity_id, detail)
+        row = _decision_row(
+            link_id, prepared, decision, rule, activity_id, detail, decided_at=self.now
+        )
         self.add_decision(row, only_new=only_new)
 
     def add_meetings(self, batch: MeetingBatch) -> None:

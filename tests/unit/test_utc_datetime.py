@@ -39,3 +39,24 @@ def test_sqlite_binding_refuses_naive_times_and_passes_none() -> None:
     assert ours(None) is None
     with pytest.raises(ValueError, match="naive datetime"):
         ours(datetime(2026, 11, 26, 13, 5))
+
+
+def test_sqlite_binding_of_repeated_and_alternating_values_is_each_values_own() -> None:
+    """The processor keeps the last value's text: a repeat gets it, anything else its own."""
+    ours = UTCDateTime().bind_processor(SQLITE)
+    assert ours is not None
+    first = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+    second = datetime(2026, 3, 1, 11, 0, tzinfo=timezone(timedelta(hours=2)))  # the same instant
+    third = datetime(2026, 3, 2, 9, 0, 0, 5, tzinfo=UTC)
+    values = [first, first, second, third, third, first, None, first, second]
+    assert [ours(v) for v in values] == [
+        "2026-03-01 09:00:00.000000",
+        "2026-03-01 09:00:00.000000",
+        "2026-03-01 09:00:00.000000",
+        "2026-03-02 09:00:00.000005",
+        "2026-03-02 09:00:00.000005",
+        "2026-03-01 09:00:00.000000",
+        None,
+        "2026-03-01 09:00:00.000000",
+        "2026-03-01 09:00:00.000000",
+    ]
