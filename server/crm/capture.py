@@ -24,6 +24,7 @@ while that transaction's writes are (call `forget()` after a rollback).
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -129,6 +130,8 @@ def level_index(level: str) -> int:
 def _insert(session: Session):  # type: ignore[no-untyped-def]
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
+
+log = logging.getLogger(__name__)
 
 ACTIVITIES = cast(Table, Activity.__table__)
 
@@ -320,7 +323,7 @@ class Capturer:
         identity = email_identity(key, sender)
         if any(k.identity == identity for k in known.get(key, [])):
             identity = f"{identity}|{occurred_at:%Y%m%dT%H%M}"
-        level = effective_level(item, self.link.capture_level)
+        level = self._level(prepared, item)
         thread_id = self.threads.assign(
             session, prepared.keys, subject=item.subject, occurred_at=occurred_at
         )
@@ -332,6 +335,23 @@ class Capturer:
             target.blobs = [b for b in (prepared.raw_blob, prepared.body_blob) if b is not None]
         known.setdefault(key, []).append(target)
         return _Planned(prepared, "captured", way, target)
+
+    def _level(self, prepared: Prepared, item: MailItem) -> str:
+        """The level to capture `item` at: the link's, less for private mail, and at most
+        "subject" when its parse worker did not read its content (`sure_skips`). That cannot
+        happen while capture and its workers apply the same rules; if it does, the email is
+        still captured, and says why its content is missing."""
+        level = effective_level(item, self.link.capture_level)
+        skipped_by = prepared.content_skipped_by
+        if skipped_by is None or level_index(level) <= level_index("subject"):
+            return level
+        log.warning(
+            "captured an email whose parse worker saw a rule skip it",
+            extra={"message_key": prepared.message_key, "rule": skipped_by},
+        )
+        note = f"content not read: the parse worker expected rule {skipped_by} to skip it"
+        prepared.trace_note = "; ".join(n for n in (prepared.trace_note, note) if n)
+        return "subject"
 
     def _insert_activities(self, session: Session, new: list[_Known]) -> None:
         """One multi-row INSERT; an identity another process inserted a moment ago is looked up."""
@@ -537,7 +557,7 @@ class Capturer:
         item = prepared.item
         assert item is not None
         assert match.id is not None
-        level = effective_level(item, self.link.capture_level)
+        level = self._level(prepared, item)
         if level_index(level) <= level_index(match.content_level):
             return
         values: dict[str, object] = {"content_level": level, "subject": item.subject[:1000]}

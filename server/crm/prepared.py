@@ -37,6 +37,8 @@ class Prepared:
     # a bounce: what it says, read while the raw bytes were at hand (server.crm.bounces)
     report: DeliveryReport | None = None
     trace_note: str = ""  # added to the capture decision's detail
+    # the rule the parse worker saw skip it: it read neither body nor attachments, packed no blob
+    content_skipped_by: str | None = None
 
     @property
     def weight(self) -> int:

@@ -85,7 +85,7 @@ from server.crm.addresses import normalise_address
 from server.crm.blob_rows import blob_row, unpack_blob_row
 from server.crm.blobs import get_blob, put_blob
 from server.crm.errors import Conflict, DomainError, Forbidden, NotFound
-from server.crm.rules import in_domains
+from server.crm.rules import SUPPRESSION_KEY_SETTING, in_domains
 from server.crm.settings import get_setting
 from server.crm.sql import dialect_of, insert_ignore
 from server.crm.viewer import Viewer
@@ -144,7 +144,7 @@ __all__ = [
     "write_export",
 ]
 
-KEY_SETTING = "privacy.suppression_key"
+KEY_SETTING = SUPPRESSION_KEY_SETTING
 PLACEHOLDER_DOMAIN = "erased.invalid"  # .invalid never resolves (RFC 2606)
 ERASED = "(erased)"
 REASON = "erased: the person's data was erased on request"

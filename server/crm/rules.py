@@ -36,6 +36,7 @@ from server.crm.bulk import bulk_reason
 from server.crm.errors import DomainError
 from server.crm.settings import get_setting, get_settings, set_setting
 from server.crm.sql import insert_ignore
+from server.crm.sure_skips import LOG_HEADER
 from server.mail_ingest.items import MailItem, Participant
 from server.models import CaptureRule
 
@@ -48,8 +49,9 @@ LIST_KINDS = {
     "block_domain": "domain",
     "never_log": "address_or_domain",
 }
-LOG_HEADER = "x-rapport-log"
 LOG_HEADER_KEY_SETTING = "pane.log_header_key"
+# Made by `server.crm.privacy` at the first erasure: its presence says somebody was erased.
+SUPPRESSION_KEY_SETTING = "privacy.suppression_key"
 # Folder names (the last part of the path, case-insensitive) of a Sent folder: IMAP's usual and
 # localised names, Gmail's, Graph's well-known name, and what file imports call it.
 SENT_FOLDER_NAMES = frozenset(
@@ -91,6 +93,7 @@ class CapturePolicy:
     skip_automated: bool = True
     auto_create: AutoCreate = "all"
     log_header_key: str | None = None  # None: no marker was ever handed out, the header is inert
+    anyone_erased: bool = False  # capture then replaces erased people's addresses first
 
 
 def in_domains(address: str, domains: Collection[str]) -> bool:
@@ -151,6 +154,21 @@ def skip_reason(
     if direction == "internal" and policy.skip_internal_only:
         return "internal_only"
     return None
+
+
+def content_skips(policy: CapturePolicy) -> frozenset[str]:
+    """The rules switched on that a parse worker can apply alone (`server.crm.sure_skips`):
+    none once anybody was erased."""
+    skips: set[str] = set()
+    if policy.anyone_erased:
+        return frozenset()
+    if policy.skip_mailing_lists:
+        skips.add("mailing_list")
+    if policy.skip_automated:
+        skips |= {"bulk", "automated_sender"}
+    if policy.skip_internal_only:
+        skips.add("internal_only")
+    return frozenset(skips)
 
 
 def log_header_value(key: str, user_id: int) -> str:
@@ -222,6 +240,7 @@ _POLICY_SETTINGS = (
     "capture.skip_mailing_lists",
     "capture.skip_automated",
     LOG_HEADER_KEY_SETTING,
+    SUPPRESSION_KEY_SETTING,
 )
 
 
@@ -245,6 +264,7 @@ def load_policy(session: Session) -> CapturePolicy:
         skip_automated=bool(settings["capture.skip_automated"]),
         auto_create=auto_create if auto_create in ("all", "sent", "none") else "all",
         log_header_key=_text_or_none(settings[LOG_HEADER_KEY_SETTING]),
+        anyone_erased=_text_or_none(settings[SUPPRESSION_KEY_SETTING]) is not None,
     )
 
 

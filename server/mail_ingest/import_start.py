@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from server.crm.addresses import normalise_address
+from server.crm.sure_skips import SKIPPABLE
 from server.mail_ingest.parse_pool import ChunkStream
 from server.mail_ingest.prepare import PrepareOptions
 from server.mail_ingest.sources.files import FileWalk, RawMessage, Unreadable
@@ -61,8 +62,9 @@ def guess_options(
     aliases: Sequence[str],
     internal_domains: Sequence[str],
 ) -> PrepareOptions | None:
-    """The options of an import link made by this command, with nothing stored before it; None
-    when the owner is not an address (the import refuses it)."""
+    """The options of an import link made by this command, with nothing stored before it (the
+    rules as shipped, nobody erased); None when the owner is not an address (the import
+    refuses it)."""
     addresses = [normalise_address(a) for a in (owner, *aliases)]
     if any(a is None for a in addresses):
         return None
@@ -70,4 +72,5 @@ def guess_options(
         level=capture_level or "full",
         internal_domains=frozenset(internal_domains),
         owner_addresses=frozenset(a for a in addresses if a is not None),
+        skips=SKIPPABLE,
     )

@@ -16,8 +16,7 @@ from server.crm.rules import load_policy, seed_internal_domains
 from server.db import Database
 from server.mail_ingest.import_start import ImportStart, start_import
 from server.mail_ingest.parse_pool import default_jobs
-from server.mail_ingest.pipeline import CaptureRun, capture, prepared_stream
-from server.mail_ingest.prepare import PrepareOptions
+from server.mail_ingest.pipeline import CaptureRun, capture, prepare_options, prepared_stream
 from server.mail_ingest.sources.files import Unreadable
 
 
@@ -51,11 +50,7 @@ def import_files(
             link = import_link(session, owner, capture_level=capture_level, aliases=aliases)
             info = link_info(link)
             policy = load_policy(session)
-        options = PrepareOptions(
-            level=info.capture_level,
-            internal_domains=policy.internal_domains,
-            owner_addresses=info.owner_addresses,
-        )
+        options = prepare_options(info, policy)
         stream = prepared_stream(start.messages, options, jobs=start.jobs, started=start.stream)
         # What exists by now (modules, mappers, the policy) outlives the import: out of the
         # garbage collector's sight, its collections walk only what capture makes (in a

@@ -15,6 +15,7 @@ module is the one place that turns them into a provider-neutral `MailItem`. Two 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from server.mail_ingest.errors import BadItem
 from server.mail_ingest.items import KEPT_HEADERS, AttachmentInfo, MailItem
@@ -284,12 +285,21 @@ def _attachment(
 
 
 def _fill_structure(
-    item: MailItem, buf: bytes, block: HeaderBlock, start: int, want_body: bool, cap: int | None
+    item: MailItem,
+    buf: bytes,
+    block: HeaderBlock,
+    start: int,
+    want_body: bool,
+    cap: int | None,
+    *,
+    want_attachments: bool = True,
 ) -> Part:
     """Body, snippet and attachments from the part tree, which is returned."""
     defects = item.defects
     root = make_part(buf, start, len(buf), 0, defects, block=block)
     walk(buf, root, defects)
+    if not want_attachments:
+        return root  # only the tree (for calendar parts): nothing decoded
     bodies, attachments = _classify(buf, root)
     if want_body:
         texts = [_part_text(buf, part, defects) for part in bodies]
@@ -341,11 +351,15 @@ def parse_message_and_calendar(
     attachment_content_cap: int | None = DEFAULT_ATTACHMENT_CAP,
     provider_id: str = "",
     folder: str = "",
+    read_content: Callable[[MailItem], bool] | None = None,
 ) -> tuple[MailItem, list[bytes] | None]:
     """`parse_message`, with what `calendar_parts` would return for the message, taken from
     the part tree the parse walked anyway; None when it walked none (metadata level, or a
     broken structure), so the caller looks the slow way. Searching every message's bytes for
     calendar headers on top of the parse was 6% of a parse worker's time.
+
+    `read_content` is asked once the headers are read: when it says no, neither bodies nor
+    attachments are read (the part tree is still walked, for the calendar parts).
     """
     if not isinstance(raw, bytes | bytearray | memoryview):
         raise BadItem("not_bytes", f"expected message bytes, got {type(raw).__name__}")
@@ -374,8 +388,17 @@ def parse_message_and_calendar(
         _stage(item, "the headers", exc)
     calendar = None
     if want_subject:
+        content = read_content is None or read_content(item)
         try:
-            root = _fill_structure(item, buf, block, start, want_body, attachment_content_cap)
+            root = _fill_structure(
+                item,
+                buf,
+                block,
+                start,
+                want_body and content,
+                attachment_content_cap,
+                want_attachments=content,
+            )
             calendar = _calendar_payloads(buf, root)
         except Exception as exc:
             _stage(item, "the MIME structure", exc)

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from server.crm.blob_rows import unpack_blob_row
 from server.crm.capture import CaptureCounts, Capturer, LinkInfo
 from server.crm.prepared import Prepared
-from server.crm.rules import CapturePolicy
+from server.crm.rules import CapturePolicy, content_skips
 from server.db import Database
 from server.jobs import LeaseLost
 from server.mail_ingest import parse_pool
@@ -48,6 +48,16 @@ BATCH_SIZE = 400
 # A batch is also committed once it holds this many bytes of packed blobs: a mailbox of large
 # attachments would otherwise keep hundreds of megabytes in memory before a commit.
 BATCH_BYTES = 8 * 1024 * 1024
+
+
+def prepare_options(link: LinkInfo, policy: CapturePolicy) -> PrepareOptions:
+    """What the parse workers need of a link and the capture rules."""
+    return PrepareOptions(
+        level=link.capture_level,
+        internal_domains=policy.internal_domains,
+        owner_addresses=link.owner_addresses,
+        skips=content_skips(policy),
+    )
 
 
 def prepared_stream(

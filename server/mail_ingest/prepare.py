@@ -21,6 +21,7 @@ from typing import Protocol
 from server.crm.blob_parts import Span
 from server.crm.blob_rows import blob_row, raw_blob_row
 from server.crm.prepared import Prepared, effective_level
+from server.crm.sure_skips import sure_skip
 from server.crm.threads import message_key, normalise_message_id, thread_keys
 from server.mail_ingest.calendar import parse_calendar, recurrence_key
 from server.mail_ingest.dsn import delivery_report
@@ -47,6 +48,8 @@ class PrepareOptions:
     level: str
     internal_domains: frozenset[str]
     owner_addresses: frozenset[str]
+    # rules capture will apply whose emails need not be read whole (`server.crm.sure_skips`)
+    skips: frozenset[str] = frozenset()
 
 
 def quarantine(raw: bytes, folder: str, provider_id: str, reason: str, detail: str) -> Prepared:
@@ -81,6 +84,18 @@ def prepare_raw(message: RawMessage, options: PrepareOptions) -> Prepared:
         )
     if message.kind == "calendar":
         return prepare_calendar_file(message)
+    skipped_by: str | None = None
+
+    def read_content(item: MailItem) -> bool:
+        nonlocal skipped_by
+        skipped_by = sure_skip(
+            item,
+            skips=options.skips,
+            internal_domains=options.internal_domains,
+            owner_addresses=options.owner_addresses,
+        )
+        return skipped_by is None
+
     try:
         item, calendar = parse_message_and_calendar(
             message.raw,
@@ -88,6 +103,7 @@ def prepare_raw(message: RawMessage, options: PrepareOptions) -> Prepared:
             want_body=options.level == "full",
             provider_id=message.provider_id,
             folder=message.folder,
+            read_content=read_content if options.skips else None,
         )
     except BadItem as exc:
         return quarantine(message.raw, message.folder, message.provider_id, exc.reason, exc.message)
@@ -97,7 +113,7 @@ def prepare_raw(message: RawMessage, options: PrepareOptions) -> Prepared:
             message.raw, message.folder, message.provider_id, "internal_error", repr(exc)[:2000]
         )
     item.calendar = carried_calendar(message.raw, item, calendar)
-    return prepare_item(item, options)
+    return prepare_item(item, options, skipped_by=skipped_by)
 
 
 def prepare_calendar_file(message: RawMessage) -> Prepared:
@@ -177,9 +193,12 @@ def carried_calendar(
     return list(found.values())
 
 
-def prepare_item(item: MailItem, options: PrepareOptions) -> Prepared:
-    """Key and pack a parsed item (from `prepare_raw`, or straight from an API-based source)."""
-    full = options.level == "full"
+def prepare_item(
+    item: MailItem, options: PrepareOptions, *, skipped_by: str | None = None
+) -> Prepared:
+    """Key and pack a parsed item (from `prepare_raw`, or straight from an API-based source);
+    nothing is packed for an item capture is sure to skip (`skipped_by`, a rule)."""
+    full = options.level == "full" and skipped_by is None
     attachment_blobs = [
         blob_row(a.content, a.sha256) if full and a.content is not None else None
         for a in item.attachments
@@ -197,6 +216,7 @@ def prepare_item(item: MailItem, options: PrepareOptions) -> Prepared:
         raw_blob=_raw_blob(item, attachment_blobs) if full and item.raw else None,
         body_blob=blob_row(item.text.encode("utf-8")) if full and item.text else None,
         attachment_blobs=attachment_blobs,
+        content_skipped_by=skipped_by,
     )
     prepared.calendar, item.calendar = item.calendar, []
     prepared.report = delivery_report(item)  # needs the raw bytes, dropped below

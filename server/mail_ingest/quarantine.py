@@ -18,7 +18,7 @@ from server.crm.mailboxes import link_info
 from server.crm.prepared import Prepared
 from server.crm.rules import load_policy
 from server.db import Database
-from server.mail_ingest.pipeline import capture
+from server.mail_ingest.pipeline import capture, prepare_options
 from server.mail_ingest.prepare import PrepareOptions, prepare_raw
 from server.mail_ingest.sources.files import ICS_SUFFIXES, RawMessage
 from server.models import MailboxLink, QuarantinedItem, utcnow
@@ -50,7 +50,7 @@ def retry_quarantined(db: Database, *, link_id: int | None = None) -> RetryResul
     resolved = 0
     for owner_link, item_ids in by_link.items():
         info = links[owner_link]
-        options = PrepareOptions(info.capture_level, policy.internal_domains, info.owner_addresses)
+        options = prepare_options(info, policy)
         parsed: list[int] = []
         run = capture(db, info, policy, _reparsed(db, item_ids, options, parsed))
         total.add(run.counts)

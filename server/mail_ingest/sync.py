@@ -36,7 +36,7 @@ from server.mail_ingest.oauth import (
     link_token_source,
 )
 from server.mail_ingest.parse_pool import CHUNK_SIZE, default_jobs
-from server.mail_ingest.pipeline import Preparer, commit_batch
+from server.mail_ingest.pipeline import Preparer, commit_batch, prepare_options
 from server.mail_ingest.prefetch import Prefetch
 from server.mail_ingest.prepare import Failures, PrepareOptions, prepare_item
 from server.mail_ingest.sources.ews import EwsFolder, EwsSettings, EwsSource, ews_token_source
@@ -182,7 +182,7 @@ def sync_link(
         source = SOURCES[link.kind](link, secret, settings)
     result = SyncResult(link_id)
     capturer = Capturer(info, policy, since=since)
-    options = PrepareOptions(info.capture_level, policy.internal_domains, info.owner_addresses)
+    options = prepare_options(info, policy)
     try:
         with (
             Preparer(options, jobs=jobs or default_jobs()) as preparer,

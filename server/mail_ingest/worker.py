@@ -46,7 +46,8 @@ from server.mail_ingest.graph_notify import JOB as SUBSCRIPTIONS_JOB
 from server.mail_ingest.graph_notify import SubscriptionKeeper
 from server.mail_ingest.idle import IdleWatchers, remember_syncer
 from server.mail_ingest.parse_pool import default_jobs
-from server.mail_ingest.prepare import PrepareOptions, prepare_raw
+from server.mail_ingest.pipeline import prepare_options
+from server.mail_ingest.prepare import prepare_raw
 from server.mail_ingest.sources.drop import DropServer, DropTarget, drop_content
 from server.mail_ingest.sources.files import RawMessage
 from server.mail_ingest.sync import SOURCES, sync_link
@@ -139,7 +140,7 @@ def capture_drop(session: Session, payload: Mapping[str, Any]) -> None:
     raw = base64.b64decode(payload["raw"])
     info = link_info(link)
     policy = load_policy(session)
-    options = PrepareOptions(info.capture_level, policy.internal_domains, info.owner_addresses)
+    options = prepare_options(info, policy)
     prepared = prepare_raw(RawMessage(raw, "drop", hashlib.sha256(raw).hexdigest()), options)
     Capturer(info, policy).capture_batch(session, [prepared])
     link.last_success_at = utcnow()

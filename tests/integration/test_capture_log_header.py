@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from server.config import Settings
 from server.crm.rule_admin import add_rule
-from server.crm.rules import LOG_HEADER, is_sent_folder, log_header_key, log_header_value
+from server.crm.rules import is_sent_folder, log_header_key, log_header_value
+from server.crm.sure_skips import LOG_HEADER
 from server.crm.users import add_user
 from server.db import Database
 from server.mail_ingest.importer import import_files
