@@ -20,6 +20,10 @@ from server.mail_ingest.parse_pool import ChunkStream
 from server.mail_ingest.prepare import PrepareOptions
 from server.mail_ingest.sources.files import FileWalk, RawMessage, Unreadable
 
+# Messages the workers prepare before capture starts: enough for the main process's start-up
+# (a second), few enough that their results waiting in its memory stay small (~20 MB).
+HEAD_START_MESSAGES = 1024
+
 
 @dataclass
 class ImportStart:
@@ -51,7 +55,7 @@ def start_import(
 
     start.messages = messages()
     if guess is not None and jobs > 1:
-        start.stream = ChunkStream(start.messages, guess, jobs)
+        start.stream = ChunkStream(start.messages, guess, jobs, ahead=HEAD_START_MESSAGES)
     return start
 
 

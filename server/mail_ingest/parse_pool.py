@@ -42,14 +42,24 @@ class ChunkStream:
     """Messages prepared in chunks on a pool, a bounded window of them in flight, handed back
     in order. It can start before its final options are known (`retarget`)."""
 
-    def __init__(self, messages: Iterator[RawMessage], options: PrepareOptions, jobs: int) -> None:
+    def __init__(
+        self,
+        messages: Iterator[RawMessage],
+        options: PrepareOptions,
+        jobs: int,
+        *,
+        ahead: int = WINDOW_MESSAGES,
+    ) -> None:
+        """`ahead`: messages handed out at the start, when that is more than the window (the
+        head start of an import, which has the workers to itself for a second)."""
         self.options = options
         self._messages = messages
         self._pool = pool(jobs)
-        self._in_flight = max(jobs * 2, WINDOW_MESSAGES // CHUNK_SIZE)
         self._window: deque[tuple[list[RawMessage], Future[list[Prepared]]]] = deque()
         self._exhausted = False
+        self._in_flight = max(jobs * 2, ahead // CHUNK_SIZE)
         self._fill()
+        self._in_flight = max(jobs * 2, WINDOW_MESSAGES // CHUNK_SIZE)
 
     def retarget(self, options: PrepareOptions) -> None:
         """Prepare with `options` from now on; chunks started with others start again."""
