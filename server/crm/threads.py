@@ -48,7 +48,7 @@ from datetime import UTC, datetime
 
 from server.crm.addresses import normalise_address
 from server.crm.direction import external_participants
-from server.mail_ingest.items import MailItem, Participant
+from server.mail_ingest.items import MailItem, Participant, pickled_by_fields
 
 __all__ = [
     "ThreadKeys",
@@ -302,6 +302,7 @@ def parse_thread_index(value: str) -> str | None:
     return head.hex()
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class ThreadKeys:
     """The keys an item contributes to its thread (see the module docstring for their use)."""

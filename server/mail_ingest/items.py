@@ -6,9 +6,27 @@ dataclasses and nothing else; the capture pipeline consumes them without knowing
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Literal
+from operator import attrgetter
+from typing import Literal, TypeVar
+
+_Slotted = TypeVar("_Slotted", bound=type)
+
+
+def pickled_by_fields(cls: _Slotted) -> _Slotted:
+    """Pickle a `dataclass(slots=True)` as its class and field values, for objects that cross
+    from the parse workers by the ten thousand. The dataclass's own state methods look its
+    fields up on every call: a fifth of unpickling a worker's results, and dumping took five
+    times as long."""
+    values = attrgetter(*(f.name for f in fields(cls)))
+
+    def reduce(self: object) -> tuple[type, tuple[object, ...]]:
+        return cls, values(self)
+
+    setattr(cls, "__reduce__", reduce)  # noqa: B010 (mypy refuses the assignment to a method)
+    return cls
+
 
 Role = Literal["from", "sender", "reply_to", "to", "cc", "bcc", "organizer", "attendee"]
 Response = Literal["accepted", "tentative", "declined", "needs_action", "delegated"]
@@ -59,6 +77,7 @@ KEPT_HEADERS: frozenset[str] = frozenset(
 )
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Participant:
     """One address on an item, in one role.
@@ -73,6 +92,7 @@ class Participant:
     response: Response | None = None
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class AttachmentInfo:
     """An attachment's metadata, with its content only when the capture level keeps content."""
