@@ -642,3 +642,35 @@ def test_an_import_whose_workers_started_on_a_wrong_guess_uses_the_links_options
     assert {direction for direction, _ in sent} == {"outgoing"}
     assert len(replies) == 35
     assert {thread for _, thread in replies} == {thread for _, thread in sent}
+
+
+def test_an_email_another_process_inserted_a_moment_before_is_captured_once(
+    db: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between reading what is known and inserting, another process (PostgreSQL lets two write
+    at once) stored the same email: its row stays, this import counts the email as known."""
+    import server.crm.capture as capture_module
+    from server.crm.sql import insert_ignore
+
+    real_insert = capture_module.insert_ignore_returning
+    clash: dict[str, object] = {}
+
+    def insert_after_another(session, table_name, index, returning, rows):  # type: ignore[no-untyped-def]
+        if table_name == "activities" and not clash:
+            clash.update(rows[1])
+            insert_ignore(session, table_name, index, [clash])
+        return real_insert(session, table_name, index, returning, rows)
+
+    monkeypatch.setattr(capture_module, "insert_ignore_returning", insert_after_another)
+    emails = [make_email(sender=CLARA, to=ANNA, subject=f"Order {n}") for n in range(3)]
+    result = run_import(db, settings, write_maildir(tmp_path / "a", emails))
+    assert (result.run.counts.captured, result.run.counts.known) == (2, 1)
+    with db.session() as session:
+        activities = session.execute(select(Activity.id, Activity.subject)).all()
+        decided = session.execute(
+            select(CaptureDecision.decision, CaptureDecision.activity_id)
+        ).all()
+    assert len(activities) == 3
+    assert [d for d, _ in decided].count("known") == 1
+    assert {a for _, a in decided} == {a for a, _ in activities}
+    assert count(db, MailboxObservation) == 3
