@@ -35,5 +35,12 @@ def run_server(settings: Settings, *, host: str, port: int, workers: int) -> Non
         "accesslog": None,
         "timeout": 60,
         "graceful_timeout": 20,
+        # Longer than a proxy's idle upstream connections live (nginx and load balancers: 60 s),
+        # so the proxy closes them, never gunicorn: a POST sent on a connection gunicorn is
+        # closing fails, and a proxy does not re-send a POST.
+        "keepalive": 75,
+        # gunicorn 27's control socket is one path per user (~/.gunicorn): several servers on a
+        # machine would take it from each other, and nothing of ours uses it.
+        "control_socket_disable": True,
     }
     _Gunicorn(settings, options).run()

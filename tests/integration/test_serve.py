@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
@@ -11,6 +12,8 @@ import urllib.error
 import urllib.request
 
 from tests.support.postgres import free_port
+
+KEEPALIVE_PROBE_SECONDS = 3.0  # past gunicorn's default keep-alive
 
 
 def wait_for(
@@ -38,9 +41,31 @@ def test_serve_answers_healthz(env: dict[str, str]) -> None:
         status, body = wait_for(f"http://127.0.0.1:{port}/healthz", proc)
         assert status == 200
         assert body["database"] == "ok"
+        assert_idle_connection_kept(port)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def assert_idle_connection_kept(port: int) -> None:
+    """A proxy's idle upstream connection is still open when the proxy reuses it: were gunicorn
+    to close it first (its default keep-alive is 2 s), a POST sent on it as it closes would fail
+    and nginx would not re-send it."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", "/healthz")
+        first = connection.getresponse()
+        first.read()
+        assert first.status == 200 and not first.will_close
+        socket_before = connection.sock
+        time.sleep(KEEPALIVE_PROBE_SECONDS)
+        connection.request("GET", "/healthz")  # raises RemoteDisconnected if it was closed
+        second = connection.getresponse()
+        second.read()
+        assert second.status == 200
+        assert connection.sock is socket_before
+    finally:
+        connection.close()
 
 
 def test_serve_refuses_an_unmigrated_database(env: dict[str, str], tmp_path: object) -> None:
