@@ -7,6 +7,7 @@ prints its message and exits with code 1.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -81,6 +82,20 @@ pass_ctx = click.make_pass_decorator(Context, ensure=True)
 def main(click_ctx: click.Context) -> None:
     """Rapport: an Outlook-centric CRM that captures your team's email and meetings."""
     click_ctx.call_on_close(click_ctx.ensure_object(Context).close)
+
+
+@contextmanager
+def _collector_off() -> Iterator[None]:
+    """For a big import (the capture core): its hundreds of thousands of new objects, none of
+    them garbage, set off collection after collection that walk them (0.06-0.09 s of 0.6)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 # -- serve ---------------------------------------------------------------------------------------
@@ -224,8 +239,9 @@ def import_(
     # no message, no parse workers
     start = start_import(paths, jobs=jobs or default_jobs(), guess=guess if total else None)
     try:
-        from server.mail_ingest.importer import import_files
-        from server.progress import import_progress, print_import_summary
+        with _collector_off():
+            from server.mail_ingest.importer import import_files
+            from server.progress import import_progress, print_import_summary
 
         with import_progress(total) as advance:
             result = import_files(
