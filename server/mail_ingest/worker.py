@@ -181,6 +181,9 @@ class Worker:
         self._next_due_check = 0.0
         self._next_retention_check = 0.0
         self._next_prune = 0.0
+        # Set by a sync: this worker may now be the one to watch its link with IDLE, from the
+        # next round on rather than at the next periodic refresh (up to 15 s later).
+        self._watch_again = False
         self.subscriptions = SubscriptionKeeper(db, settings)  # Graph change notifications
         self.runner = Runner(
             db,
@@ -209,6 +212,7 @@ class Worker:
         result = sync_link(db, self.settings, link_id, job=job, stop=lambda: self.stopping)
         if result.error is None:
             remember_syncer(db, link_id, self.runner.owner)
+            self._watch_again = True
         if self.stopping and result.error is None:
             # Interrupted between pages: back to the queue; it resumes from its checkpoint.
             raise Requeue()
@@ -230,7 +234,9 @@ class Worker:
         try:
             while not self.stopping:
                 try:
-                    if not once and time.monotonic() - last_refresh > WATCH_REFRESH_SECONDS:
+                    since_refresh = time.monotonic() - last_refresh
+                    if not once and (self._watch_again or since_refresh > WATCH_REFRESH_SECONDS):
+                        self._watch_again = False
                         watchers.refresh()
                         last_refresh = time.monotonic()
                     job = self._one_round()
