@@ -374,9 +374,14 @@ def test_refuses_foreign_folder_and_replaces_its_own(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_scale_twenty_gives_several_thousand_messages(tmp_path: Path) -> None:
-    dataset = generate_demo(tmp_path / "big", now=NOW, scale=20)
-    assert dataset.message_count >= 3000
-    assert dataset.file_count >= dataset.message_count - dataset.kinds["archived"]
-    written = sum(1 for p in (tmp_path / "big" / "mailboxes").rglob("*") if p.is_file())
-    assert written == dataset.file_count
+def test_scale_multiplies_the_conversations_meetings_and_archive(tmp_path: Path) -> None:
+    """Scale 3, not 20: the multiplication is what is tested (scale 20 took 21 s)."""
+    one = generate_demo(tmp_path / "one", now=NOW)
+    three = generate_demo(tmp_path / "three", now=NOW, scale=3)
+    assert three.kinds["archived"] == 3 * one.kinds["archived"]
+    assert three.kinds["customer"] >= 2 * one.kinds["customer"]
+    assert three.kinds["calendar_request"] > one.kinds["calendar_request"]
+    assert three.message_count >= 2 * one.message_count
+    assert three.file_count >= three.message_count - three.kinds["archived"]
+    written = sum(1 for p in (tmp_path / "three" / "mailboxes").rglob("*") if p.is_file())
+    assert written == three.file_count
