@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.request
 from collections.abc import Iterator
 from datetime import timedelta
@@ -411,7 +412,12 @@ def test_a_page_asked_for_while_another_still_loads_is_the_one_shown(
     app_context.route("**/api/v1/custom-fields?*", hold_contact_fields)
     page = open_app(app_context, demo, "#/contacts")
     page.wait_for_function("() => document.querySelector('#main .loading') !== null")
-    assert held, "the contact list did not ask for its custom fields"
+    # The route handler runs when Playwright dispatches the request's event, which can come
+    # after the page shows it is loading: wait for it, pumping events, rather than look once.
+    deadline = time.monotonic() + 15
+    while not held:
+        assert time.monotonic() < deadline, "the contact list did not ask for its custom fields"
+        page.wait_for_timeout(50)
     page.goto(f"{demo.base_url}/app/#/companies")
     expect(page.locator("h1")).to_have_text("Companies")
     with page.expect_response(lambda r: "entity=contact" in r.url):
