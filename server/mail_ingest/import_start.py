@@ -20,9 +20,8 @@ from server.mail_ingest.parse_pool import ChunkStream
 from server.mail_ingest.prepare import PrepareOptions
 from server.mail_ingest.sources.files import FileWalk, RawMessage, Unreadable
 
-# Messages the workers prepare before capture starts, and how far ahead they stay after: enough
-# for the main process's start-up (a second), few enough that their results waiting in its
-# memory stay small (its peak: 129-131 MB from 10,000 to 100,000 messages, against 120-131).
+# Messages the workers prepare before capture starts: enough for the main process's start-up
+# (a second), few enough that their results waiting in its memory stay small (~20 MB).
 HEAD_START_MESSAGES = 1024
 
 

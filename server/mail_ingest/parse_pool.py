@@ -50,10 +50,8 @@ class ChunkStream:
         *,
         ahead: int = WINDOW_MESSAGES,
     ) -> None:
-        """`ahead`: messages in flight when that is more than the window. An import's head
-        start: the workers prepare that many while the main process starts up, and keep that
-        far ahead after. Dropped back to the window, they finished the head start and waited
-        while the main process captured its first batches (0.25 of 14 core-seconds idle)."""
+        """`ahead`: messages handed out at the start, when that is more than the window (the
+        head start of an import, which has the workers to itself for a second)."""
         self.options = options
         self._messages = messages
         self._pool = pool(jobs)
@@ -61,6 +59,7 @@ class ChunkStream:
         self._exhausted = False
         self._in_flight = max(jobs * 2, ahead // CHUNK_SIZE)
         self._fill()
+        self._in_flight = max(jobs * 2, WINDOW_MESSAGES // CHUNK_SIZE)
 
     def retarget(self, options: PrepareOptions) -> None:
         """Prepare with `options` from now on; chunks started with others start again."""

@@ -3,8 +3,6 @@ starts before the command line is imported."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from server.entry import _imports_in_parallel
@@ -49,27 +47,6 @@ def test_a_stream_keeps_its_work_when_the_guess_was_right() -> None:
     prepared = list(stream)
     assert [p.provider_id for p in prepared] == [m.provider_id for m in messages]
     assert all(p.raw_blob is not None for p in prepared)
-
-
-def test_a_head_start_stays_that_far_ahead_as_the_stream_is_read() -> None:
-    """The workers keep `ahead` messages in flight for the whole stream, not only at its start
-    (dropped back to the window, they sat idle while an import captured its first batches)."""
-    messages = _messages(10 * CHUNK_SIZE)
-    pulled = 0
-
-    def counted() -> Iterator[RawMessage]:
-        nonlocal pulled
-        for message in messages:
-            pulled += 1
-            yield message
-
-    stream = ChunkStream(counted(), _options("full"), jobs=2, ahead=6 * CHUNK_SIZE)
-    assert pulled == 6 * CHUNK_SIZE
-    reading = iter(stream)
-    seen = [next(reading).provider_id for _ in range(CHUNK_SIZE)]
-    assert pulled == 7 * CHUNK_SIZE  # the chunk read was replaced by one, no more
-    seen += [p.provider_id for p in reading]
-    assert seen == [m.provider_id for m in messages]
 
 
 @pytest.mark.parametrize(
