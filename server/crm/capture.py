@@ -39,13 +39,13 @@ from server.crm import privacy, webhooks
 from server.crm.addresses import choose_display_name
 from server.crm.blobs import put_blobs
 from server.crm.bounces import record_bounces
-from server.crm.direction import direction as classify_direction
 from server.crm.meetings import CalendarSighting, MeetingBatch, MeetingCapture
 from server.crm.people import People, Sighting
 from server.crm.prepared import Prepared, effective_level
 from server.crm.rules import CapturePolicy, in_domains, skip_reason
 from server.crm.signals import dirty as signals_dirty
 from server.crm.sql import insert_ignore, insert_ignore_returning, insert_rows, upsert
+from server.crm.sure_skips import header_verdict
 from server.crm.thread_store import ThreadStore
 from server.mail_ingest.items import CAPTURE_LEVELS, MailItem
 from server.models import (
@@ -148,6 +148,7 @@ class Capturer:
         self.people = People(policy.auto_create)
         self.threads = ThreadStore()
         self.meetings = MeetingCapture(link, policy, self.people, since=since)
+        self._external: dict[str, bool] = {}  # `_is_external`, for one batch
 
     def forget(self) -> None:
         """Drop cached ids after the batch's transaction rolled back."""
@@ -198,6 +199,7 @@ class Capturer:
         # mailbox (memory must stay flat from a thousand messages to a hundred thousand).
         self.threads.forget()
         self.people.trim()
+        self._external.clear()
         return counts
 
     def _capture_mails(
@@ -301,17 +303,18 @@ class Capturer:
         outside = (p.address for p in item.participants if p.role in STORED_ROLES)
         if privacy.only_erased_people(outside, self._is_external):
             return _Planned(prepared, "suppressed")  # its only outside party was erased
-        way = classify_direction(
-            sender,
-            item.participants,
-            owner_addresses=self.link.owner_addresses,
-            internal_domains=self.policy.internal_domains,
-        )
+        internal = self.policy.internal_domains
+        verdict = prepared.verdict
+        if verdict is None or not verdict.holds_for(internal, self.link.owner_addresses):
+            verdict = header_verdict(
+                item, internal_domains=internal, owner_addresses=self.link.owner_addresses
+            )
+        way = verdict.direction
         rule = skip_reason(
             item,
             self.policy,
             owner_user_id=self.link.owner_user_id,
-            direction=way,
+            verdict=verdict,
             owner_addresses=self.link.owner_addresses,
         )
         if rule is not None:
@@ -449,9 +452,14 @@ class Capturer:
         return addresses
 
     def _is_external(self, address: str) -> bool:
-        return address not in self.link.owner_addresses and not in_domains(
-            address, self.policy.internal_domains
-        )
+        """Asked ~6 times an email for the same few hundred addresses of a batch: kept."""
+        external = self._external.get(address)
+        if external is None:
+            external = address not in self.link.owner_addresses and not in_domains(
+                address, self.policy.internal_domains
+            )
+            self._external[address] = external
+        return external
 
     def _activity_values(
         self,

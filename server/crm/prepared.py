@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from server.crm.sure_skips import HeaderVerdict
 from server.crm.threads import ThreadKeys
 from server.mail_ingest.dsn import DeliveryReport
 from server.mail_ingest.items import CalendarItem, MailItem
@@ -39,6 +40,7 @@ class Prepared:
     trace_note: str = ""  # added to the capture decision's detail
     # the rule the parse worker saw skip it: it read neither body nor attachments, packed no blob
     content_skipped_by: str | None = None
+    verdict: HeaderVerdict | None = None  # the header rules' verdict, when the worker made it
 
     @property
     def weight(self) -> int:

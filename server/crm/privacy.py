@@ -259,6 +259,7 @@ def _hide_mail(
     prepared: Prepared, item: MailItem, erased: Mapping[str, str], scrub: Scrubber
 ) -> None:
     item.participants = _hidden(item.participants, erased)
+    prepared.verdict = None  # made on the addresses replaced here
     item.subject = scrub.text(item.subject)
     item.snippet = scrub.text(item.snippet)
     item.defects = [scrub.text(d) for d in item.defects]

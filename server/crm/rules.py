@@ -32,11 +32,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.crm.addresses import domain_of, normalise_address, normalise_domain
-from server.crm.bulk import bulk_reason
 from server.crm.errors import DomainError
 from server.crm.settings import get_setting, get_settings, set_setting
 from server.crm.sql import insert_ignore
-from server.crm.sure_skips import LOG_HEADER
+from server.crm.sure_skips import LOG_HEADER, HeaderVerdict
 from server.mail_ingest.items import MailItem, Participant
 from server.models import CaptureRule
 
@@ -127,10 +126,11 @@ def skip_reason(
     policy: CapturePolicy,
     *,
     owner_user_id: int | None,
-    direction: str,
+    verdict: HeaderVerdict,
     owner_addresses: Collection[str] = (),
 ) -> str | None:
-    """The rule that skips this email for this mailbox, or None to capture it."""
+    """The rule that skips this email for this mailbox, or None to capture it (`verdict`: what
+    the rules that read headers alone make of it, for this mailbox)."""
     if asked_to_log(item, policy, owner_user_id=owner_user_id, owner_addresses=owner_addresses):
         # The owner asked for this email from the pane: as for a click on "Log", only the
         # admin's blocks still apply (see the module docstring).
@@ -145,13 +145,12 @@ def skip_reason(
     blocked = blocked_by(item.participants, policy)
     if blocked:
         return blocked
-    if policy.skip_mailing_lists or policy.skip_automated:
-        reason = bulk_reason(item, own_domains=policy.internal_domains)
-        if reason == "mailing_list" and policy.skip_mailing_lists:
-            return reason
-        if reason in {"bulk", "automated_sender"} and policy.skip_automated:
-            return reason
-    if direction == "internal" and policy.skip_internal_only:
+    reason = verdict.bulk
+    if reason == "mailing_list" and policy.skip_mailing_lists:
+        return reason
+    if reason in {"bulk", "automated_sender"} and policy.skip_automated:
+        return reason
+    if verdict.direction == "internal" and policy.skip_internal_only:
         return "internal_only"
     return None
 

@@ -20,6 +20,7 @@ Pure (no SQLAlchemy), so that parse workers import it.
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 
 from server.crm.bulk import bulk_reason
 from server.crm.direction import direction
@@ -29,27 +30,47 @@ LOG_HEADER = "x-rapport-log"  # the pane's "log this email when sent" marker (se
 SKIPPABLE = frozenset({"mailing_list", "bulk", "automated_sender", "internal_only"})
 
 
-def sure_skip(
-    item: MailItem,
-    *,
-    skips: Collection[str],
-    internal_domains: Collection[str],
-    owner_addresses: Collection[str],
-) -> str | None:
-    """The rule of `skips` that capture will skip `item` by, or None (read it whole)."""
-    if not skips or LOG_HEADER in item.headers:
-        return None
-    reason = bulk_reason(item, own_domains=internal_domains)
-    if reason is not None and reason in skips:
-        return reason
-    if "internal_only" in skips:
-        sender = item.sender.address if item.sender else ""
-        way = direction(
+@dataclass(frozen=True, slots=True)
+class HeaderVerdict:
+    """What the rules that read headers alone make of an email, for one mailbox's owner
+    addresses and internal domains. The parse worker works it out to decide what to read, and
+    capture takes it over rather than work it out again: ~30 µs an email in the main process,
+    which every email of an import waits for."""
+
+    bulk: str | None  # `bulk_reason`
+    direction: str
+    internal_domains: frozenset[str]
+    owner_addresses: frozenset[str]
+
+    def holds_for(
+        self, internal_domains: Collection[str], owner_addresses: Collection[str]
+    ) -> bool:
+        return self.internal_domains == internal_domains and self.owner_addresses == owner_addresses
+
+
+def header_verdict(
+    item: MailItem, *, internal_domains: frozenset[str], owner_addresses: frozenset[str]
+) -> HeaderVerdict:
+    sender = item.sender.address if item.sender else ""
+    return HeaderVerdict(
+        bulk=bulk_reason(item, own_domains=internal_domains),
+        direction=direction(
             sender,
             item.participants,
             owner_addresses=owner_addresses,
             internal_domains=internal_domains,
-        )
-        if way == "internal":
-            return "internal_only"
+        ),
+        internal_domains=internal_domains,
+        owner_addresses=owner_addresses,
+    )
+
+
+def sure_skip(item: MailItem, verdict: HeaderVerdict, *, skips: Collection[str]) -> str | None:
+    """The rule of `skips` that capture will skip `item` by, or None (read it whole)."""
+    if not skips or LOG_HEADER in item.headers:
+        return None
+    if verdict.bulk is not None and verdict.bulk in skips:
+        return verdict.bulk
+    if "internal_only" in skips and verdict.direction == "internal":
+        return "internal_only"
     return None

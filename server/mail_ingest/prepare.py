@@ -21,7 +21,7 @@ from typing import Protocol
 from server.crm.blob_parts import Span
 from server.crm.blob_rows import blob_row, raw_blob_row
 from server.crm.prepared import Prepared, effective_level
-from server.crm.sure_skips import sure_skip
+from server.crm.sure_skips import HeaderVerdict, header_verdict, sure_skip
 from server.crm.threads import message_key, normalise_message_id, thread_keys
 from server.mail_ingest.calendar import parse_calendar, recurrence_key
 from server.mail_ingest.dsn import delivery_report
@@ -85,15 +85,14 @@ def prepare_raw(message: RawMessage, options: PrepareOptions) -> Prepared:
     if message.kind == "calendar":
         return prepare_calendar_file(message)
     skipped_by: str | None = None
+    verdict: HeaderVerdict | None = None
 
     def read_content(item: MailItem) -> bool:
-        nonlocal skipped_by
-        skipped_by = sure_skip(
-            item,
-            skips=options.skips,
-            internal_domains=options.internal_domains,
-            owner_addresses=options.owner_addresses,
+        nonlocal skipped_by, verdict
+        verdict = header_verdict(
+            item, internal_domains=options.internal_domains, owner_addresses=options.owner_addresses
         )
+        skipped_by = sure_skip(item, verdict, skips=options.skips)
         return skipped_by is None
 
     try:
@@ -113,7 +112,9 @@ def prepare_raw(message: RawMessage, options: PrepareOptions) -> Prepared:
             message.raw, message.folder, message.provider_id, "internal_error", repr(exc)[:2000]
         )
     item.calendar = carried_calendar(message.raw, item, calendar)
-    return prepare_item(item, options, skipped_by=skipped_by)
+    prepared = prepare_item(item, options, skipped_by=skipped_by)
+    prepared.verdict = verdict
+    return prepared
 
 
 def prepare_calendar_file(message: RawMessage) -> Prepared:

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from server.config import Settings
 from server.crm.mailboxes import import_link, link_info
+from server.crm.prepared import Prepared
 from server.crm.privacy import erase_person
 from server.crm.rule_admin import set_capture_setting
 from server.crm.rules import load_policy, seed_internal_domains
@@ -114,3 +115,42 @@ def test_a_mailbox_of_every_kind_captures_the_same_with_and_without_worker_skips
     assert results[0] == results[2]
     assert results[1] == results[3]
     assert results[0][0] == 1
+
+
+def _captured(db: Database, prepared: list[Prepared]) -> tuple[int, dict[str, int]]:
+    with db.session() as session:
+        info = link_info(import_link(session, ANNA))
+        policy = load_policy(session)
+    run = capture(db, info, policy, prepared)
+    return run.counts.captured, dict(run.counts.skipped)
+
+
+def test_capture_works_out_again_what_a_worker_decided_for_other_settings(
+    db: Database, settings: Settings
+) -> None:
+    """A worker that did not know northwind-supplies.com is internal saw a colleague's email
+    as outgoing; capture, which does, skips it as internal-only mail."""
+    options = _options(db, settings)
+    assert "northwind-supplies.com" in options.internal_domains
+    raw = make_email(sender=ANNA, to="ben@northwind-supplies.com", subject="Lunch?")
+    unaware = PrepareOptions(**{**vars(options), "internal_domains": frozenset()})
+    prepared = prepare_raw(RawMessage(raw, "INBOX", "1"), unaware)
+    assert prepared.verdict is not None and prepared.verdict.direction == "outgoing"
+    assert _captured(db, [prepared]) == (0, {"internal_only": 1})
+
+
+def test_a_verdict_made_on_an_erased_senders_address_is_not_used(
+    db: Database, settings: Settings
+) -> None:
+    """Erased after the worker looked: capture replaces the sender before its rules look, and
+    a placeholder is no automated sender."""
+    options = _options(db, settings)
+    raw = make_email(sender="no-reply@shop.example", to=ANNA, cc=[CLARA], subject="Your order")
+    prepared = prepare_raw(RawMessage(raw, "INBOX", "1"), options)
+    assert prepared.verdict is not None and prepared.verdict.bulk == "automated_sender"
+    with db.session() as session:
+        erase_person(session, None, "no-reply@shop.example")
+    assert _captured(db, [prepared]) == (1, {})
+    with db.session() as session:
+        sender = session.scalars(select(Activity.sender_address)).one()
+    assert sender.endswith("@erased.invalid")

@@ -8,9 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from server.crm.direction import direction
 from server.crm.rules import CapturePolicy, content_skips, skip_reason
-from server.crm.sure_skips import LOG_HEADER, SKIPPABLE, sure_skip
+from server.crm.sure_skips import (
+    LOG_HEADER,
+    SKIPPABLE,
+    HeaderVerdict,
+    header_verdict,
+    sure_skip,
+)
+from server.mail_ingest.items import MailItem
 from server.mail_ingest.mime import parse_message
 from server.mail_ingest.prepare import PrepareOptions, prepare_raw
 from server.mail_ingest.sources.files import RawMessage
@@ -36,16 +42,18 @@ def _policies() -> list[CapturePolicy]:
 
 def _verdicts(raw: bytes, policy: CapturePolicy) -> tuple[str | None, str | None]:
     item = parse_message(raw, folder="INBOX")
-    worker = sure_skip(
-        item,
-        skips=content_skips(policy),
-        internal_domains=policy.internal_domains,
-        owner_addresses={OWNER},
+    verdict = header_verdict(
+        item, internal_domains=policy.internal_domains, owner_addresses=frozenset({OWNER})
     )
-    sender = item.sender.address if item.sender else ""
-    way = direction(sender, item.participants, owner_addresses={OWNER}, internal_domains=INTERNAL)
-    capture = skip_reason(item, policy, owner_user_id=None, direction=way, owner_addresses={OWNER})
+    worker = sure_skip(item, verdict, skips=content_skips(policy))
+    capture = skip_reason(
+        item, policy, owner_user_id=None, verdict=verdict, owner_addresses={OWNER}
+    )
     return worker, capture
+
+
+def _verdict(item: MailItem) -> HeaderVerdict:
+    return header_verdict(item, internal_domains=INTERNAL, owner_addresses=frozenset({OWNER}))
 
 
 def test_on_the_labelled_set_the_worker_skips_exactly_what_capture_skips() -> None:
@@ -74,13 +82,18 @@ def test_blocked_or_never_logged_senders_are_left_to_capture() -> None:
 def test_the_panes_log_marker_keeps_the_email_whole() -> None:
     raw = make_email(sender=OWNER, to="ben@northwind-supplies.com", headers={LOG_HEADER: "v1 x"})
     item = parse_message(raw, folder="Sent")
-    assert (
-        sure_skip(item, skips=SKIPPABLE, internal_domains=INTERNAL, owner_addresses={OWNER}) is None
-    )
+    assert sure_skip(item, _verdict(item), skips=SKIPPABLE) is None
     item = parse_message(make_email(sender=OWNER, to="ben@northwind-supplies.com"))
-    assert sure_skip(item, skips=SKIPPABLE, internal_domains=INTERNAL, owner_addresses={OWNER}) == (
-        "internal_only"
-    )
+    assert sure_skip(item, _verdict(item), skips=SKIPPABLE) == "internal_only"
+
+
+def test_a_verdict_holds_only_for_the_settings_it_was_made_with() -> None:
+    item = parse_message(make_email(sender=OWNER, to="ben@northwind-supplies.com"))
+    verdict = _verdict(item)
+    assert (verdict.bulk, verdict.direction) == (None, "internal")
+    assert verdict.holds_for({"northwind-supplies.com"}, {OWNER})
+    assert not verdict.holds_for(frozenset(), {OWNER})
+    assert not verdict.holds_for(INTERNAL, {OWNER, "sales@northwind-supplies.com"})
 
 
 def test_nobody_is_skipped_by_a_worker_once_anybody_was_erased() -> None:
