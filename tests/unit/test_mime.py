@@ -20,6 +20,7 @@ from server.mail_ingest.mime import (
     inline_forward_headers,
     parse_message,
 )
+from server.mail_ingest.mime_charset import parse_params
 
 MAIL = Path(__file__).resolve().parent.parent / "data" / "mail"
 CPYTHON = MAIL / "cpython"
@@ -892,3 +893,22 @@ def test_inline_forward_headers_never_raises(text: str) -> None:
     result = inline_forward_headers(text)
 
     assert result is None or set(result) <= {"from", "date", "to", "cc", "subject"}
+
+
+def test_a_parameter_list_read_again_is_the_same_and_its_defects_are_said_each_time() -> None:
+    """`parse_params` keeps what it read cleanly; a caller changing its answer changes nothing
+    kept, and a value with a defect is read (and reported) every time."""
+    value = 'text/plain; charset="utf-8"; format=flowed'
+    first = parse_params(value, [], "content-type")
+    first[1]["charset"] = "changed by a caller"
+    assert parse_params(value, [], "content-type") == (
+        "text/plain",
+        {"charset": "utf-8", "format": "flowed"},
+    )
+    broken = "attachment; filename*0*=x''%ZZ%C3; filename*1=y"
+    for _ in range(2):
+        defects: list[str] = []
+        parse_params(broken, defects, "disposition")
+        assert defects
+    boundary = 'multipart/mixed; boundary="b1"'
+    assert parse_params(boundary, [], "content-type") == ("multipart/mixed", {"boundary": "b1"})
