@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -56,6 +56,19 @@ from server.models import (
 )
 
 SAME_EMAIL_DATE_TOLERANCE = timedelta(days=2)
+
+# Statements every batch runs, built once with their lists as expanding parameters: built per
+# batch, their IN lists stayed in reference cycles until a full garbage collection.
+_KNOWN_EMAILS = select(
+    Activity.id,
+    Activity.identity,
+    Activity.message_key,
+    Activity.sender_address,
+    Activity.occurred_at,
+    Activity.content_level,
+    Activity.unlogged_at,
+    Activity.content_removed_reason,
+).where(Activity.message_key.in_(bindparam("keys", expanding=True)), Activity.kind == "email")
 STORED_ROLES = ("from", "to", "cc", "bcc")
 
 
@@ -415,18 +428,7 @@ class Capturer:
         key_list = sorted(keys)
         for start in range(0, len(key_list), 500):
             chunk = key_list[start : start + 500]
-            rows = session.execute(
-                select(
-                    Activity.id,
-                    Activity.identity,
-                    Activity.message_key,
-                    Activity.sender_address,
-                    Activity.occurred_at,
-                    Activity.content_level,
-                    Activity.unlogged_at,
-                    Activity.content_removed_reason,
-                ).where(Activity.message_key.in_(chunk), Activity.kind == "email")
-            )
+            rows = session.execute(_KNOWN_EMAILS, {"keys": chunk})
             for row in rows:
                 known.setdefault(row.message_key, []).append(
                     _Known(

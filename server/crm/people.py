@@ -79,13 +79,7 @@ class People:
         missing = [a for a in set(addresses) if a not in self._contacts]
         for start in range(0, len(missing), 500):
             chunk = missing[start : start + 500]
-            found = dict(
-                session.execute(
-                    select(ContactEmail.address, ContactEmail.contact_id).where(
-                        ContactEmail.address.in_(chunk)
-                    )
-                ).all()
-            )
+            found = dict(session.execute(_CONTACTS_OF, {"addresses": chunk}).all())
             for address in chunk:
                 self._contacts[address] = found.get(address)
         if self.policy == "sent":
@@ -96,21 +90,7 @@ class People:
         missing = [a for a in set(addresses) if a not in self._history_loaded]
         for start in range(0, len(missing), 500):
             chunk = missing[start : start + 500]
-            rows = session.execute(
-                select(ActivityParticipant.address, ActivityParticipant.role)
-                .join(Activity, Activity.id == ActivityParticipant.activity_id)
-                .where(
-                    ActivityParticipant.address.in_(chunk),
-                    or_(
-                        and_(
-                            ActivityParticipant.role.in_(RECIPIENT_ROLES),
-                            Activity.direction == "outgoing",
-                        ),
-                        and_(ActivityParticipant.role == "from", Activity.direction == "incoming"),
-                    ),
-                )
-                .distinct()
-            )
+            rows = session.execute(_HISTORY_OF, {"addresses": chunk})
             for address, role in rows:
                 if address is not None:
                     (self._wrote_back if role == "from" else self._written_to).add(address)
@@ -322,6 +302,26 @@ _NEW_CONTACTS = insert(CONTACTS).values(
 _DROP_CONTACT = delete(CONTACTS).where(CONTACTS.c.id == bindparam("id"))
 _NEW_COMPANY = insert(COMPANIES).values(custom_fields={}, version=1).returning(COMPANIES.c.id)
 _DROP_COMPANY = delete(COMPANIES).where(COMPANIES.c.id == bindparam("id"))
+# The prefetches every batch runs, built once with their lists as expanding parameters: built
+# per batch, their IN lists stayed in reference cycles until a full garbage collection.
+_CONTACTS_OF = select(ContactEmail.address, ContactEmail.contact_id).where(
+    ContactEmail.address.in_(bindparam("addresses", expanding=True))
+)
+_HISTORY_OF = (
+    select(ActivityParticipant.address, ActivityParticipant.role)
+    .join(Activity, Activity.id == ActivityParticipant.activity_id)
+    .where(
+        ActivityParticipant.address.in_(bindparam("addresses", expanding=True)),
+        or_(
+            and_(
+                ActivityParticipant.role.in_(RECIPIENT_ROLES),
+                Activity.direction == "outgoing",
+            ),
+            and_(ActivityParticipant.role == "from", Activity.direction == "incoming"),
+        ),
+    )
+    .distinct()
+)
 _ADOPT_PAST_MAIL = (
     update(PARTICIPANTS)
     .where(PARTICIPANTS.c.address == bindparam("addr"), PARTICIPANTS.c.contact_id.is_(None))

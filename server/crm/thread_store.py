@@ -53,11 +53,7 @@ class ThreadStore:
         missing = [k for k in set(keys) if k not in self._threads]
         for start in range(0, len(missing), 500):
             chunk = missing[start : start + 500]
-            rows = session.execute(
-                select(ThreadKey.key, ThreadKey.thread_id, Thread.last_at)
-                .join(Thread, Thread.id == ThreadKey.thread_id)
-                .where(ThreadKey.key.in_(chunk))
-            )
+            rows = session.execute(_THREADS_OF_KEYS, {"keys": chunk})
             for key, thread_id, last_at in rows:
                 self._threads[key] = thread_id
                 self._last_at[thread_id] = last_at
@@ -165,6 +161,13 @@ def _older_first(thread_id: int) -> tuple[bool, int]:
 
 
 THREADS = cast(Table, Thread.__table__)
+# Built once, its list an expanding parameter: built per batch, the IN list stayed in a
+# reference cycle until a full garbage collection.
+_THREADS_OF_KEYS = (
+    select(ThreadKey.key, ThreadKey.thread_id, Thread.last_at)
+    .join(Thread, Thread.id == ThreadKey.thread_id)
+    .where(ThreadKey.key.in_(bindparam("keys", expanding=True)))
+)
 _first = bindparam("first", type_=UTCDateTime())
 _last = bindparam("last", type_=UTCDateTime())
 _TOUCH = (

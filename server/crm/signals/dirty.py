@@ -11,9 +11,10 @@ recompute sees it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, delete, literal, or_, select
+from sqlalchemy import Executable, and_, bindparam, delete, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -26,24 +27,31 @@ CHUNK = 500
 def mark_touched(session: Session, activity_ids: Iterable[int]) -> None:
     """The contacts on these activities need their signals recomputed."""
     ids = sorted(set(activity_ids))
-    make: Any = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = _mark_touched(session.get_bind().dialect.name)
+    connection = session.connection()  # Core: the session would read the ids as rows
     for start in range(0, len(ids), CHUNK):
-        contacts = (
-            select(ActivityParticipant.contact_id, literal(1))
-            .where(
-                ActivityParticipant.activity_id.in_(ids[start : start + CHUNK]),
-                ActivityParticipant.contact_id.is_not(None),
-            )
-            .distinct()
-            .order_by(ActivityParticipant.contact_id)  # one lock order for concurrent captures
+        connection.execute(stmt, {"ids": ids[start : start + CHUNK]})
+
+
+@lru_cache(maxsize=2)
+def _mark_touched(dialect: str) -> Executable:
+    """Built once per dialect, its ids an expanding parameter: built per capture batch, the id
+    list stayed in a reference cycle until a full garbage collection."""
+    make: Any = pg_insert if dialect == "postgresql" else sqlite_insert
+    contacts = (
+        select(ActivityParticipant.contact_id, literal(1))
+        .where(
+            ActivityParticipant.activity_id.in_(bindparam("ids", expanding=True)),
+            ActivityParticipant.contact_id.is_not(None),
         )
-        stmt = make(SignalDirty).from_select(["contact_id", "generation"], contacts)
-        session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["contact_id"],
-                set_={"generation": SignalDirty.generation + 1},
-            )
-        )
+        .distinct()
+        .order_by(ActivityParticipant.contact_id)  # one lock order for concurrent captures
+    )
+    stmt = make(SignalDirty).from_select(["contact_id", "generation"], contacts)
+    return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
+        index_elements=["contact_id"],
+        set_={"generation": SignalDirty.generation + 1},
+    )
 
 
 def mark_contacts(session: Session, contact_ids: Iterable[int]) -> None:
