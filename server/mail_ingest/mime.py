@@ -181,28 +181,34 @@ def _classify(buf: bytes, root: Part) -> tuple[list[Part], list[Part]]:
     """
     bodies: list[Part] = []
     attachments: list[Part] = []
-
-    def visit(part: Part, body_allowed: bool) -> None:
-        children = part.children
-        if children is None:
-            if _is_body(part) or (_is_calendar(part) and not _is_attachment_like(part)):
-                if body_allowed and _is_body(part):
-                    bodies.append(part)
-            else:
-                attachments.append(part)
-            return
-        chosen: Part | None = None
-        if part.content_type == "multipart/alternative" and children:
-            ranked = [_preferred(buf, child) for child in children]
-            chosen = children[ranked.index(max(ranked))]
-        elif part.content_type == "multipart/related" and children:
-            start = part.params.get("start", "").strip("<> ")
-            chosen = next((c for c in children if start and c.content_id == start), children[0])
-        for child in children:
-            visit(child, body_allowed and (chosen is None or child is chosen))
-
-    visit(root, True)
+    _visit(buf, root, True, bodies, attachments)
     return bodies, attachments
+
+
+def _visit(
+    buf: bytes, part: Part, body_allowed: bool, bodies: list[Part], attachments: list[Part]
+) -> None:
+    """`_classify`'s walk; a module function, not a closure: a closure that calls itself is a
+    reference cycle, and it kept each message's bytes alive until a garbage collection."""
+    children = part.children
+    if children is None:
+        if _is_body(part) or (_is_calendar(part) and not _is_attachment_like(part)):
+            if body_allowed and _is_body(part):
+                bodies.append(part)
+        else:
+            attachments.append(part)
+        return
+    chosen: Part | None = None
+    if part.content_type == "multipart/alternative" and children:
+        ranked = [_preferred(buf, child) for child in children]
+        chosen = children[ranked.index(max(ranked))]
+    elif part.content_type == "multipart/related" and children:
+        start = part.params.get("start", "").strip("<> ")
+        chosen = next((c for c in children if start and c.content_id == start), children[0])
+    for child in children:
+        _visit(
+            buf, child, body_allowed and (chosen is None or child is chosen), bodies, attachments
+        )
 
 
 def _drop_partial_utf8(data: bytes) -> bytes:

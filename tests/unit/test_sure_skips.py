@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from email.message import EmailMessage
 from itertools import product
 from pathlib import Path
@@ -153,3 +154,19 @@ def test_a_worker_packs_nothing_of_a_skipped_email_but_still_reads_its_invitatio
         assert prepared.content_skipped_by is None
         assert prepared.raw_blob is not None and prepared.body_blob is not None
         assert [a.filename for a in prepared.item.attachments] == ["invite.ics", "a.pdf"]
+
+
+def test_preparing_an_email_leaves_no_reference_cycles() -> None:
+    """During an import the garbage collector runs rarely (`importer`): a reference cycle made
+    per message would keep that message's bytes in memory until it did."""
+    raw = _internal_invite_with_attachment()
+    options = PrepareOptions("full", INTERNAL, frozenset({OWNER}), frozenset())
+    gc.collect()
+    gc.disable()
+    try:
+        prepared = prepare_raw(RawMessage(raw, "INBOX", "m1"), options)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+    assert prepared.item is not None and prepared.body_blob is not None
+    assert len(prepared.item.attachments) == 2
