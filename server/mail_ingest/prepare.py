@@ -112,9 +112,7 @@ def prepare_raw(message: RawMessage, options: PrepareOptions) -> Prepared:
             message.raw, message.folder, message.provider_id, "internal_error", repr(exc)[:2000]
         )
     item.calendar = carried_calendar(message.raw, item, calendar)
-    prepared = prepare_item(item, options, skipped_by=skipped_by)
-    prepared.verdict = verdict
-    return prepared
+    return prepare_item(item, options, skipped_by=skipped_by, verdict=verdict)
 
 
 def prepare_calendar_file(message: RawMessage) -> Prepared:
@@ -195,7 +193,11 @@ def carried_calendar(
 
 
 def prepare_item(
-    item: MailItem, options: PrepareOptions, *, skipped_by: str | None = None
+    item: MailItem,
+    options: PrepareOptions,
+    *,
+    skipped_by: str | None = None,
+    verdict: HeaderVerdict | None = None,
 ) -> Prepared:
     """Key and pack a parsed item (from `prepare_raw`, or straight from an API-based source);
     nothing is packed for an item capture is sure to skip (`skipped_by`, a rule)."""
@@ -218,6 +220,7 @@ def prepare_item(
         body_blob=blob_row(item.text.encode("utf-8")) if full and item.text else None,
         attachment_blobs=attachment_blobs,
         content_skipped_by=skipped_by,
+        verdict=verdict,
     )
     prepared.calendar, item.calendar = item.calendar, []
     prepared.report = delivery_report(item)  # needs the raw bytes, dropped below
