@@ -38,6 +38,32 @@ def pool(jobs: int) -> ProcessPoolExecutor:
     )
 
 
+class WindowSize:
+    """How many chunks a stream keeps handed out: `window`, or more after a head start.
+
+    After a head start the window is full of finished chunks while capture catches up (its
+    start-up and first batch run alone). Cut back to `window` at once, the workers got nothing
+    until capture had taken half of it, and both sat idle for a third of a second. So the
+    finished chunks do not count against the window while the head start's limit lasts; the
+    limit comes down a chunk for every four taken, so that a capture slower than its workers
+    (PostgreSQL) soon holds no more than `window` again, and memory never more than the head
+    start did.
+    """
+
+    def __init__(self, window: int, *, head_start: int = 0) -> None:
+        self.window = window
+        self.limit = max(window, head_start)
+        self._taken = 0
+
+    def after_take(self, finished: int) -> int:
+        """The size to fill up to after a chunk was taken, `finished` of those left done."""
+        if self.limit > self.window:
+            self._taken += 1
+            if self._taken % 4 == 0:
+                self.limit -= 1
+        return min(self.limit, finished + self.window)
+
+
 class ChunkStream:
     """Messages prepared in chunks on a pool, a bounded window of them in flight, handed back
     in order. It can start before its final options are known (`retarget`)."""
@@ -57,9 +83,10 @@ class ChunkStream:
         self._pool = pool(jobs)
         self._window: deque[tuple[list[RawMessage], Future[list[Prepared]]]] = deque()
         self._exhausted = False
-        self._in_flight = max(jobs * 2, ahead // CHUNK_SIZE)
-        self._fill()
-        self._in_flight = max(jobs * 2, WINDOW_MESSAGES // CHUNK_SIZE)
+        self._size = WindowSize(
+            max(jobs * 2, WINDOW_MESSAGES // CHUNK_SIZE), head_start=ahead // CHUNK_SIZE
+        )
+        self._fill(self._size.limit)
 
     def retarget(self, options: PrepareOptions) -> None:
         """Prepare with `options` from now on; chunks started with others start again."""
@@ -76,7 +103,7 @@ class ChunkStream:
         try:
             while self._window:
                 _chunk, future = self._window.popleft()
-                self._fill()
+                self._fill(self._size.after_take(sum(f.done() for _c, f in self._window)))
                 yield from future.result()
         except BaseException:
             self.close(wait=False)
@@ -86,8 +113,8 @@ class ChunkStream:
     def close(self, *, wait: bool = True) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=True)
 
-    def _fill(self) -> None:
-        while not self._exhausted and len(self._window) < self._in_flight:
+    def _fill(self, size: int) -> None:
+        while not self._exhausted and len(self._window) < size:
             chunk = list(islice(self._messages, CHUNK_SIZE))
             if len(chunk) < CHUNK_SIZE:
                 self._exhausted = True

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from server.entry import _imports_in_parallel
-from server.mail_ingest.parse_pool import CHUNK_SIZE, ChunkStream
+from server.mail_ingest.parse_pool import CHUNK_SIZE, ChunkStream, WindowSize
 from server.mail_ingest.prepare import PrepareOptions
 from server.mail_ingest.sources.files import RawMessage
 from tests.support.mail import make_email
@@ -47,6 +47,31 @@ def test_a_stream_keeps_its_work_when_the_guess_was_right() -> None:
     prepared = list(stream)
     assert [p.provider_id for p in prepared] == [m.provider_id for m in messages]
     assert all(p.raw_blob is not None for p in prepared)
+
+
+def test_after_a_head_start_the_workers_get_a_chunk_for_each_finished_one_taken() -> None:
+    size = WindowSize(16, head_start=32)
+    # Capture starts with the whole head start finished: each chunk it takes is replaced.
+    assert [size.after_take(finished=31 - i) for i in range(3)] == [32, 32, 32]
+    # The limit comes down a chunk for every four taken ...
+    assert size.after_take(finished=28) == 31
+    # ... and unfinished chunks count against it: workers behind capture get only the window.
+    assert size.after_take(finished=2) == 18
+    assert size.after_take(finished=0) == 16
+
+
+def test_the_head_start_limit_comes_down_to_the_window_and_stays() -> None:
+    size = WindowSize(16, head_start=32)
+    sizes = [size.after_take(finished=40) for _ in range(100)]
+    assert max(sizes) == 32 and sizes[-1] == 16
+    assert sizes == sorted(sizes, reverse=True)
+    assert sizes.index(16) == 4 * 16 - 1  # a chunk less for every four taken
+    assert size.limit == 16
+
+
+def test_without_a_head_start_the_window_never_grows() -> None:
+    size = WindowSize(16)
+    assert {size.after_take(finished=f) for f in (0, 5, 15, 16, 40)} == {16}
 
 
 @pytest.mark.parametrize(
