@@ -19,9 +19,11 @@ from server.mail_ingest.prepare import PrepareOptions, prepare_chunk, start_work
 from server.mail_ingest.sources.files import RawMessage
 
 CHUNK_SIZE = 32
-# Messages handed to the parse processes and not yet written. More than a batch holds: the main
-# process hands out no work while it writes a batch, and with only a few chunks in flight the
-# parse processes ran dry and waited for it (half of a 5,000-message import's wall time).
+# Messages handed to the parse processes and not yet taken by capture. About a batch (fewer
+# messages than `pipeline.BATCH_SIZE`, but a batch of this corpus's mail fills its 12 MB first):
+# the main process hands out no work while it writes a batch, and with only a few chunks in
+# flight the parse processes ran dry and waited for it (half of a 5,000-message import's wall
+# time).
 WINDOW_MESSAGES = 512
 
 

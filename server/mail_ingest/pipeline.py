@@ -44,10 +44,14 @@ from server.models import MailboxLink, utcnow
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = 400
+# Each commit writes every page the batch touched (index pages of random keys mostly), and
+# capture reloads the threads and contacts it forgot after the last one. Against 400 messages
+# and 8 MB, 10 paired imports took 5% less time and main-process CPU at 600 and 12 MB; 800 and
+# 16 MB gained about as much but took a 100,000-message import's peak from 137 to 153 MB.
+BATCH_SIZE = 600
 # A batch is also committed once it holds this many bytes of packed blobs: a mailbox of large
 # attachments would otherwise keep hundreds of megabytes in memory before a commit.
-BATCH_BYTES = 8 * 1024 * 1024
+BATCH_BYTES = 12 * 1024 * 1024
 
 
 def prepare_options(link: LinkInfo, policy: CapturePolicy) -> PrepareOptions:
