@@ -58,10 +58,56 @@ def test_ignore_and_upsert_keep_their_conflict_rules(db: Database) -> None:
     with db.session() as session:
         insert_ignore(session, "settings", ["key"], first)
         insert_ignore(session, "settings", ["key"], [{"key": "a", "value": 9}])
-        upsert(session, "settings", ["key"], ["value"], [{"key": "b", "value": 7}])
+        changed = {"key": "b", "value": 7, "updated_at": datetime.now(UTC)}
+        upsert(session, "settings", ["key"], ["value", "updated_at"], [changed])
     with db.read_session() as session:
         rows = session.execute(select(table("settings").c.key, table("settings").c.value)).all()
     assert sorted((k, v) for k, v in rows) == [("a", 1), ("b", 7)]
+
+
+def test_upsert_inserts_the_new_rows_and_overwrites_the_known_ones_in_one_call(
+    db: Database,
+) -> None:
+    """SQLite inserts first and updates by key only when some rows were known (see `upsert`):
+    a mixed call, a key given twice (the last row wins, as with ON CONFLICT DO UPDATE) and a
+    typed column among those overwritten."""
+    monday = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    tuesday = monday + timedelta(days=1)
+    with db.session() as session:
+        assert insert_ignore(session, "settings", ["key"], [{"key": "a", "value": 1}]) == 1
+        assert insert_ignore(session, "settings", ["key"], [{"key": "a", "value": 2}]) == 0
+        upsert(
+            session,
+            "settings",
+            ["key"],
+            ["value", "updated_at"],
+            [
+                {"key": "a", "value": {"seen": 2}, "updated_at": monday},
+                {"key": "c", "value": [3], "updated_at": monday},
+                {"key": "c", "value": [4], "updated_at": tuesday},
+            ],
+        )
+        upsert(
+            session,
+            "settings",
+            ["key"],
+            ["value", "updated_at"],
+            [{"key": "d", "value": 5, "updated_at": tuesday}],
+        )
+    settings = table("settings").c
+    with db.read_session() as session:
+        rows = session.execute(select(settings.key, settings.value, settings.updated_at)).all()
+    assert sorted(rows) == [
+        ("a", {"seen": 2}, monday),
+        ("c", [4], tuesday),
+        ("d", 5, tuesday),
+    ]
+
+
+def test_an_upsert_that_leaves_an_update_stamp_alone_is_refused(db: Database) -> None:
+    refused = r"settings: an upsert must overwrite \['updated_at'\]"
+    with pytest.raises(ValueError, match=refused), db.session() as session:
+        upsert(session, "settings", ["key"], ["value"], [{"key": "a", "value": 1}])
 
 
 def test_a_refused_row_fails_the_whole_statement_with_sqlalchemys_error(db: Database) -> None:
