@@ -169,12 +169,17 @@ def upsert(
     On SQLite not as `INSERT ... ON CONFLICT DO UPDATE`, which SQLite journals statement by
     statement (a row's update could fail half-way, on a foreign key): before each row it copies
     every page the transaction had already changed, to a temporary file past four pages. That
-    was 240 MB of the 300 MB a 5,000-message import wrote to such files (capture's decisions).
-    The rows are inserted where new, and only when some were not are they all updated by key.
+    was 240 MB of the 300 MB a 5,000-message import wrote to such files (capture's decisions and
+    observations). The rows are inserted where new, and only when some were not are they all
+    updated by key.
     """
     if not rows:
         return
     _check_stamps(table_name, tuple(update))
+    if missing := [c for c in update if c not in rows[0]]:
+        raise ValueError(
+            f"{table_name}: upsert rows must carry the columns they overwrite, {missing}"
+        )
     if dialect_of(session) == "postgresql":
         stmt = _pg_upsert(table_name, tuple(index), tuple(update))
         _execute_many(session, stmt, table_name, rows)

@@ -108,6 +108,9 @@ def test_an_upsert_that_leaves_an_update_stamp_alone_is_refused(db: Database) ->
     refused = r"settings: an upsert must overwrite \['updated_at'\]"
     with pytest.raises(ValueError, match=refused), db.session() as session:
         upsert(session, "settings", ["key"], ["value"], [{"key": "a", "value": 1}])
+    unsaid = r"settings: upsert rows must carry the columns they overwrite, \['updated_at'\]"
+    with pytest.raises(ValueError, match=unsaid), db.session() as session:
+        upsert(session, "settings", ["key"], ["value", "updated_at"], [{"key": "a", "value": 1}])
 
 
 def test_a_refused_row_fails_the_whole_statement_with_sqlalchemys_error(db: Database) -> None:
