@@ -163,7 +163,6 @@ def capture(
     prepared: Iterable[Prepared],
     *,
     since: datetime | None = None,
-    batch_size: int = BATCH_SIZE,
     on_progress: Callable[[CaptureCounts], None] | None = None,
 ) -> CaptureRun:
     """Capture prepared items for one link, committing batch by batch."""
@@ -175,7 +174,7 @@ def capture(
         for item in prepared:
             batch.append(item)
             weight += item.weight
-            if len(batch) >= batch_size or weight >= BATCH_BYTES:
+            if len(batch) >= BATCH_SIZE or weight >= BATCH_BYTES:
                 _commit_batch(db, capturer, batch, run, on_progress)
                 batch, weight = [], 0
         if batch:
