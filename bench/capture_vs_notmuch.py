@@ -630,7 +630,7 @@ _CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
     ("parse: MIME headers/tree/charsets (server/mail_ingest/mime*.py)", ("server/mail_ingest/mime",)),
     ("parse: HTML to text (inscriptis, mail-parser-reply)", ("inscriptis", "mailparser_reply", "lxml")),
     ("read files (server/mail_ingest/sources)", ("server/mail_ingest/sources",)),
-    ("capture rules (server/crm/rules.py, bulk.py, addresses.py, domains)", ("server/crm/rules", "server/crm/bulk", "server/crm/addresses", "server/crm/domains", "tldextract")),
+    ("capture rules (server/crm/rules.py, bulk.py, addresses.py, domains)", ("server/crm/rules", "server/crm/bulk", "server/crm/addresses", "server/crm/domains", "publicsuffixlist")),
     ("threading keys (server/crm/threads.py)", ("server/crm/threads",)),
     ("blobs: hashing + compression (server/crm/blobs.py, blob_rows.py, blob_parts.py)", ("server/crm/blob",)),
     ("capture core: ORM/Core statements (server/crm/*)", ("server/crm/",)),

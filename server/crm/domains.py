@@ -3,8 +3,8 @@
 Capture turns `jane@mail.sales.acme.co.uk` into a contact at the company `acme.co.uk` ("Acme"),
 but `jane@gmail.com` must not create a company called "Gmail". Two data sets decide:
 
-* The Public Suffix List, as bundled with `tldextract` (its snapshot; we never fetch at run time
-  and never write a cache: servers have no Internet access and a read-only home). PSL "private"
+* The Public Suffix List, as bundled with `publicsuffixlist` (its copy, released with the list's
+  updates; nothing is fetched at run time: servers have no Internet access). PSL "private"
   suffixes are honoured, so `acme.herokuapp.com` and `other.herokuapp.com` are two registrable
   domains, not one company "Herokuapp". `onmicrosoft.com` is added as a suffix for the same reason:
   `acme.onmicrosoft.com` is the Microsoft 365 tenant domain of one customer.
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from server.crm.addresses import normalise_address, normalise_domain
 
 if TYPE_CHECKING:
-    import tldextract
+    from publicsuffixlist import PublicSuffixList
 
 __all__ = [
     "company_domain_for",
@@ -41,17 +41,23 @@ _EXTRA_SUFFIXES = ("onmicrosoft.com", "mail.onmicrosoft.com")
 
 
 @lru_cache(maxsize=1)
-def _extractor() -> tldextract.TLDExtract:
-    """The extractor, made on first use: importing tldextract (it imports requests) is slow."""
-    import tldextract
+def _suffix_lists() -> tuple[PublicSuffixList, PublicSuffixList]:
+    """The list with its private suffixes (and ours), and its ICANN part alone, made on first use.
 
-    # Bundled snapshot only: no suffix-list URLs (no network), no cache directory (no disk writes).
-    return tldextract.TLDExtract(
-        suffix_list_urls=(),
-        cache_dir=None,
-        fallback_to_snapshot=True,
-        include_psl_private_domains=True,
-        extra_suffixes=_EXTRA_SUFFIXES,
+    `publicsuffixlist` rather than `tldextract`: it is the list and its lookup and nothing else,
+    where tldextract imports `requests` to be able to fetch one. That import and its loading were
+    a fifth of a second of every import's start, on the process that writes the database.
+    Unknown TLDs are no suffix (`host.internal` has no registrable domain). Our inputs are in
+    Unicode form (`normalise_domain`), so the list's punycode spellings are not generated.
+    """
+    import publicsuffixlist
+
+    with open(publicsuffixlist.PSLFILE, encoding="utf-8") as fh:
+        lines = fh.read().splitlines()
+    options = {"accept_unknown": False, "accept_encoded_idn": False}
+    return (
+        publicsuffixlist.PublicSuffixList([*lines, *_EXTRA_SUFFIXES], **options),
+        publicsuffixlist.PublicSuffixList(lines, only_icann=True, **options),
     )
 
 
@@ -88,14 +94,11 @@ def registrable_domain(domain: str) -> str | None:
         return None
     # When the domain is itself a private suffix (`blogspot.com`) it is its operator's own
     # domain, registrable under the ICANN rules.
-    return _extractor()(normalised).top_domain_under_public_suffix or _icann_registrable(normalised)
+    return _suffix_lists()[0].privatesuffix(normalised) or _icann_registrable(normalised)
 
 
 def _icann_registrable(domain: str) -> str | None:
-    return (
-        _extractor()(domain, include_psl_private_domains=False).top_domain_under_public_suffix
-        or None
-    )
+    return _suffix_lists()[1].privatesuffix(domain)
 
 
 def _load_freemail() -> frozenset[str]:
@@ -184,7 +187,6 @@ def company_name_from_domain(domain: str) -> str:
     label = normalised.split(".", 1)[0]
     registrable = registrable_domain(normalised)
     if registrable is not None:
-        parts = _extractor()(registrable)
-        label = parts.domain or label
+        label = registrable.split(".", 1)[0]  # the label just left of the suffix
     words = [word for word in _NAME_SEPARATORS.split(label) if word]
     return " ".join(word[:1].upper() + word[1:] for word in words)

@@ -6,7 +6,6 @@ import socket
 from importlib.resources import files
 
 import pytest
-import tldextract
 
 from server.crm import domains
 from server.crm.domains import (
@@ -151,12 +150,12 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("no_network")
-def test_public_suffix_list_needs_no_network_or_cache() -> None:
-    extract = tldextract.TLDExtract(
-        suffix_list_urls=domains._extractor().suffix_list_urls,
-        cache_dir=None,
-        include_psl_private_domains=True,
-    )
-    assert domains._extractor().suffix_list_urls == ()
-    assert not domains._extractor()._cache.enabled
-    assert extract("mail.acme.co.uk").top_domain_under_public_suffix == "acme.co.uk"
+def test_public_suffix_list_is_the_bundled_copy_and_needs_no_network() -> None:
+    domains._suffix_lists.cache_clear()
+    registrable_domain.cache_clear()
+    try:
+        assert registrable_domain("mail.acme.co.uk") == "acme.co.uk"
+        assert registrable_domain("eu.acme.onmicrosoft.com") == "acme.onmicrosoft.com"
+        assert domains._icann_registrable("acme.herokuapp.com") == "herokuapp.com"
+    finally:
+        registrable_domain.cache_clear()
