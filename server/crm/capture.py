@@ -26,13 +26,12 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from server.crm import privacy, webhooks
@@ -44,7 +43,14 @@ from server.crm.people import People, Sighting
 from server.crm.prepared import Prepared, effective_level
 from server.crm.rules import CapturePolicy, in_domains, skip_reason
 from server.crm.signals import dirty as signals_dirty
-from server.crm.sql import insert_ignore, insert_ignore_returning, insert_rows, upsert
+from server.crm.sql import (
+    dialect_of,
+    insert_for,
+    insert_ignore,
+    insert_ignore_returning,
+    insert_rows,
+    upsert,
+)
 from server.crm.sure_skips import header_verdict
 from server.crm.thread_store import ThreadStore
 from server.mail_ingest.items import CAPTURE_LEVELS, MailItem
@@ -140,8 +146,8 @@ def level_index(level: str) -> int:
     return CAPTURE_LEVELS.index(level)
 
 
-def _insert(session: Session):  # type: ignore[no-untyped-def]
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+def _insert(session: Session) -> Callable[[Any], Any]:
+    return insert_for(dialect_of(session))
 
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
@@ -75,7 +74,26 @@ class UTCDateTime(TypeDecorator[datetime]):
         return process
 
 
-JSONType = JSON().with_variant(JSONB(), "postgresql")
+class JSONDocument(TypeDecorator[Any]):
+    """JSON, stored as JSONB on PostgreSQL.
+
+    Not `JSON().with_variant(JSONB(), "postgresql")`: naming JSONB imports SQLAlchemy's whole
+    PostgreSQL dialect, a tenth of a second of every SQLite process's start (the importing
+    process writes the database, so its start delays every message).
+    """
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(JSON())
+
+
+JSONType = JSONDocument()
 
 
 class Base(DeclarativeBase):

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from typing import Any
 
 from sqlalchemy import Executable, and_, bindparam, delete, literal, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from server.crm.sql import dialect_of, insert_for
 from server.models import ActivityParticipant, SignalDirty
 
 CHUNK = 500
@@ -37,7 +35,7 @@ def mark_touched(session: Session, activity_ids: Iterable[int]) -> None:
 def _mark_touched(dialect: str) -> Executable:
     """Built once per dialect, its ids an expanding parameter: built per capture batch, the id
     list stayed in a reference cycle until a full garbage collection."""
-    make: Any = pg_insert if dialect == "postgresql" else sqlite_insert
+    make = insert_for(dialect)
     contacts = (
         select(ActivityParticipant.contact_id, literal(1))
         .where(
@@ -59,7 +57,7 @@ def mark_contacts(session: Session, contact_ids: Iterable[int]) -> None:
     ids = sorted(set(contact_ids))
     if not ids:
         return
-    make: Any = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    make = insert_for(dialect_of(session))
     stmt = make(SignalDirty).values([{"contact_id": c, "generation": 1} for c in ids])
     session.execute(
         stmt.on_conflict_do_update(

@@ -30,8 +30,6 @@ from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import ColumnElement, Table, and_, delete, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from server.batching import weighed_batches
@@ -50,7 +48,7 @@ from server.crm.signals.model import (
 )
 from server.crm.signals.model import Signal as Found
 from server.crm.signals.rules import Context, contact_signals, deal_rotting, top_customer
-from server.crm.sql import insert_ignore
+from server.crm.sql import dialect_of, insert_for, insert_ignore
 from server.models import (
     Activity,
     ActivityParticipant,
@@ -636,7 +634,7 @@ def _replace(
         }
         for s in unique.values()
     ]
-    make: Any = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    make = insert_for(dialect_of(session))
     stmt = make(SIGNALS)
     stmt = stmt.on_conflict_do_update(
         index_elements=["key"],
