@@ -124,3 +124,18 @@ def test_a_failing_checkpoint_is_logged_and_tried_again(
         checkpointer.stop()
     failures = [r for r in caplog.records if r.getMessage() == "background checkpoint failed"]
     assert len(failures) >= 2 and checkpointer.checkpoints == 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_bulk_writer_gets_a_larger_page_cache_while_it_writes(db: Database) -> None:
+    def cache_kib() -> int:
+        with db.session() as session:
+            return -int(session.execute(text("PRAGMA cache_size")).scalar_one())
+
+    assert cache_kib() == db_module.SQLITE_CACHE_KIB
+    with db.background_checkpoints():
+        assert cache_kib() == db_module.SQLITE_BULK_CACHE_KIB
+        with db.background_checkpoints():  # a second writer in the same process
+            assert cache_kib() == db_module.SQLITE_BULK_CACHE_KIB
+        assert cache_kib() == db_module.SQLITE_BULK_CACHE_KIB
+    assert cache_kib() == db_module.SQLITE_CACHE_KIB
