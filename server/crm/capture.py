@@ -26,10 +26,9 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
@@ -144,10 +143,6 @@ def email_identity(message_key: str, sender: str) -> str:
 
 def level_index(level: str) -> int:
     return CAPTURE_LEVELS.index(level)
-
-
-def _insert(session: Session) -> Callable[[Any], Any]:
-    return insert_for(dialect_of(session))
 
 
 log = logging.getLogger(__name__)
@@ -613,7 +608,7 @@ class Capturer:
         sha = _sha(blob)
         assert sha is not None
         item_id = session.scalar(
-            _insert(session)(QuarantinedItem)
+            insert_for(dialect_of(session))(QuarantinedItem)
             .values(
                 link_id=self.link.id,
                 folder=prepared.folder,
