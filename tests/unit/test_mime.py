@@ -21,6 +21,7 @@ from server.mail_ingest.mime import (
     parse_message,
 )
 from server.mail_ingest.mime_charset import parse_params
+from server.mail_ingest.mime_tree import HeaderBlock, _header_lines, _well_formed_block
 
 MAIL = Path(__file__).resolve().parent.parent / "data" / "mail"
 CPYTHON = MAIL / "cpython"
@@ -885,6 +886,54 @@ MIME_TREES = st.recursive(
 @given(headers(), MIME_TREES)
 def test_garbled_structured_messages_parse_or_raise_bad_item(head: bytes, tree: bytes) -> None:
     assert_parses_or_bad_item(head + tree)
+
+
+def same_block(a: HeaderBlock, b: HeaderBlock) -> bool:
+    return (a.fields, a.body_start, a.count) == (b.fields, b.body_start, b.count)
+
+
+@pytest.mark.parametrize(
+    ("raw", "one_pass"),
+    [
+        (b"From: a@example.com\nSubject: x\n\nbody\n", True),
+        (b"From: a@example.com\r\nSubject: x\r\n\r\nbody\r\n", True),
+        (b"Received: from a\n\tby b;\n Tue, 5 Mar 2024\nSubject : spaced\n\nbody", True),
+        (b"X-A: 1\nx-a: 2\nX-Empty:\n\n", True),
+        (b"From a@example.com Tue Mar  5 10:00:00 2024\nSubject: x\n\nbody", False),
+        (b" stray continuation\nSubject: x\n\nbody", False),
+        (b"Subject: x\nthis is the body\n\nmore body", False),
+        (b"Subject: x\nno blank line at all", False),
+        (b"\nbody only\n\nmore", False),
+        (b"Sub ject: x\n\n", False),
+        (b"Subj\xe9ct: x\n\n", False),
+    ],
+    ids=[
+        "lf", "crlf", "folded_and_spaced", "repeated_and_empty", "mbox_from_line",
+        "leading_continuation", "no_blank_line", "no_blank_line_at_end", "no_headers",
+        "space_in_name", "non_ascii_name",
+    ],
+)  # fmt: skip
+def test_header_block_read_in_one_pass_or_line_by_line_alike(raw: bytes, one_pass: bool) -> None:
+    """The one-pass read takes the usual block and leaves every other to the line-by-line
+    read, and where it takes one both read the same fields and the same body start."""
+    fast = _well_formed_block(raw, 0, len(raw))
+    slow = _header_lines(raw, 0, len(raw), [], top=True)
+
+    assert (fast is not None) == one_pass
+    assert fast is None or same_block(fast, slow)
+
+
+@settings(max_examples=300, deadline=None)
+@given(headers(), LINE_ENDINGS, st.binary(max_size=60))
+def test_header_block_one_pass_agrees_with_line_by_line(
+    head: bytes, eol: bytes, body: bytes
+) -> None:
+    raw = head + eol + body
+    defects: list[str] = []
+    fast = _well_formed_block(raw, 0, len(raw))
+    slow = _header_lines(raw, 0, len(raw), defects, top=False)
+
+    assert fast is None or (same_block(fast, slow) and not defects)
 
 
 @settings(max_examples=300, deadline=None)
