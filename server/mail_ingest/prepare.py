@@ -290,10 +290,20 @@ def prepare_loaded(message: RawMessage, options: PrepareOptions) -> Prepared:
     return prepare_raw(loaded, options)
 
 
+# Added to a parse worker's niceness: the usual value for background work.
+PARSE_WORKER_NICENESS = 10
+
+
 def start_worker(parent_pid: int) -> None:
-    """A parse worker puts what it inherited from the fork server (the parser's modules, imported
-    once) out of the garbage collector's sight, and exits when the process that started it is
-    gone (killed with SIGKILL, say) instead of lingering with its pool's fork server."""
+    """A parse worker yields the CPU to the process that writes (and to the API), puts what it
+    inherited from the fork server (the parser's modules, imported once) out of the garbage
+    collector's sight, and exits when the process that started it is gone (killed with SIGKILL,
+    say) instead of lingering with its pool's fork server.
+
+    Parsing is the work that can wait: the writer is the one process every message goes
+    through, and with two parse workers on two cores it was waiting for a turn on a core.
+    """
+    os.nice(PARSE_WORKER_NICENESS)
     gc.freeze()  # collections then walk only what the worker made: ~3% of its CPU
 
     def watch() -> None:

@@ -1,11 +1,14 @@
-"""Parse workers start from a fork server that imported only the parser, and keep what they
-inherit out of the garbage collector's walks (`gc.freeze()`)."""
+"""Parse workers start from a fork server that imported only the parser, keep what they
+inherit out of the garbage collector's walks (`gc.freeze()`), and run below the writer's
+priority."""
 
 from __future__ import annotations
 
 import gc
+import os
 
 from server.mail_ingest import parse_pool, parse_server
+from server.mail_ingest.prepare import PARSE_WORKER_NICENESS
 from tests.support.modules import fresh_interpreter, imported
 
 
@@ -34,3 +37,9 @@ def test_what_the_fork_server_preloads_imports_no_database_layer() -> None:
         " or m.startswith('server.models')))"
     )
     assert fresh_interpreter(code) == ["[]"]
+
+
+def test_parse_workers_are_nicer_than_the_process_that_started_them() -> None:
+    with parse_pool.pool(2) as pool:
+        niceness = {pool.submit(os.nice, 0).result() for _ in range(4)}
+    assert niceness == {min(19, os.nice(0) + PARSE_WORKER_NICENESS)}
