@@ -57,6 +57,7 @@ from bench.corpus import (
     read_manifest,
 )
 from bench.corpus import VERSION as CORPUS_VERSION
+from server.mail_ingest.spool import spool_root
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -143,6 +144,15 @@ def _cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
+def _spool_kb(pid: int) -> int:
+    """kB of parse results the process's pools hold in their spools (tmpfs: memory too)."""
+    total = 0
+    for spool in spool_root().glob(f"rapport-parse-{pid}-*"):
+        with contextlib.suppress(OSError):
+            total += sum(entry.stat().st_size for entry in os.scandir(spool))
+    return total // 1024
+
+
 def _cmdline(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
@@ -159,7 +169,8 @@ class Memory:
     worker_max: float = 0.0
     workers: int = 0
     helpers_max: float = 0.0  # forkserver, resource tracker
-    tree_max: float = 0.0  # the largest sum of RSS over the tree at one sample
+    tree_max: float = 0.0  # the largest sum of RSS (and spool) over the tree at one sample
+    spool_max: float = 0.0  # parse results waiting in the pool's spool (tmpfs), at most
     samples: int = 0
     cpu_seconds: float = 0.0  # user + system time of every process of the tree
     timeline: list[tuple[float, float, float]] = field(
@@ -178,6 +189,7 @@ class TreeMonitor(threading.Thread):
         self.cpu: dict[int, int] = {}
         self.role: dict[int, str] = {}
         self.tree_max = 0
+        self.spool_max = 0
         self.samples = 0
         self.started = time.monotonic()
         self.timeline: list[tuple[float, int, int]] = []  # (seconds, main RSS kB, tree RSS kB)
@@ -215,6 +227,9 @@ class TreeMonitor(threading.Thread):
                 else:
                     child_role = "helper"
                 stack.append((child, child_role))
+        spooled = _spool_kb(self.pid)
+        self.spool_max = max(self.spool_max, spooled)
+        total += spooled
         self.tree_max = max(self.tree_max, total)
         self.samples += 1
         if main_rss:
@@ -225,6 +240,7 @@ class TreeMonitor(threading.Thread):
         self.join()
         mem = Memory(
             tree_max=self.tree_max / 1024,
+            spool_max=self.spool_max / 1024,
             samples=self.samples,
             cpu_seconds=sum(self.cpu.values()) / _TICK,
         )

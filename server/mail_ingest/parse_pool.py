@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from itertools import islice
+from typing import Any, Generic, TypeVar
 
 from server.crm.prepared import Prepared
-from server.mail_ingest import parse_server
+from server.mail_ingest import parse_server, spool
 from server.mail_ingest.prepare import PrepareOptions, prepare_chunk, start_worker
 from server.mail_ingest.sources.files import RawMessage
 
@@ -31,13 +32,53 @@ def default_jobs() -> int:
     return max(1, min(4, (os.cpu_count() or 1)))
 
 
-def pool(jobs: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(
-        max_workers=jobs,
-        mp_context=parse_server.context(),
-        initializer=start_worker,
-        initargs=(os.getpid(),),
-    )
+T = TypeVar("T")
+
+
+class Pending(Generic[T]):
+    """A call submitted to a `ParsePool`: a future whose result comes from the pool's spool."""
+
+    __slots__ = ("_future",)
+
+    def __init__(self, future: Future[Any]) -> None:
+        self._future = future
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def cancel(self) -> bool:
+        return self._future.cancel()
+
+    def result(self) -> T:
+        result: T = spool.taken(self._future.result())
+        return result
+
+
+class ParsePool:
+    """Parse worker processes, forked from the fork server, handing back what they made through
+    a spool (`server.mail_ingest.spool`) rather than the result pipe."""
+
+    def __init__(self, jobs: int) -> None:
+        self._spool = spool.make_spool()
+        self._executor = ProcessPoolExecutor(
+            max_workers=jobs,
+            mp_context=parse_server.context(),
+            initializer=start_worker,
+            initargs=(os.getpid(),),
+        )
+
+    def __enter__(self) -> ParsePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Pending[T]:
+        return Pending(self._executor.submit(spool.run_spooled, self._spool, fn, *args))
+
+    def shutdown(self, *, wait: bool = True) -> None:
+        self._executor.shutdown(wait=wait, cancel_futures=True)
+        spool.remove_spool(self._spool)
 
 
 class WindowSize:
@@ -82,8 +123,8 @@ class ChunkStream:
         head start of an import, which has the workers to itself for a second)."""
         self.options = options
         self._messages = messages
-        self._pool = pool(jobs)
-        self._window: deque[tuple[list[RawMessage], Future[list[Prepared]]]] = deque()
+        self._pool = ParsePool(jobs)
+        self._window: deque[tuple[list[RawMessage], Pending[list[Prepared]]]] = deque()
         self._exhausted = False
         self._size = WindowSize(
             max(jobs * 2, WINDOW_MESSAGES // CHUNK_SIZE), head_start=ahead // CHUNK_SIZE
@@ -113,7 +154,7 @@ class ChunkStream:
         self.close()
 
     def close(self, *, wait: bool = True) -> None:
-        self._pool.shutdown(wait=wait, cancel_futures=True)
+        self._pool.shutdown(wait=wait)
 
     def _fill(self, size: int) -> None:
         while not self._exhausted and len(self._window) < size:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -27,8 +26,7 @@ from server.crm.prepared import Prepared
 from server.crm.rules import CapturePolicy, content_skips
 from server.db import Database
 from server.jobs import LeaseLost
-from server.mail_ingest import parse_pool
-from server.mail_ingest.parse_pool import CHUNK_SIZE, ChunkStream
+from server.mail_ingest.parse_pool import CHUNK_SIZE, ChunkStream, ParsePool
 from server.mail_ingest.prepare import (
     Failures,
     Fetchable,
@@ -89,16 +87,16 @@ class Preparer:
     def __init__(self, options: PrepareOptions, *, jobs: int) -> None:
         self.options = options
         self.jobs = jobs
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: ParsePool | None = None
 
     def __enter__(self) -> Preparer:
         if self.jobs > 1:
-            self._pool = parse_pool.pool(self.jobs)
+            self._pool = ParsePool(self.jobs)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=True)
 
     @property
     def parallel(self) -> bool:

@@ -13,13 +13,13 @@ from tests.support.modules import fresh_interpreter, imported
 
 
 def test_parse_workers_start_with_what_they_inherited_frozen() -> None:
-    with parse_pool.pool(2) as pool:
+    with parse_pool.ParsePool(2) as pool:
         frozen = [pool.submit(gc.get_freeze_count).result() for _ in range(4)]
     assert all(count > 10_000 for count in frozen), frozen  # the parser's modules at least
 
 
 def test_parse_workers_import_the_parser_and_not_the_database_layer() -> None:
-    with parse_pool.pool(1) as pool:
+    with parse_pool.ParsePool(1) as pool:
         parser = pool.submit(imported, "server.mail_ingest.mime").result()
         database = [
             pool.submit(imported, name).result() for name in ("sqlalchemy", "server.models")
@@ -40,6 +40,6 @@ def test_what_the_fork_server_preloads_imports_no_database_layer() -> None:
 
 
 def test_parse_workers_are_nicer_than_the_process_that_started_them() -> None:
-    with parse_pool.pool(2) as pool:
+    with parse_pool.ParsePool(2) as pool:
         niceness = {pool.submit(os.nice, 0).result() for _ in range(4)}
     assert niceness == {min(19, os.nice(0) + PARSE_WORKER_NICENESS)}
