@@ -669,6 +669,19 @@ def test_huge_base64_attachment_is_hashed_without_keeping_content() -> None:
             "Díky.\n\nOd: Anna Berg\nOdesláno: 4. března 2024\nKomu: Bob\nPředmět: Nabídka\n\nstaré",
             "Díky.",
         ),
+        (
+            "Dziękuję.\n\nOd: Anna Berg <anna@acme.example>\nWysłano: poniedziałek, 4 marca 2024\n"
+            "Do: Bob\nDW: Team\nTemat: Oferta\n\nstara treść",
+            "Dziękuję.",
+        ),
+        (
+            "Tack.\n\nFrån: Anna Berg\nSkickat: den 4 mars 2024 09:00\nTill: Bob\nÄmne: Offert\n\ngammal",
+            "Tack.",
+        ),
+        (
+            "감사합니다.\n\n보낸 사람: Anna Berg\n보낸 날짜: 2024년 3월 4일\n받는 사람: Bob\n제목: 견적\n\n이전",
+            "감사합니다.",
+        ),
         ("Agenda:\n- pricing\n- contract\n\nThanks,\nBob", "Agenda: - pricing - contract"),
         ("Top line\n> quoted line\nbottom line\n-- \nsignature", "Top line bottom line"),
         ("> only quoted text\n> nothing new", "only quoted text nothing new"),
@@ -677,7 +690,10 @@ def test_huge_base64_attachment_is_hashed_without_keeping_content() -> None:
         "outlook_original_message",
         "german_wrote_line",
         "polish_wrote_line_from_library",
-        "czech_header_block_via_library",
+        "czech_header_block",
+        "polish_outlook_header_block",
+        "swedish_outlook_header_block",
+        "korean_header_block_via_library",
         "bullet_lists_are_not_signatures",
         "interleaved_quotes_and_sig_dash",
         "fully_quoted_falls_back_to_text",
@@ -738,10 +754,24 @@ def test_inline_forward_headers_from_outlook_block_without_dashes() -> None:
             {"from": "Bob <bob@x.example>", "date": "Montag, 4. März 2024 09:00",
              "to": "Anna", "cc": "Team", "subject": "Preise"},
         ),
+        (
+            "-----Wiadomość oryginalna-----\nOd: Bob <bob@x.example>\n"
+            "Wysłano: poniedziałek, 4 marca 2024 09:00\nDo: Anna\nDW: Team\nTemat: Ceny\n",
+            {"from": "Bob <bob@x.example>", "date": "poniedziałek, 4 marca 2024 09:00",
+             "to": "Anna", "cc": "Team", "subject": "Ceny"},
+        ),
+        (
+            "Fra: Bob <bob@x.example>\nSendt: 4. marts 2024 09:00\nTil: Anna\nEmne: Priser\n\nbody",
+            {"from": "Bob <bob@x.example>", "date": "4. marts 2024 09:00", "to": "Anna",
+             "subject": "Priser"},
+        ),
         ("Just a normal reply.\nFrom: me\nThanks", None),
         ("From: Bob\nTo: Anna\n\nno Sent or Date line, so not a forward block", None),
     ],
-    ids=["outlook_dashes", "gmail", "apple", "german_outlook", "no_block", "from_without_date"],
+    ids=[
+        "outlook_dashes", "gmail", "apple", "german_outlook", "polish_outlook", "danish_outlook",
+        "no_block", "from_without_date",
+    ],
 )  # fmt: skip
 def test_inline_forward_headers_styles(text: str, expected: dict[str, str] | None) -> None:
     assert inline_forward_headers(text) == expected
