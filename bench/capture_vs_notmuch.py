@@ -57,7 +57,7 @@ from bench.corpus import (
     read_manifest,
 )
 from bench.corpus import VERSION as CORPUS_VERSION
-from server.mail_ingest.spool import spool_root
+from server.mail_ingest.spool import spools_of
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -147,7 +147,7 @@ def _cpu_ticks(pid: int) -> int:
 def _spool_kb(pid: int) -> int:
     """kB of parse results the process's pools hold in their spools (tmpfs: memory too)."""
     total = 0
-    for spool in spool_root().glob(f"rapport-parse-{pid}-*"):
+    for spool in spools_of(pid):
         with contextlib.suppress(OSError):
             total += sum(entry.stat().st_size for entry in os.scandir(spool))
     return total // 1024

@@ -71,6 +71,11 @@ def make_spool() -> str:
     return tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=root)
 
 
+def spools_of(pid: int) -> list[Path]:
+    """The spool directories process `pid`'s pools hold now."""
+    return list(spool_root().glob(f"{_PREFIX}{pid}-*"))
+
+
 def remove_spool(spool: str) -> None:
     shutil.rmtree(spool, ignore_errors=True)
 

@@ -14,11 +14,7 @@ from server.mail_ingest.spool import Spooled, run_spooled, taken
 
 
 def _spools() -> set[Path]:
-    return {
-        p
-        for p in spool.spool_root().iterdir()
-        if p.name.startswith(f"rapport-parse-{os.getpid()}-")
-    }
+    return set(spool.spools_of(os.getpid()))
 
 
 def test_results_come_back_through_the_spool_which_goes_with_the_pool() -> None:
