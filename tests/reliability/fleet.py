@@ -258,7 +258,12 @@ class Traffic:
             response = session.request(method, self.servers[server] + path, json=body, timeout=30)
             parsed = response.json() if response.content else None
             answer = Answer(server, kind, response.status_code, parsed, body, time.monotonic())
-        except (requests.ConnectionError, requests.Timeout):
+        # A server killed while it sends its answer breaks the body, not the connection.
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ):
             answer = Answer(server, kind, None, None, body, time.monotonic())
             with self._lock:
                 self.down.setdefault(server, answer.at)
