@@ -220,16 +220,23 @@ def _quote_starts(lines: list[str], index: int) -> bool:
     )
 
 
-def strip_quoted(text: str) -> str:
-    """The text above the first quote header, forward block or signature, without '>' lines."""
+def strip_quoted(text: str, limit: int | None = None) -> str:
+    """The text above the first quote header, forward block or signature, without '>' lines;
+    with `limit`, its first `limit` characters, read no further than they need (a new email
+    has no quote header, and every line of it was tried as one)."""
     lines = text.replace("\r\n", "\n").split("\n")
     kept: list[str] = []
+    length = -1  # of the kept lines joined
     for index, line in enumerate(lines):
+        if limit is not None and length >= limit:
+            break
         if _quote_starts(lines, index):
             break
         if not line.lstrip().startswith(">"):
             kept.append(line)
-    return "\n".join(kept)
+            length += len(line) + 1
+    joined = "\n".join(kept)
+    return joined if limit is None else joined[:limit]
 
 
 def _library_reply(text: str) -> str:
@@ -280,7 +287,7 @@ def _shorten(text: str, limit: int) -> str:
 def reply_snippet(text: str, limit: int = SNIPPET_LENGTH) -> str:
     """About `limit` characters of what the sender wrote: no quoted history, no signature."""
     head = text[:_REPLY_SCAN_CHARS]
-    reply = strip_quoted(head)[:_LIBRARY_WINDOW]
+    reply = strip_quoted(head, _LIBRARY_WINDOW)
     if _HEADER_PAIR.search(reply):
         reply = _library_reply(reply)
     collapsed = " ".join(_cut_closing(reply).split())

@@ -21,6 +21,7 @@ from server.mail_ingest.mime import (
     parse_message,
 )
 from server.mail_ingest.mime_charset import parse_params
+from server.mail_ingest.mime_text import strip_quoted
 from server.mail_ingest.mime_tree import HeaderBlock, _header_lines, _well_formed_block
 
 MAIL = Path(__file__).resolve().parent.parent / "data" / "mail"
@@ -712,6 +713,29 @@ def test_snippet_is_about_280_characters_cut_at_a_word() -> None:
 
     assert 200 < len(snippet) <= 280
     assert snippet.endswith("word")
+
+
+_SNIPPET_LINES = st.sampled_from(
+    [
+        "",
+        "Thanks for the offer, we will sign on Monday.",
+        "> quoted line",
+        "On Mon, 4 Mar 2024, Anna Berg <anna@acme.example> wrote:",
+        "-----Original Message-----",
+        "From: Anna Berg",
+        "Sent: Monday, March 4, 2024 9:00 AM",
+        "-- ",
+        "x" * 500,
+    ]
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(lines=st.lists(_SNIPPET_LINES, max_size=40), limit=st.integers(0, 1500))
+def test_strip_quoted_with_a_limit_is_the_start_of_the_whole(lines: list[str], limit: int) -> None:
+    text = "\n".join(lines)
+
+    assert strip_quoted(text, limit) == strip_quoted(text)[:limit]
 
 
 def test_inline_forward_headers_from_outlook_block_without_dashes() -> None:
