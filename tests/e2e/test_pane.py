@@ -212,7 +212,7 @@ def test_deal_note_and_follow_up_from_the_pane(
     assert count(demo, DealStageChange, DealStageChange.deal_id == deal_id) == 2
 
     # A note.
-    page.locator('[data-key="note-open"]').click()
+    open_form(page, "note")
     fill(page, "note", "body", f"Daniela wants samples before the {SITE[host]} roll-out.")
     page.locator('[data-key="note-submit"]').click()
     toast(page).to_contain_text("Note added")
@@ -468,7 +468,7 @@ def test_sign_in_through_the_dialog_and_again_after_a_401_keeps_the_draft(
     sign_in(page)
     expect(page.locator("article.person").first).to_be_visible()
 
-    page.locator('[data-key="note-open"]').click()
+    open_form(page, "note")
     draft = f"Call Daniela about the {SITE[host]} samples"
     fill(page, "note", "body", draft)
     # The token is revoked behind the pane's back: the next call gets a 401.
