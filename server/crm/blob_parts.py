@@ -93,14 +93,15 @@ def _cut_for(segment: bytes, span: Span, at: int) -> Cut | None:
     return Cut(at, span.sha256, "base64", line, eol, tail.decode("ascii"))
 
 
-def split(raw: bytes, spans: Sequence[Span]) -> tuple[bytes, list[Cut]]:
-    """The skeleton of `raw` and its cuts; spans that cannot be rebuilt exactly stay in it."""
+def split(raw: bytes, spans: Sequence[Span], *, min_cut: int = MIN_CUT) -> tuple[bytes, list[Cut]]:
+    """The skeleton of `raw` and its cuts; spans that cannot be rebuilt exactly, or are shorter
+    than `min_cut`, stay in it."""
     pieces: list[bytes] = []
     cuts: list[Cut] = []
     pos = 0
     length = 0
     for span in sorted(spans, key=lambda s: s.start):
-        if span.start < pos or span.end > len(raw) or span.end - span.start < MIN_CUT:
+        if span.start < pos or span.end > len(raw) or span.end - span.start < min_cut:
             continue
         piece = raw[pos : span.start]
         cut = _cut_for(raw[span.start : span.end], span, length + len(piece))

@@ -52,12 +52,16 @@ def blob_row(data: bytes, sha256: str | None = None) -> dict[str, object]:
 
 
 def raw_blob_row(
-    raw: bytes, spans: Sequence[blob_parts.Span], part_rows: Mapping[str, dict[str, object]]
+    raw: bytes,
+    spans: Sequence[blob_parts.Span],
+    part_rows: Mapping[str, dict[str, object]],
+    *,
+    min_cut: int = blob_parts.MIN_CUT,
 ) -> dict[str, object]:
     """The row for a raw message whose attachments (`spans`, their rows in `part_rows` by hash)
     are stored as blobs of their own: skeleton and manifest, with the rows of the parts it needs
     under "parts", so that they are written with it. A plain row when nothing was cut out."""
-    skeleton, cuts = blob_parts.split(raw, spans)
+    skeleton, cuts = blob_parts.split(raw, spans, min_cut=min_cut)
     if not cuts:
         return blob_row(raw)
     data = blob_parts.pack(skeleton, cuts)

@@ -101,7 +101,7 @@ def _read_headers(raw: bytes, defects: list[str]) -> tuple[bytes, HeaderBlock, i
     block = parse_header_block(buf, start, len(buf), defects, top=True)
     if not block.fields:
         raise BadItem("not_an_email", "no header lines at the start of the data")
-    if not _EMAIL_HEADERS & block.fields.keys():
+    if not block.fields.keys() & _EMAIL_HEADERS:
         names = ", ".join(sorted(block.fields)[:5])
         raise BadItem("not_an_email", f"no email headers (From/To/Date/Message-ID...); saw {names}")
     return buf, block, start
@@ -137,7 +137,7 @@ def _fill_headers(item: MailItem, fields: dict[str, list[bytes]], want_subject: 
             item.date = parse_date(received.rpartition(";")[2], defects, "Received")
         defects.append("missing Date header" + (", used Received" if item.date else ""))
     item.participants = parse_participants(fields, hint, defects)
-    for name in KEPT_HEADERS & fields.keys():
+    for name in fields.keys() & KEPT_HEADERS:
         value = header_text(fields, name, defects, hint)
         if value is not None:
             item.headers[name] = value.strip()[:MAX_HEADER_VALUE]
@@ -323,7 +323,7 @@ def _stage(item: MailItem, what: str, exc: Exception) -> None:
 
 
 def parse_message(
-    raw: bytes,
+    raw: object,
     *,
     want_subject: bool = True,
     want_body: bool = True,
@@ -336,7 +336,9 @@ def parse_message(
     Capture levels: metadata (want_subject=False: addresses, date, ids, kept headers only),
     subject (want_body=False: plus subject and attachment metadata), full (plus body text,
     snippet and attachment content up to `attachment_content_cap` bytes; None = no cap).
-    Raises `BadItem` only for bytes that are not an email; other problems go to `defects`.
+    Raises `BadItem` only for bytes that are not an email, or for what is not bytes at all
+    (`raw` is typed `object` so the compiled parser checks it here too); other problems go to
+    `defects`.
     """
     item, _ = parse_message_and_calendar(
         raw,
@@ -350,7 +352,7 @@ def parse_message(
 
 
 def parse_message_and_calendar(
-    raw: bytes,
+    raw: object,
     *,
     want_subject: bool = True,
     want_body: bool = True,

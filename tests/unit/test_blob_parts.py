@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from email.message import EmailMessage
 
@@ -173,10 +174,11 @@ def test_every_sample_message_reads_back_exactly(monkeypatch: pytest.MonkeyPatch
     however small: whatever was cut out comes back."""
     from pathlib import Path
 
+    from server.mail_ingest import prepare
     from server.mail_ingest.prepare import PrepareOptions, prepare_raw
     from server.mail_ingest.sources.files import FileWalk, RawMessage
 
-    monkeypatch.setattr(blob_parts, "MIN_CUT", 1)
+    monkeypatch.setattr(prepare, "raw_blob_row", functools.partial(raw_blob_row, min_cut=1))
     options = PrepareOptions("full", frozenset(), frozenset({"anna@northwind-supplies.com"}))
     samples = Path(__file__).resolve().parent.parent / "data" / "mail"
     in_parts = 0
