@@ -48,7 +48,7 @@ if [ "$profile" = "test" ]; then
 else
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[compile]"
 fi
-# The parse workers' modules, compiled: ~15% less CPU over an import (docs/benchmarks.md).
+# The parse workers' modules, compiled: ~9% less CPU over an import (docs/benchmarks.md).
 # Rebuilt only when a source changed; until then the sources run, with a warning.
 if ! .venv/bin/python -c 'import sys; from server import compiled; sys.exit(compiled.status.startswith("pure"))'; then
   .venv/bin/python scripts/build_compiled.py

@@ -23,7 +23,7 @@ SAMPLES = REPO / "tests" / "data" / "mail"
 
 
 def test_this_process_runs_the_compiled_parser() -> None:
-    """The suite tests what users run: scripts/setup.sh builds the parser, and a fresh build loads."""
+    """The suite tests what users run: scripts/setup.sh builds the parser; a fresh build loads."""
     assert compiled.status == "compiled (mypyc)", compiled.status
     assert mime.__file__ is not None
     assert mime.__file__.endswith(importlib.machinery.EXTENSION_SUFFIXES[0])
