@@ -40,6 +40,7 @@ MODULES = (
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = SOURCE_ROOT / "build" / "compiled"
 MANIFEST = "manifest.json"
+NOT_BUILT = "not built (scripts/setup.sh builds it)"
 
 
 def source_of(module: str, root: Path = SOURCE_ROOT) -> Path:
@@ -61,7 +62,7 @@ def read_build(build_dir: Path = BUILD_DIR, root: Path = SOURCE_ROOT) -> dict[st
     try:
         manifest = json.loads((build_dir / MANIFEST).read_text())
     except FileNotFoundError:
-        return "not built (scripts/setup.sh builds it)"
+        return NOT_BUILT
     except (OSError, ValueError) as exc:
         return f"unreadable manifest: {exc}"
     if manifest.get("tag") != build_tag():
@@ -113,7 +114,7 @@ def install() -> None:
     build = read_build()
     if isinstance(build, str):
         status = f"pure Python: compiled build {build}"
-        if "changed" in build:
+        if build != NOT_BUILT:  # a build that was made and cannot be used: say so
             import logging  # only now: every process imports this module first
 
             logging.getLogger(__name__).warning(

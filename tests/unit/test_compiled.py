@@ -147,7 +147,7 @@ def test_a_fresh_build_names_every_module_and_the_library_they_share(tmp_path: P
 @pytest.mark.parametrize(
     ("spoil", "reason"),
     [
-        (lambda root, build: shutil.rmtree(build), "not built (scripts/setup.sh builds it)"),
+        (lambda root, build: shutil.rmtree(build), compiled.NOT_BUILT),
         (
             lambda root, build: (build / compiled.MANIFEST).write_text("{"),
             "unreadable manifest: Expecting property name enclosed in double quotes",
