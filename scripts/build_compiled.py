@@ -1,6 +1,6 @@
 """Compile the mail parser's modules (`server.compiled.MODULES`) with mypyc into build/compiled/.
 
-Run by scripts/setup.sh; ~40 s. Writes the build beside, then swaps it in whole, with a
+Run by scripts/setup.sh; ~30 s. Writes the build beside, then swaps it in whole, with a
 manifest of the hash of every source it was made from: `server.compiled` loads the build only
 while those sources are unchanged. Needs a C compiler and Python's headers.
 """

@@ -50,7 +50,7 @@ else
 fi
 # The parse workers' modules, compiled: ~9% less CPU over an import (docs/benchmarks.md).
 # Rebuilt only when a source changed; until then the sources run, with a warning.
-if ! .venv/bin/python -c 'import sys; from server import compiled; sys.exit(compiled.status.startswith("pure"))'; then
+if ! .venv/bin/python -c 'import sys; from server import compiled; sys.exit(isinstance(compiled.read_build(), str))'; then
   .venv/bin/python scripts/build_compiled.py
 fi
 # An editable install leaves our own modules uncompiled, and where PYTHONDONTWRITEBYTECODE is
